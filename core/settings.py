@@ -1,0 +1,171 @@
+"""The one place configuration is read: the environment, fed by `.env`.
+
+Read once at start-up with `Settings.from_env()` and passed down; handlers never call
+`os.getenv` themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message says which and where to get it."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _ids(value: str | None) -> frozenset[str]:
+    return frozenset(part.strip() for part in (value or "").replace(" ", ",").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Slack
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str = ""
+    # Streaming: "auto" tries Slack's native chat streaming, then falls back to
+    # a placeholder edited with chat.update; "update" always uses the fallback.
+    streaming_mode: str = "auto"
+    native_streams_per_minute: int = 18
+    # OpenAI
+    openai_api_key: str = ""
+    openai_base_url: str = ""
+    openai_model: str = "gpt-4.1-mini"
+    openai_timeout: float = 60.0
+    openai_max_attempts: int = 4
+    openai_webhook_secret: str = ""
+    max_output_tokens: int = 2048
+    max_history_tokens: int = 12000
+    model_context_window: int = 0  # 0: from the model table
+    temperature: float | None = None
+    moderation_enabled: bool = False
+    # Storage
+    redis_url: str = ""
+    redis_key_prefix: str = "tw"
+    redis_max_connections: int = 64
+    bot_data_dir: Path = Path(".data")
+    conversation_ttl_days: int = 30
+    # Runtime
+    port: int = 3000
+    log_level: str = "INFO"
+    max_concurrent_turns: int = 1000
+    max_message_chars: int = 40000
+    # Personas and admin
+    workspace_persona_prompt: str = ""
+    admin_user_ids: frozenset[str] = field(default_factory=frozenset)
+    admin_channel_ids: frozenset[str] = field(default_factory=frozenset)
+    # Fine-tuning
+    finetune_poll_interval: float = 30.0
+    finetune_base_model: str = "gpt-4.1-mini-2025-04-14"
+
+    @property
+    def conversation_ttl_seconds(self) -> int:
+        return self.conversation_ttl_days * 86400
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+        """Build settings from `env` (default: `os.environ` after loading `.env`).
+
+        Example:
+            >>> Settings.from_env({"OPENAI_MODEL": "gpt-4o-mini"}, dotenv=False).openai_model
+            'gpt-4o-mini'
+        """
+        if env is None:
+            if dotenv:
+                load_dotenv(override=False)
+            env = dict(os.environ)
+        g = env.get
+        temperature = g("OPENAI_TEMPERATURE", "").strip()
+        return cls(
+            slack_bot_token=g("SLACK_BOT_TOKEN", "").strip(),
+            slack_signing_secret=g("SLACK_SIGNING_SECRET", "").strip(),
+            slack_app_token=g("SLACK_APP_TOKEN", "").strip(),
+            slack_api_url=g("SLACK_API_URL", "").strip(),
+            streaming_mode=(g("STREAMING_MODE", "auto").strip() or "auto").lower(),
+            native_streams_per_minute=_int(env, "NATIVE_STREAMS_PER_MINUTE", 18),
+            openai_api_key=g("OPENAI_API_KEY", "").strip(),
+            openai_base_url=g("OPENAI_BASE_URL", "").strip(),
+            openai_model=g("OPENAI_MODEL", "").strip() or "gpt-4.1-mini",
+            openai_timeout=_float(env, "OPENAI_TIMEOUT", 60.0),
+            openai_max_attempts=max(1, _int(env, "OPENAI_MAX_ATTEMPTS", 4)),
+            openai_webhook_secret=g("OPENAI_WEBHOOK_SECRET", "").strip(),
+            max_output_tokens=_int(env, "MAX_OUTPUT_TOKENS", 2048),
+            max_history_tokens=_int(env, "MAX_HISTORY_TOKENS", 12000),
+            model_context_window=_int(env, "MODEL_CONTEXT_WINDOW", 0),
+            temperature=float(temperature) if temperature else None,
+            moderation_enabled=_bool(g("MODERATION_ENABLED"), False),
+            redis_url=g("REDIS_URL", "").strip(),
+            redis_key_prefix=g("REDIS_KEY_PREFIX", "").strip() or "tw",
+            redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", 64),
+            bot_data_dir=Path(g("BOT_DATA_DIR", "").strip() or ".data"),
+            conversation_ttl_days=_int(env, "CONVERSATION_TTL_DAYS", 30),
+            port=_int(env, "PORT", 3000),
+            log_level=(g("LOG_LEVEL", "INFO").strip() or "INFO").upper(),
+            max_concurrent_turns=_int(env, "MAX_CONCURRENT_TURNS", 1000),
+            max_message_chars=_int(env, "MAX_MESSAGE_CHARS", 40000),
+            workspace_persona_prompt=g("WORKSPACE_PERSONA_PROMPT", "").strip(),
+            admin_user_ids=_ids(g("ADMIN_USER_IDS")),
+            admin_channel_ids=_ids(g("ADMIN_CHANNEL_IDS")),
+            finetune_poll_interval=_float(env, "FINETUNE_POLL_INTERVAL", 30.0),
+            finetune_base_model=g("FINETUNE_BASE_MODEL", "").strip() or "gpt-4.1-mini-2025-04-14",
+        )
+
+    def require_slack(self, mode: str) -> None:
+        """Stop start-up early, naming the missing token and where to find it."""
+        where = (
+            "Create the app from manifest.yml at https://api.slack.com/apps, then copy it from "
+        )
+        if not self.slack_bot_token:
+            raise ConfigError(
+                "SLACK_BOT_TOKEN is not set. "
+                + where
+                + "'OAuth & Permissions' -> 'Bot User OAuth Token' (starts with xoxb-)."
+            )
+        if mode == "socket" and not self.slack_app_token:
+            raise ConfigError(
+                "SLACK_APP_TOKEN is not set (needed for Socket Mode). "
+                + where
+                + "'Basic Information' -> 'App-Level Tokens', with the connections:write scope (starts with xapp-)."
+            )
+        if mode == "http" and not self.slack_signing_secret:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET is not set (needed for HTTP mode). "
+                + where
+                + "'Basic Information' -> 'App Credentials' -> 'Signing Secret'."
+            )
+        if not self.openai_api_key and not self.openai_base_url:
+            raise ConfigError(
+                "OPENAI_API_KEY is not set. Get one at https://platform.openai.com/api-keys, "
+                "or set OPENAI_BASE_URL to a local OpenAI-compatible server."
+            )

