@@ -143,9 +143,7 @@ class Settings:
 
     def require_slack(self, mode: str) -> None:
         """Stop start-up early, naming the missing token and where to find it."""
-        where = (
-            "Create the app from manifest.yml at https://api.slack.com/apps, then copy it from "
-        )
+        where = "Create the app from manifest.yml at https://api.slack.com/apps, then copy it from "
         if not self.slack_bot_token:
             raise ConfigError(
                 "SLACK_BOT_TOKEN is not set. "

@@ -1,0 +1,72 @@
+"""Run the bot: `python -m bot [--mode socket|http]`.
+
+Socket Mode when SLACK_APP_TOKEN is set, HTTP mode (uvicorn on PORT) otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from core.settings import ConfigError, Settings
+
+
+def _mode(arg: str | None, settings: Settings) -> str:
+    if arg:
+        return arg
+    return "socket" if settings.slack_app_token else "http"
+
+
+async def run_socket_mode(settings: Settings) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.app import create_app
+    from bot.deps import close_deps, create_deps
+
+    deps = await create_deps(settings)
+    handler = AsyncSocketModeHandler(create_app(deps), settings.slack_app_token)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await handler.connect_async()
+        logging.getLogger(__name__).info("Socket Mode: connected; press Ctrl+C to stop")
+        await stop.wait()
+    finally:
+        await handler.close_async()
+        await close_deps(deps)
+
+
+def run_http_mode(settings: Settings) -> None:
+    import uvicorn
+
+    from bot.http import create_asgi_app
+
+    uvicorn.run(create_asgi_app(settings), host="0.0.0.0", port=settings.port, log_level=settings.log_level.lower())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Run the Threadwise Slack bot.")
+    parser.add_argument("--mode", choices=["socket", "http"], help="default: socket if SLACK_APP_TOKEN is set")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        mode = _mode(args.mode, settings)
+        settings.require_slack(mode)
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if mode == "socket":
+        asyncio.run(run_socket_mode(settings))
+    else:
+        run_http_mode(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

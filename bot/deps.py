@@ -1,0 +1,85 @@
+"""Everything listeners need, created once inside the running loop and closed once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.streaming import NativeStreamBudget
+from bot.tasks import TaskRunner
+from core.conversations import CoreDeps
+from core.llm import create_openai
+from core.settings import Settings
+from core.store import close_store, create_store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+@dataclass
+class BotDeps:
+    settings: Settings
+    core: CoreDeps
+    client: AsyncWebClient
+    session: aiohttp.ClientSession
+    tasks: TaskRunner
+    streams: NativeStreamBudget
+    bot_user_id: str = ""
+    bot_id: str = ""
+    team_id: str = ""
+
+
+def slack_api_url(settings: Settings) -> str:
+    url = settings.slack_api_url or DEFAULT_SLACK_API_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def create_slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
+    """One client on one shared session, honouring Slack's 429 Retry-After."""
+    client = AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=slack_api_url(settings),
+        session=session,
+        timeout=30,
+    )
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    return client
+
+
+async def create_deps(settings: Settings) -> BotDeps:
+    """Connect Redis, OpenAI and Slack, and learn who the bot is (one auth.test)."""
+    store = await create_store(settings)
+    session = aiohttp.ClientSession()
+    client = create_slack_client(settings, session)
+    deps = BotDeps(
+        settings=settings,
+        core=CoreDeps(settings=settings, store=store, openai=create_openai(settings)),
+        client=client,
+        session=session,
+        tasks=TaskRunner(settings.max_concurrent_turns),
+        streams=NativeStreamBudget(
+            per_minute=settings.native_streams_per_minute if settings.streaming_mode == "auto" else 0
+        ),
+    )
+    try:
+        auth = await client.auth_test()
+    except Exception:
+        await close_deps(deps)
+        raise
+    deps.bot_user_id = auth.get("user_id", "")
+    deps.bot_id = auth.get("bot_id", "")
+    deps.team_id = auth.get("team_id", "")
+    log.info("Connected to Slack as %s (team %s)", deps.bot_user_id, deps.team_id)
+    return deps
+
+
+async def close_deps(deps: BotDeps) -> None:
+    await deps.tasks.drain()
+    await deps.core.openai.close()
+    await deps.session.close()
+    await close_store(deps.core.store)

@@ -1,0 +1,16 @@
+"""Event listeners: mentions, and messages in DMs and in the bot's threads."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.deps import BotDeps
+from bot.listeners.events.app_mention import handle_app_mention
+from bot.listeners.events.message import handle_message
+
+
+def register(app: AsyncApp, deps: BotDeps) -> None:
+    app.event("app_mention")(partial(handle_app_mention, deps=deps))
+    app.event("message")(partial(handle_message, deps=deps))

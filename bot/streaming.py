@@ -1,0 +1,241 @@
+"""An answer streamed into a Slack thread: native chat streaming, or throttled edits.
+
+Native streaming (`chat_stream`: chat.startStream/appendStream/stopStream) looks best but
+its start and stop are Tier 2 (~20 per minute per workspace). So each process spends a
+small per-minute budget on native streams and answers the rest, or any that fail to
+start, with a placeholder message edited at most once a second (chat.update is Tier 3).
+Answers longer than one message can hold continue in a new message in the same thread,
+so nothing ever fails with `msg_too_long`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import blocks, messages
+
+log = logging.getLogger(__name__)
+
+EDIT_INTERVAL = 1.0
+NATIVE_BUFFER = 256
+# Errors that mean native streaming will never work here (old workspace plan, missing
+# scope, token type): stop trying for the rest of the process.
+PERMANENT_NATIVE_ERRORS = {
+    "unknown_method",
+    "not_allowed_token_type",
+    "missing_scope",
+    "method_deprecated",
+    "feature_not_enabled",
+    "not_authed",
+    "invalid_auth",
+}
+
+
+@dataclass
+class NativeStreamBudget:
+    """A sliding one-minute window of native stream starts, shared by a process."""
+
+    per_minute: int
+    enabled: bool = True
+    _starts: deque = field(default_factory=deque)
+
+    def take(self, now: float | None = None) -> bool:
+        if not self.enabled or self.per_minute <= 0:
+            return False
+        now = time.monotonic() if now is None else now
+        while self._starts and now - self._starts[0] >= 60:
+            self._starts.popleft()
+        if len(self._starts) >= self.per_minute:
+            return False
+        self._starts.append(now)
+        return True
+
+
+@dataclass
+class Target:
+    channel: str
+    thread_ts: str
+    team: str
+    user: str
+
+
+class SlackAnswer:
+    """One answer as it grows; `append` deltas, then `finish` or `fail`."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        target: Target,
+        *,
+        budget: NativeStreamBudget,
+        edit_interval: float = EDIT_INTERVAL,
+        limit: int = blocks.MARKDOWN_LIMIT,
+    ) -> None:
+        self.client = client
+        self.target = target
+        self.budget = budget
+        self.native = budget.take()
+        self.edit_interval = edit_interval
+        self.limit = limit
+        self.stream = None
+        self.pending = ""  # native: appended but not yet flushed to Slack
+        self.current = ""  # text of the message being written
+        self.ts: str | None = None  # edit mode: the message being edited
+        self.last_edit = 0.0
+        self.message_ts: list[str] = []  # every message this answer produced
+
+    async def start(self) -> None:
+        """Show that an answer is coming: the assistant status, or a placeholder."""
+        if self.native:
+            try:
+                await self.client.assistant_threads_setStatus(
+                    channel_id=self.target.channel, thread_ts=self.target.thread_ts, status="is thinking…"
+                )
+            except SlackApiError as exc:  # only assistant threads support it; harmless elsewhere
+                log.debug("setStatus unavailable: %s", exc.response.get("error"))
+        else:
+            await self._post_placeholder()
+
+    async def append(self, delta: str) -> None:
+        while delta:
+            room = self.limit - len(self.current)
+            head, delta = delta[:room], delta[room:]
+            if head:
+                await (self._native_append(head) if self.native else self._edit_append(head))
+            if delta:
+                await self._roll_over()
+
+    async def finish(self, footer: list[dict], *, note: str = "") -> None:
+        """Close the answer with its footer (persona, model) and any note for the reader."""
+        if note:
+            await self.append(("\n\n" if self.current else "") + note)
+        if not self.current and not self.message_ts:
+            await self.append(messages.EMPTY_ANSWER)
+        if self.native:
+            try:
+                await self._native_stop(footer)
+                return
+            except SlackApiError as exc:
+                self._give_up_native(exc)
+        await self._edit(final=True, footer=footer)
+
+    async def fail(self, text: str) -> None:
+        """Show an error in the thread: in the placeholder if nothing was said yet."""
+        if self.native and self.stream is not None:
+            try:
+                await self.stream.stop(markdown_text=("\n\n" if self.current else "") + text)
+                return
+            except SlackApiError as exc:
+                self._give_up_native(exc)
+        if self.ts and not self.current:
+            await self.client.chat_update(
+                channel=self.target.channel, ts=self.ts, text=text, blocks=blocks.notice(text)
+            )
+            return
+        if self.ts:
+            await self._edit(final=True, footer=[])
+        await self.client.chat_postMessage(
+            channel=self.target.channel, thread_ts=self.target.thread_ts, text=text, blocks=blocks.notice(text)
+        )
+
+    # -- native streaming -------------------------------------------------------
+    async def _native_append(self, text: str) -> None:
+        try:
+            if self.stream is None:
+                self.stream = await self.client.chat_stream(
+                    channel=self.target.channel,
+                    thread_ts=self.target.thread_ts,
+                    recipient_team_id=self.target.team,
+                    recipient_user_id=self.target.user,
+                    buffer_size=NATIVE_BUFFER,
+                )
+            self.pending += text
+            self.current += text
+            if await self.stream.append(markdown_text=text) is not None:
+                if self.stream.ts and self.stream.ts not in self.message_ts:
+                    self.message_ts.append(self.stream.ts)
+                self.pending = ""
+        except SlackApiError as exc:
+            self._give_up_native(exc)
+            unsent, self.pending = self.pending, ""
+            self.current = self.current[: len(self.current) - len(unsent)]
+            if self.current:  # the visible part stays; the rest continues in a new message
+                self.current = ""
+            self.stream = None
+            await self._post_placeholder()
+            await self._edit_append(unsent)
+
+    async def _native_stop(self, footer: list[dict]) -> None:
+        if self.stream is None:
+            self.stream = await self.client.chat_stream(
+                channel=self.target.channel,
+                thread_ts=self.target.thread_ts,
+                recipient_team_id=self.target.team,
+                recipient_user_id=self.target.user,
+                buffer_size=NATIVE_BUFFER,
+            )
+        await self.stream.stop(blocks=footer or None)
+        if self.stream.ts and self.stream.ts not in self.message_ts:
+            self.message_ts.append(self.stream.ts)
+        self.pending = ""
+
+    def _give_up_native(self, exc: SlackApiError) -> None:
+        error = exc.response.get("error", "") if exc.response else ""
+        log.warning("Native streaming failed (%s); falling back to message edits", error)
+        self.native = False
+        if error in PERMANENT_NATIVE_ERRORS:
+            self.budget.enabled = False
+
+    # -- placeholder + chat.update ---------------------------------------------
+    async def _post_placeholder(self) -> None:
+        response = await self.client.chat_postMessage(
+            channel=self.target.channel,
+            thread_ts=self.target.thread_ts,
+            text=messages.THINKING,
+            blocks=blocks.notice(messages.THINKING),
+        )
+        self.ts = response["ts"]
+        self.message_ts.append(self.ts)
+        self.current = ""
+        self.last_edit = time.monotonic()
+
+    async def _edit_append(self, text: str) -> None:
+        if self.ts is None:
+            await self._post_placeholder()
+        self.current += text
+        if time.monotonic() - self.last_edit >= self.edit_interval:
+            await self._edit()
+
+    async def _edit(self, *, final: bool = False, footer: list[dict] | None = None) -> None:
+        if self.ts is None:
+            await self._post_placeholder()
+        text = self.current if final else self.current + " …"
+        await self.client.chat_update(
+            channel=self.target.channel,
+            ts=self.ts,
+            text=blocks.fallback_text(text),
+            blocks=blocks.answer_blocks(text, footer=footer if final else None),
+        )
+        self.last_edit = time.monotonic()
+
+    async def _roll_over(self) -> None:
+        """The message is full: close it and continue the answer in a new one."""
+        if self.native and self.stream is not None:
+            try:
+                await self.stream.stop()
+            except SlackApiError as exc:
+                self._give_up_native(exc)
+            self.stream = None
+            self.pending = ""
+            self.current = ""
+            if not self.native:
+                await self._post_placeholder()
+            return
+        await self._edit(final=True, footer=[])
+        await self._post_placeholder()

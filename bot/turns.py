@@ -1,0 +1,97 @@
+"""A chat turn as Slack sees it: from an incoming message to a streamed answer.
+
+Everything the member sees on failure is decided here: Redis down, the model failing
+after retries, a stream cut short. The core records; this module tells the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from openai import OpenAIError
+from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, messages
+from bot.deps import BotDeps
+from bot.streaming import SlackAnswer, Target
+from core import conversations, llm
+from core.conversations import Incoming
+
+log = logging.getLogger(__name__)
+
+
+async def post_in_thread(deps: BotDeps, channel: str, thread_ts: str, text: str) -> None:
+    try:
+        await deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks.notice(text))
+    except SlackApiError as exc:
+        log.warning("Could not post to %s: %s", channel, exc.response.get("error"))
+
+
+async def run_turn(deps: BotDeps, incoming: Incoming) -> None:
+    """Answer one message; turns of one thread run one at a time, in arrival order."""
+    async with conversations.turn_locks.hold(incoming.conv_id):
+        try:
+            await _run_turn(deps, incoming)
+        except SlackApiError as exc:
+            log.warning("Slack refused the answer in %s: %s", incoming.channel, exc.response.get("error"))
+
+
+async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
+    core = deps.core
+    try:
+        turn = await conversations.prepare(core, incoming)
+    except RedisError as exc:
+        log.error("Redis unavailable while opening a turn: %s", type(exc).__name__)
+        # A follow-up may be in a thread that isn't ours; we can't tell without Redis,
+        # so only messages addressed to the bot (mentions, DMs) get the error.
+        if not incoming.require_existing:
+            await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
+        return
+    except OpenAIError as exc:  # moderation failed after retries
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.llm_error(llm.error_kind(exc)))
+        return
+    if turn.status in ("duplicate", "foreign"):
+        log.debug("Skipping %s message %s", turn.status, incoming.ts)
+        return
+    if turn.status == "flagged":
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.FLAGGED)
+        return
+
+    answer = SlackAnswer(
+        deps.client,
+        Target(incoming.channel, incoming.thread_ts, incoming.team, incoming.user),
+        budget=deps.streams,
+    )
+    await answer.start()
+    result = llm.StreamResult()
+    notes: list[str] = []
+    if turn.truncated_from:
+        limit = conversations.history_budget(deps.settings, turn.model)
+        notes.append(messages.TRUNCATED.format(n=turn.truncated_from, limit=limit))
+    try:
+        async for delta in conversations.reply(core, turn, result):
+            await answer.append(delta)
+    except RedisError as exc:
+        log.error("Redis unavailable while saving an answer: %s", type(exc).__name__)
+        notes.append("_Note: I couldn't save this answer to memory (Redis is unreachable), so I may not remember it._")
+    except Exception as exc:
+        kind = llm.error_kind(exc)
+        log.warning("Model call failed for %s: %s (%s)", incoming.conv_id, type(exc).__name__, kind)
+        if result.text:
+            await answer.finish(_footer(turn), note=messages.INTERRUPTED)
+        else:
+            await answer.fail(messages.llm_error(kind))
+        return
+    if result.refusal and not result.text:
+        notes.append(f"_The model declined to answer: {result.refusal}_")
+    if result.finish_reason == "length":
+        notes.append(messages.LENGTH_LIMIT)
+    await answer.finish(_footer(turn), note="\n".join(notes))
+
+
+def _footer(turn: conversations.Prepared) -> list[dict]:
+    persona = turn.resolved.choice.name if turn.resolved else "default"
+    if turn.resolved and turn.resolved.choice.domain:
+        persona += f" ({turn.resolved.choice.domain})"
+    return blocks.answer_footer(persona=persona, model=turn.model)

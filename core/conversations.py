@@ -1,0 +1,245 @@
+"""A conversation turn: record the message, build the prompt within budget, stream, record.
+
+This is the one path every chat message takes, whatever surface it came from. It knows
+nothing of Slack: the bot passes an `Incoming` and renders the `Prepared` turn's stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from openai import AsyncOpenAI
+
+from core import history, keys, llm, personas, tokens
+from core.settings import Settings
+from core.store import Store
+
+log = logging.getLogger(__name__)
+
+TRUNCATION_NOTICE = "\n\n[…message truncated: it was {n} tokens, over the {limit}-token limit]"
+
+
+@dataclass
+class CoreDeps:
+    """What a turn needs; created once at start-up and passed down."""
+
+    settings: Settings
+    store: Store
+    openai: AsyncOpenAI
+
+
+@dataclass
+class Incoming:
+    """A user's message, already stripped of Slack specifics."""
+
+    team: str
+    channel: str
+    thread_ts: str
+    user: str
+    text: str
+    ts: str
+    event_id: str = ""
+    require_existing: bool = False  # follow-ups in channels only continue our own threads
+
+    @property
+    def conv_id(self) -> str:
+        return keys.conversation_id(self.team, self.channel, self.thread_ts)
+
+
+@dataclass
+class Prepared:
+    """A turn ready to stream; `status` says if it should be answered at all."""
+
+    status: str  # ok | duplicate | foreign | flagged
+    incoming: Incoming | None = None
+    model: str = ""
+    messages: list[dict] = field(default_factory=list)
+    resolved: personas.Resolved | None = None
+    truncated_from: int = 0  # tokens of the user's message before truncation, if cut
+    dropped: int = 0  # older messages left out of the prompt to fit the budget
+    history_length: int = 0
+    temperature: float | None = None
+
+
+def history_budget(settings: Settings, model: str) -> int:
+    """Tokens of history a prompt may carry: the cap, or what the model's window allows."""
+    info = tokens.model_info(model)
+    window = settings.model_context_window or info.context_window
+    room = window - min(settings.max_output_tokens, info.max_output) - personas.SYSTEM_RESERVE_TOKENS
+    return max(256, min(settings.max_history_tokens, room))
+
+
+def user_message(incoming: Incoming, model: str, limit: int) -> tuple[dict, int]:
+    """The stored form of a user's message, cut to `limit` tokens with a visible notice."""
+    content = f"<@{incoming.user}>: {incoming.text}"
+    message = {"role": "user", "content": content}
+    n = tokens.count_message(message, model)
+    truncated_from = 0
+    if n > limit:
+        truncated_from = n
+        notice = TRUNCATION_NOTICE.format(n=n, limit=limit)
+        keep = limit - tokens.count_text(notice, model) - tokens.TOKENS_PER_MESSAGE - 8
+        message["content"] = tokens.truncate_text(content, model, keep) + notice
+        n = tokens.count_message(message, model)
+    return {**message, "tokens": n, "ts": incoming.ts, "user": incoming.user}, truncated_from
+
+
+def fit(window: list[dict], budget: int) -> tuple[list[dict], int]:
+    """Drop the oldest messages until the cached counts fit; the newest always stays."""
+    total = sum(m.get("tokens", 0) for m in window)
+    dropped = 0
+    while len(window) - dropped > 1 and total > budget:
+        total -= window[dropped].get("tokens", 0)
+        dropped += 1
+    return window[dropped:], dropped
+
+
+def _wire(message: dict) -> dict:
+    return {"role": message["role"], "content": message["content"]}
+
+
+async def prepare(deps: CoreDeps, incoming: Incoming) -> Prepared:
+    """Screen, record and load: everything before the model is called.
+
+    Two Redis round trips: the turn script (dedupe, append, window) and the persona
+    lookup. The user's message is stored before the model is called, so a failed call
+    never loses it.
+    """
+    s = deps.settings
+    if s.moderation_enabled and await llm.is_flagged(deps.openai, incoming.text):
+        log.info("Moderation flagged a message in %s", incoming.channel)
+        return Prepared(status="flagged", incoming=incoming)
+    model = s.openai_model
+    budget = history_budget(s, model)
+    message, truncated_from = user_message(incoming, model, budget)
+    turn = await history.open_turn(
+        deps.store,
+        incoming.conv_id,
+        message,
+        budget=budget,
+        ttl=s.conversation_ttl_seconds,
+        event_key=f"event:{incoming.event_id or incoming.ts}",
+        message_key=f"msg:{incoming.ts}",
+        require_existing=incoming.require_existing,
+    )
+    if turn.status != "ok":
+        return Prepared(status=turn.status, incoming=incoming)
+    thread_choice = personas.Choice.from_json(turn.meta.get("persona"), "thread")
+    resolved = await personas.resolve(
+        deps.store,
+        incoming.team,
+        incoming.channel,
+        thread_choice,
+        default_team_prompt=s.workspace_persona_prompt,
+    )
+    model = resolved.persona.model or model
+    window, dropped = fit(turn.window, history_budget(s, model))
+    system = {"role": "system", "content": resolved.system}
+    return Prepared(
+        status="ok",
+        incoming=incoming,
+        model=model,
+        messages=[system] + [_wire(m) for m in window],
+        resolved=resolved,
+        truncated_from=truncated_from,
+        dropped=dropped + (turn.length - len(turn.window)),
+        history_length=turn.length,
+        temperature=resolved.persona.temperature
+        if resolved.persona.temperature is not None
+        else s.temperature,
+    )
+
+
+async def reply(deps: CoreDeps, turn: Prepared, result: llm.StreamResult) -> AsyncIterator[str]:
+    """Stream the model's answer and record it, with usage, when the stream ends.
+
+    A context overflow (the server's window is smaller than we thought) halves the
+    history and tries once more. Text that reached the user is recorded even if the
+    stream breaks, so the history matches what the thread shows.
+    """
+    s = deps.settings
+    messages = turn.messages
+    for attempt in (1, 2):
+        try:
+            async for delta in llm.stream_chat(
+                deps.openai,
+                model=turn.model,
+                messages=messages,
+                result=result,
+                max_tokens=s.max_output_tokens,
+                temperature=turn.temperature,
+                attempts=s.openai_max_attempts,
+            ):
+                yield delta
+            break
+        except Exception as exc:
+            if attempt == 1 and not result.text and llm.error_kind(exc) == "context_length":
+                messages = _halve(messages)
+                log.warning(
+                    "Context length exceeded for %s; retrying with %d messages", turn.model, len(messages)
+                )
+                continue
+            if result.text:
+                await _record(deps, turn, result, interrupted=True)
+            raise
+    await _record(deps, turn, result)
+
+
+def _halve(messages: list[dict]) -> list[dict]:
+    system, rest = messages[0], messages[1:]
+    keep = max(1, len(rest) // 2)
+    return [system] + rest[-keep:]
+
+
+async def _record(
+    deps: CoreDeps, turn: Prepared, result: llm.StreamResult, *, interrupted: bool = False
+) -> None:
+    text = result.text or result.refusal
+    message = None
+    if text:
+        content = text + ("\n[answer interrupted]" if interrupted else "")
+        message = {"role": "assistant", "content": content}
+        message["tokens"] = tokens.count_message(message, turn.model)
+    usage = dict(result.usage)
+    await history.close_turn(
+        deps.store,
+        turn.incoming.conv_id,
+        message,
+        ttl=deps.settings.conversation_ttl_seconds,
+        usage=usage,
+        meta={"model": turn.model, "last_persona": turn.resolved.choice.name if turn.resolved else ""},
+    )
+
+
+class _ConversationLocks:
+    """One lock per conversation, dropped when nobody holds or waits for it.
+
+    Two messages that arrive together in a thread are answered one after the other, in
+    arrival order (asyncio locks are FIFO), so the second answer sees the first.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, conv_id: str):
+        lock, users = self._locks.get(conv_id, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[conv_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[conv_id]
+            if users <= 1:
+                del self._locks[conv_id]
+            else:
+                self._locks[conv_id] = (lock, users - 1)
+
+
+turn_locks = _ConversationLocks()

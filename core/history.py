@@ -1,0 +1,185 @@
+"""Conversation memory in Redis: a constant number of round trips per turn.
+
+A conversation is three keys under one hash tag: the messages (a list of JSON), their
+token counts (a parallel list of integers, counted once when stored), and a metadata
+hash. Opening a turn is one script call that dedupes the event, appends the user's
+message and returns only the newest messages that fit the token budget, walking the
+cached counts from the tail. Closing a turn is one transaction. So a turn costs two
+round trips whatever the history length, and nothing is ever recounted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from core import keys
+from core.store import Store
+
+_OPEN_TURN = """
+local msgs, toks, meta, seen_event, seen_msg = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local message, tokens, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl, now, require_existing, dedupe_ttl = tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7])
+if require_existing == '1' and redis.call('EXISTS', meta) == 0 then
+  return {'foreign'}
+end
+if not redis.call('SET', seen_event, '1', 'NX', 'EX', dedupe_ttl) then return {'duplicate'} end
+if seen_msg ~= seen_event and not redis.call('SET', seen_msg, '1', 'NX', 'EX', dedupe_ttl) then
+  return {'duplicate'}
+end
+local n = redis.call('RPUSH', msgs, message)
+redis.call('RPUSH', toks, tokens)
+redis.call('HSETNX', meta, 'created', now)
+redis.call('HSET', meta, 'updated', now)
+redis.call('HINCRBY', meta, 'messages', 1)
+redis.call('HINCRBY', meta, 'history_tokens', tokens)
+redis.call('EXPIRE', msgs, ttl)
+redis.call('EXPIRE', toks, ttl)
+redis.call('EXPIRE', meta, ttl)
+-- Walk cached counts from the newest message back until the budget is spent.
+local total, count, step = 0, 0, 64
+while count < n do
+  local chunk = redis.call('LRANGE', toks, -(count + step), -(count + 1))
+  local stop = false
+  for i = #chunk, 1, -1 do
+    local t = tonumber(chunk[i])
+    if count > 0 and total + t > budget then stop = true break end
+    total = total + t
+    count = count + 1
+  end
+  if stop or #chunk < step then break end
+end
+local window = redis.call('LRANGE', msgs, -count, -1)
+return {'ok', redis.call('HGETALL', meta), window, n}
+"""
+
+
+@dataclass
+class Turn:
+    """What a turn starts from: the conversation's metadata and its newest messages."""
+
+    status: str  # "ok", "duplicate" (already handled) or "foreign" (not our thread)
+    meta: dict[str, str] = field(default_factory=dict)
+    window: list[dict] = field(default_factory=list)
+    length: int = 0  # messages in the whole history
+
+
+def _decode_meta(flat: list) -> dict[str, str]:
+    it = iter(v.decode() if isinstance(v, bytes) else v for v in flat)
+    return dict(zip(it, it, strict=False))
+
+
+async def open_turn(
+    store: Store,
+    conv_id: str,
+    message: dict,
+    *,
+    budget: int,
+    ttl: int,
+    event_key: str,
+    message_key: str,
+    require_existing: bool = False,
+) -> Turn:
+    """Record the user's message and load the context window in one round trip.
+
+    `message` must carry its cached `tokens`. `event_key` and `message_key` dedupe Slack
+    retries (same event id) and double deliveries (same channel and ts).
+    """
+    k = keys.conversation(store.prefix, conv_id)
+    script = store.redis.register_script(_OPEN_TURN)  # EVALSHA; loads the script once if missing
+    result = await script(
+        keys=[
+            k["msgs"],
+            k["toks"],
+            k["meta"],
+            keys.seen(store.prefix, conv_id, event_key),
+            keys.seen(store.prefix, conv_id, message_key),
+        ],
+        args=[
+            json.dumps(message, separators=(",", ":")),
+            int(message["tokens"]),
+            int(budget),
+            int(ttl),
+            f"{time.time():.3f}",
+            "1" if require_existing else "0",
+            keys.DEDUPE_TTL_SECONDS,
+        ],
+    )
+    status = result[0].decode() if isinstance(result[0], bytes) else result[0]
+    if status != "ok":
+        return Turn(status=status)
+    return Turn(
+        status="ok",
+        meta=_decode_meta(result[1]),
+        window=[json.loads(m) for m in result[2]],
+        length=int(result[3]),
+    )
+
+
+async def close_turn(
+    store: Store,
+    conv_id: str,
+    message: dict | None,
+    *,
+    ttl: int,
+    usage: dict[str, int] | None = None,
+    meta: dict[str, str] | None = None,
+) -> None:
+    """Append the assistant's reply and add usage to the totals, atomically."""
+    k = keys.conversation(store.prefix, conv_id)
+    async with store.redis.pipeline(transaction=True) as pipe:
+        if message is not None:
+            pipe.rpush(k["msgs"], json.dumps(message, separators=(",", ":")))
+            pipe.rpush(k["toks"], int(message["tokens"]))
+            pipe.hincrby(k["meta"], "messages", 1)
+            pipe.hincrby(k["meta"], "history_tokens", int(message["tokens"]))
+            pipe.hincrby(k["meta"], "turns", 1)
+        for name, value in (usage or {}).items():
+            pipe.hincrby(k["meta"], f"usage_{name}", int(value))
+        fields = {"updated": f"{time.time():.3f}", **(meta or {})}
+        pipe.hset(k["meta"], mapping=fields)
+        for key in k.values():
+            pipe.expire(key, ttl)
+        await pipe.execute()
+
+
+async def exists(store: Store, conv_id: str) -> bool:
+    return bool(await store.redis.exists(keys.conversation(store.prefix, conv_id)["meta"]))
+
+
+async def get_meta(store: Store, conv_id: str) -> dict[str, str]:
+    raw = await store.redis.hgetall(keys.conversation(store.prefix, conv_id)["meta"])
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+async def set_meta(store: Store, conv_id: str, fields: dict[str, str], *, ttl: int) -> None:
+    """Set metadata (e.g. the thread's persona), creating the conversation if needed."""
+    k = keys.conversation(store.prefix, conv_id)["meta"]
+    async with store.redis.pipeline(transaction=True) as pipe:
+        pipe.hsetnx(k, "created", f"{time.time():.3f}")
+        pipe.hset(k, mapping=fields)
+        pipe.expire(k, ttl)
+        await pipe.execute()
+
+
+async def reset(store: Store, conv_id: str, *, ttl: int) -> None:
+    """Forget the messages but keep the thread known, with its persona and usage totals."""
+    k = keys.conversation(store.prefix, conv_id)
+    async with store.redis.pipeline(transaction=True) as pipe:
+        pipe.delete(k["msgs"], k["toks"])
+        pipe.hset(k["meta"], mapping={"messages": 0, "history_tokens": 0, "reset_at": f"{time.time():.3f}"})
+        pipe.expire(k["meta"], ttl)
+        await pipe.execute()
+
+
+async def messages(store: Store, conv_id: str, start: int = 0, end: int = -1) -> list[dict]:
+    """The stored history (for exports and tests; the turn path uses `open_turn`)."""
+    raw = await store.redis.lrange(keys.conversation(store.prefix, conv_id)["msgs"], start, end)
+    return [json.loads(m) for m in raw]
+
+
+async def claim(store: Store, conv_id: str, marker: str) -> bool:
+    """True the first time `marker` is seen in this conversation (dedupes retried commands)."""
+    key = keys.seen(store.prefix, conv_id, marker)
+    return bool(await store.redis.set(key, "1", nx=True, ex=keys.DEDUPE_TTL_SECONDS))

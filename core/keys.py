@@ -1,0 +1,48 @@
+"""Every Redis key the app uses, in one place.
+
+Keys of one conversation share the hash tag `{team:channel:thread}` and keys of one
+workspace share `{team}`, so scripts and transactions stay inside one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+DEDUPE_TTL_SECONDS = 24 * 3600  # Slack retries for ~5 minutes; a day is generous and cheap.
+
+
+def conversation_id(team: str, channel: str, thread_ts: str) -> str:
+    return f"{team}:{channel}:{thread_ts}"
+
+
+def conversation(prefix: str, conv_id: str) -> dict[str, str]:
+    """Keys of one conversation: messages (JSON list), their cached token counts, metadata."""
+    base = f"{prefix}:c:{{{conv_id}}}"
+    return {"msgs": f"{base}:msgs", "toks": f"{base}:toks", "meta": f"{base}:meta"}
+
+
+def seen(prefix: str, conv_id: str, marker: str) -> str:
+    """A SET NX marker that makes a retried event or a doubly delivered message a no-op."""
+    return f"{prefix}:c:{{{conv_id}}}:seen:{marker}"
+
+
+def workspace(prefix: str, team: str) -> dict[str, str]:
+    """Workspace-level keys: custom personas, channel choices, settings, schemas, audit."""
+    base = f"{prefix}:w:{{{team}}}"
+    return {
+        "personas": f"{base}:personas",
+        "channel_personas": f"{base}:channel_personas",
+        "settings": f"{base}:settings",
+        "schemas": f"{base}:schemas",
+        "audit": f"{base}:audit",
+        "feedback": f"{base}:feedback",
+        "datasets": f"{base}:datasets",
+        "jobs": f"{base}:jobs",
+    }
+
+
+def finetune_jobs(prefix: str) -> str:
+    """Index of every watched fine-tuning job (job id -> team), across workspaces."""
+    return f"{prefix}:ft:jobs"
+
+
+def finetune_lease(prefix: str, job_id: str) -> str:
+    return f"{prefix}:ft:lease:{job_id}"

@@ -1,0 +1,278 @@
+"""Personas: built-in templates, custom ones per workspace, and which one applies.
+
+A thread's choice wins over its channel's, and the channel's over the workspace's. A
+choice is stored as `{"name": ..., "domain": ...}`; the definition is looked up when a
+turn runs, so editing a custom persona takes effect in every thread that uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+
+from core import keys
+from core.store import Store
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
+MAX_PROMPT_CHARS = 4000
+MAX_CONSTRAINTS = 10
+MAX_CONSTRAINT_CHARS = 300
+# Room reserved in every prompt for the system message, so history trimming can run
+# before the persona is known (see conversations.py).
+SYSTEM_RESERVE_TOKENS = 2500
+
+
+@dataclass(frozen=True)
+class Persona:
+    name: str
+    description: str
+    prompt: str
+    model: str | None = None
+    temperature: float | None = None
+    constraints: tuple[str, ...] = ()
+    builtin: bool = False
+    takes_domain: bool = False
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A persona picked for a scope, with the domain for templates that take one."""
+
+    name: str
+    domain: str = ""
+    by: str = ""
+    scope: str = ""  # "thread", "channel" or "workspace" once resolved
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "domain": self.domain, "by": self.by})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes | None, scope: str = "") -> Choice | None:
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            return cls(name=data["name"], domain=data.get("domain", ""), by=data.get("by", ""), scope=scope)
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+_BASE = (
+    "You are Threadwise, an assistant inside a team's Slack workspace. Several people may "
+    "speak in one thread; each user message starts with the speaker as <@USERID>. Address "
+    "people that way when useful. Format answers in Markdown suited to Slack: short "
+    "paragraphs, lists, and fenced code blocks."
+)
+
+BUILTINS: dict[str, Persona] = {
+    p.name: p
+    for p in (
+        Persona(
+            "default",
+            "A helpful, accurate general assistant.",
+            f"{_BASE} Be helpful and accurate.",
+            builtin=True,
+        ),
+        Persona(
+            "expert",
+            "A domain expert, e.g. `/persona expert tax law`.",
+            f"{_BASE} You are an expert in {{domain}}. Answer with precise, well-founded, "
+            "professional depth; state assumptions and cite the relevant rules or sources "
+            "you rely on; say when something is outside your expertise.",
+            builtin=True,
+            takes_domain=True,
+        ),
+        Persona(
+            "teacher",
+            "Explains simply, step by step, with analogies.",
+            f"{_BASE} You are a patient teacher. Explain simply, build up step by step, use "
+            "everyday analogies and a small example, and check understanding at the end.",
+            builtin=True,
+        ),
+        Persona(
+            "concise",
+            "Brief and direct: the answer first, no filler.",
+            f"{_BASE} Be brief and direct. Lead with the answer. No preamble, no filler; use "
+            "at most a few sentences or bullets unless asked for more.",
+            builtin=True,
+        ),
+        Persona(
+            "creative",
+            "Unconventional ideas and lateral thinking.",
+            f"{_BASE} Be creative: offer unconventional, surprising ideas and lateral "
+            "angles, several options rather than one, and say which are bold bets.",
+            builtin=True,
+            temperature=1.0,
+        ),
+        Persona(
+            "socratic",
+            "Teaches by asking guiding questions.",
+            f"{_BASE} Teach the Socratic way: rather than giving the answer outright, ask one "
+            "or two guiding questions at a time that lead the person to reason it out, and "
+            "confirm what they get right.",
+            builtin=True,
+        ),
+        Persona(
+            "balanced",
+            "Weighs several perspectives before concluding.",
+            f"{_BASE} Weigh several perspectives fairly: lay out the strongest case for each, "
+            "the trade-offs and the evidence, then give a reasoned, hedged conclusion.",
+            builtin=True,
+        ),
+    )
+}
+
+
+class PersonaError(ValueError):
+    """A persona name or definition is invalid; the message says how to fix it."""
+
+
+def validate_name(name: str) -> str:
+    name = name.strip().lower()
+    if not NAME_RE.match(name):
+        raise PersonaError(
+            f"`{name}` is not a valid persona name: use 2-32 characters, lowercase letters, "
+            "digits, `-` or `_`, starting with a letter."
+        )
+    return name
+
+
+def make_custom(
+    name: str,
+    prompt: str,
+    *,
+    description: str = "",
+    model: str | None = None,
+    temperature: float | None = None,
+    constraints: list[str] | tuple[str, ...] = (),
+) -> Persona:
+    """Build a custom persona, refusing names of built-ins and oversize prompts."""
+    name = validate_name(name)
+    if name in BUILTINS:
+        raise PersonaError(f"`{name}` is a built-in persona; pick another name.")
+    prompt = prompt.strip()
+    if not prompt:
+        raise PersonaError("The system prompt is empty.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise PersonaError(f"The system prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}.")
+    constraints = tuple(c.strip() for c in constraints if c.strip())
+    if len(constraints) > MAX_CONSTRAINTS:
+        raise PersonaError(f"At most {MAX_CONSTRAINTS} constraints are allowed.")
+    for c in constraints:
+        if len(c) > MAX_CONSTRAINT_CHARS:
+            raise PersonaError(f"A constraint is longer than {MAX_CONSTRAINT_CHARS} characters: `{c[:40]}…`")
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise PersonaError("Temperature must be between 0 and 2.")
+    return Persona(
+        name=name,
+        description=(description or prompt.split("\n")[0])[:150],
+        prompt=prompt,
+        model=model or None,
+        temperature=temperature,
+        constraints=constraints,
+    )
+
+
+def to_json(persona: Persona) -> str:
+    return json.dumps(asdict(persona))
+
+
+def from_json(raw: str | bytes) -> Persona:
+    data = json.loads(raw)
+    data["constraints"] = tuple(data.get("constraints") or ())
+    return Persona(**data)
+
+
+def system_prompt(persona: Persona, *, domain: str = "", team_prompt: str = "") -> str:
+    """The system message: persona, the team's domain, then the rules answers must meet."""
+    text = persona.prompt.replace("{domain}", domain.strip() or "the team's domain")
+    if team_prompt:
+        text += f"\n\nAbout this team and its domain: {team_prompt.strip()}"
+    if persona.constraints:
+        rules = "\n".join(f"- {c}" for c in persona.constraints)
+        text += f"\n\nEvery answer must satisfy these constraints:\n{rules}"
+    return text
+
+
+@dataclass
+class Resolved:
+    """The persona in force for a thread, and where the choice came from."""
+
+    persona: Persona
+    choice: Choice
+    system: str
+    missing: str = ""  # a chosen custom persona that has since been deleted
+    team_prompt: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+_RESOLVE = """
+local personas, channels, settings = KEYS[1], KEYS[2], KEYS[3]
+local channel_choice = redis.call('HGET', channels, ARGV[1])
+local ws = redis.call('HMGET', settings, 'persona', 'prompt')
+local names = {}
+if ARGV[2] ~= '' then table.insert(names, ARGV[2]) end
+if channel_choice then table.insert(names, cjson.decode(channel_choice).name) end
+if ws[1] then table.insert(names, cjson.decode(ws[1]).name) end
+local defs = {}
+if #names > 0 then defs = redis.call('HMGET', personas, unpack(names)) end
+return {channel_choice, ws[1], ws[2], defs}
+"""
+
+
+async def resolve(
+    store: Store,
+    team: str,
+    channel: str,
+    thread_choice: Choice | None,
+    *,
+    default_team_prompt: str = "",
+) -> Resolved:
+    """Pick thread > channel > workspace > built-in default, in one round trip.
+
+    Channel and workspace choices are only known inside the script, so the script also
+    fetches the custom definitions of every candidate name in the same call.
+    """
+    k = keys.workspace(store.prefix, team)
+    script = store.redis.register_script(_RESOLVE)
+    args = [channel, thread_choice.name if thread_choice else ""]
+    channel_raw, ws_raw, ws_prompt, defs = await script(
+        keys=[k["personas"], k["channel_personas"], k["settings"]], args=args
+    )
+    candidates = [thread_choice] if thread_choice else []
+    names = [thread_choice.name] if thread_choice else []
+    cc = Choice.from_json(channel_raw, "channel")
+    wc = Choice.from_json(ws_raw, "workspace")
+    if cc:
+        names.append(cc.name)
+    if wc:
+        names.append(wc.name)
+    candidates += [c for c in (cc, wc) if c]
+    custom = {n: d for n, d in zip(names, defs or [], strict=False) if d}
+    team_prompt = (ws_prompt.decode() if isinstance(ws_prompt, bytes) else ws_prompt) or default_team_prompt
+    missing = ""
+    for choice in candidates:
+        persona = BUILTINS.get(choice.name)
+        if persona is None and choice.name in custom:
+            persona = from_json(custom[choice.name])
+        if persona is None:
+            missing = missing or choice.name
+            continue
+        scope = choice.scope or "thread"
+        choice = Choice(choice.name, choice.domain, choice.by, scope)
+        return Resolved(
+            persona,
+            choice,
+            system_prompt(persona, domain=choice.domain, team_prompt=team_prompt),
+            missing,
+            team_prompt,
+        )
+    persona = BUILTINS["default"]
+    return Resolved(
+        persona,
+        Choice("default", scope="built-in"),
+        system_prompt(persona, team_prompt=team_prompt),
+        missing,
+        team_prompt,
+    )

@@ -1,0 +1,83 @@
+"""Real parts for the tests: a Redis-protocol server, and Slack and OpenAI stand-ins.
+
+Redis is the server named by TEST_REDIS_URL, or an embedded Valkey started once per
+session. Every test gets its own key prefix and removes only its own keys, so the shared
+Redis on these machines keeps its data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from core.store import Store, connect
+from tests.standins.openai_api import OpenAIStandIn
+from tests.standins.slack_api import SlackStandIn
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    from core.store import start_embedded_valkey
+
+    server = start_embedded_valkey(Path(tmp_path_factory.mktemp("valkey")))
+    yield server.connection_url
+    server.stop()
+
+
+async def _delete_prefix(redis, prefix: str) -> None:
+    async for key in redis.scan_iter(match=f"{prefix}:*", count=500):
+        await redis.delete(key)
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"twtest-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def store(redis_url: str, key_prefix: str):
+    redis = connect(redis_url)
+    yield Store(redis=redis, prefix=key_prefix, url=redis_url)
+    await _delete_prefix(redis, key_prefix)
+    await redis.aclose()
+
+
+@pytest.fixture
+async def slack():
+    stand_in = SlackStandIn()
+    await stand_in.start()
+    yield stand_in
+    await stand_in.close()
+
+
+@pytest.fixture
+async def openai_api():
+    stand_in = OpenAIStandIn()
+    await stand_in.start()
+    yield stand_in
+    await stand_in.close()
+
+
+@pytest.fixture
+def env(redis_url, key_prefix, slack, openai_api, tmp_path) -> dict[str, str]:
+    """The environment a bot under test starts with; tests may add to it."""
+    return {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "test-signing-secret",
+        "SLACK_API_URL": slack.url,
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": openai_api.url,
+        "OPENAI_MODEL": "gpt-4.1-mini",
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": key_prefix,
+        "BOT_DATA_DIR": str(tmp_path / "data"),
+        "STREAMING_MODE": "update",
+        "OPENAI_MAX_ATTEMPTS": "3",
+    }

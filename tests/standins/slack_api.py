@@ -1,0 +1,664 @@
+"""A local stand-in for the Slack Web API, response_url endpoints, file hosting and Socket Mode.
+
+Tests point the real ``slack_sdk``/``slack_bolt`` clients at it (``AsyncWebClient(base_url=...)``),
+so request encoding, retries and the Socket Mode protocol are exercised for real, while the
+stand-in records every call and keeps just enough state (messages, streams, files) for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mimetypes
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ._server import LocalServer, short
+
+#: parameters that slack_sdk form-encodes as JSON strings; decoded so tests can assert on objects
+JSON_PARAMS = frozenset({"blocks", "attachments", "chunks", "metadata", "files", "view", "outputs", "unfurls"})
+
+_FILETYPES = {"txt": "text", "md": "markdown", "jpeg": "jpg", "yml": "yaml", "py": "python"}
+_TYPE_GROUPS = {
+    "images": {"png", "jpg", "gif", "webp", "bmp", "svg", "heic"},
+    "pdfs": {"pdf"},
+    "zips": {"zip", "gzip", "tar"},
+    "snippets": {"text", "markdown", "python", "javascript", "json", "csv", "yaml", "html", "xml", "jsonl"},
+}
+
+
+@dataclass
+class Call:
+    """One Web API request as received."""
+
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+    at: float
+    #: True when the call was answered with an injected failure (see SlackStandIn.fail) or auth error
+    failed: bool = False
+
+
+@dataclass
+class Upload:
+    """A file shared by the bot through the files_upload_v2 flow."""
+
+    filename: str
+    title: str | None
+    content: bytes
+    channel_id: str | None
+    thread_ts: str | None
+    initial_comment: str | None
+    file_id: str = ""
+
+
+@dataclass
+class _Failure:
+    error: str
+    status: int
+    retry_after: int | None
+
+
+@dataclass
+class _Message:
+    """Server-side state of one bot message (posted or streamed)."""
+
+    kind: str  # "post" | "stream"
+    channel: str
+    ts: str
+    thread_ts: str | None
+    text: str | None = None
+    markdown_text: str | None = None
+    blocks: list[Any] | None = None
+    metadata: Any = None
+    stream_parts: list[str] = field(default_factory=list)
+    streaming: bool = False
+    updated: bool = False  # chat.update replaces streamed text
+    deleted: bool = False
+
+
+@dataclass
+class _StoredFile:
+    obj: dict[str, Any]
+    content: bytes | None = None
+    completed: bool = False
+
+
+def _blocks_text(blocks: list[Any] | None) -> str:
+    """Visible text of markdown/section/rich-ish blocks, newline-joined."""
+    parts: list[str] = []
+    for block in blocks or []:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "markdown" and isinstance(block.get("text"), str):
+            parts.append(block["text"])
+        elif kind in ("section", "header") and isinstance(block.get("text"), dict):
+            parts.append(str(block["text"].get("text", "")))
+    return "\n".join(p for p in parts if p)
+
+
+def _chunks_text(chunks: Any) -> str:
+    """Concatenated text of markdown_text chunks (slack-sdk >= 3.48 streams text this way)."""
+    if not isinstance(chunks, list):
+        return ""
+    return "".join(
+        str(c.get("text", "")) for c in chunks if isinstance(c, dict) and c.get("type") == "markdown_text"
+    )
+
+
+def _filetype(name: str) -> str:
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return _FILETYPES.get(ext, ext or "binary")
+
+
+class SlackStandIn(LocalServer):
+    """Records Slack Web API calls and answers them plausibly; see module docstring."""
+
+    def __init__(self, *, bot_user_id: str = "UBOT", bot_id: str = "BBOT", team_id: str = "T1") -> None:
+        super().__init__()
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.team_id = team_id
+        self.calls: list[Call] = []
+        self.users: dict[str, dict[str, Any]] = {}
+        #: channel_id -> channel object override for conversations.info
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.responses: dict[str, list[dict[str, Any]]] = {}
+        self.uploads: list[Upload] = []
+        #: every GET of a url_private(_download) link: (file_id, headers)
+        self.downloads: list[tuple[str, dict[str, str]]] = []
+        self.socket_connected = asyncio.Event()
+        #: number of websocket connections accepted so far (reconnect tests)
+        self.socket_connections = 0
+        self.envelopes: list[dict[str, Any]] = []
+        self.acks: dict[str, dict[str, Any]] = {}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._expired: set[str] = set()
+        self._messages: dict[str, _Message] = {}
+        self._files: dict[str, _StoredFile] = {}
+        self._ts_counter = 0
+        self._id_counter = 0
+        self._ws: web.WebSocketResponse | None = None
+        self._all_ws: set[web.WebSocketResponse] = set()
+
+    # -- public helpers --------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL for AsyncWebClient(base_url=...)."""
+        return f"{self.base}/api/"
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    async def wait_for(
+        self,
+        method: str,
+        count: int = 1,
+        timeout: float = 5.0,
+        where: Callable[[Call], bool] | None = None,
+    ) -> list[Call]:
+        """Wait until at least `count` (matching) calls to `method` arrived; return them all."""
+
+        def matching() -> list[Call]:
+            return [c for c in self.calls_to(method) if where is None or where(c)]
+
+        if not await self._wait_until(lambda: len(matching()) >= count, timeout):
+            got = matching()
+            listing = "\n".join(
+                f"  +{c.at - self.calls[0].at:.3f}s {c.method}{' (failed)' if c.failed else ''} {short(c.params)}"
+                for c in self.calls
+            )
+            raise AssertionError(
+                f"expected >= {count} calls to {method}{' matching where' if where else ''} within {timeout}s, "
+                f"got {len(got)}. Calls received:\n{listing or '  (none)'}"
+            )
+        return matching()
+
+    def fail(
+        self,
+        method: str,
+        *,
+        error: str = "ratelimited",
+        status: int = 200,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next `times` calls to `method` answer {"ok": false, "error": error}.
+
+        With retry_after the HTTP status becomes 429 (unless another non-200 status is given) and a
+        Retry-After header is sent, which is what slack_sdk's rate-limit retry handler keys on.
+        """
+        if retry_after is not None and status == 200:
+            status = 429
+        self._failures.setdefault(method, []).extend(_Failure(error, status, retry_after) for _ in range(times))
+
+    def response_url(self, key: str | None = None) -> str:
+        """A response_url for slash-command/interaction payloads; posts land in responses[key]."""
+        key = key or uuid.uuid4().hex[:12]
+        self.responses.setdefault(key, [])
+        return f"{self.base}/response/{key}"
+
+    def expire_response_url(self, key: str) -> None:
+        self._expired.add(key)
+
+    async def wait_response(self, key: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        if not await self._wait_until(lambda: len(self.responses.get(key, [])) >= count, timeout):
+            raise AssertionError(
+                f"expected >= {count} posts to response_url {key!r} within {timeout}s, "
+                f"got {short(self.responses.get(key, []), 1000)}"
+            )
+        return self.responses[key]
+
+    def streamed_text(self, ts: str) -> str:
+        """Full visible text of the bot message `ts`, however it was produced (stream or post+update)."""
+        msg = self._messages.get(ts)
+        if msg is None:
+            raise AssertionError(f"no bot message with ts {ts!r}; known: {sorted(self._messages)}")
+        return self._text_of(msg)
+
+    def messages(self, channel: str | None = None, thread_ts: str | None = None) -> list[dict[str, Any]]:
+        """Final state of every (non-deleted) bot message, in posting order."""
+        out = []
+        for msg in self._messages.values():
+            if msg.deleted or (channel is not None and msg.channel != channel):
+                continue
+            if thread_ts is not None and msg.thread_ts != thread_ts:
+                continue
+            out.append(
+                {
+                    "channel": msg.channel,
+                    "ts": msg.ts,
+                    "thread_ts": msg.thread_ts,
+                    "text": self._text_of(msg),
+                    "blocks": msg.blocks,
+                    "kind": msg.kind,
+                    "metadata": msg.metadata,
+                    "stopped": not msg.streaming,
+                }
+            )
+        return out
+
+    def add_file(
+        self,
+        name: str,
+        content: bytes,
+        channel: str,
+        filetype: str | None = None,
+        *,
+        user: str = "U1",
+        title: str | None = None,
+    ) -> dict[str, Any]:
+        """Register a file as if a user uploaded it to `channel`; returns the Slack file object."""
+        file_id = self._new_file_id()
+        stored = _StoredFile(self._file_object(file_id, name, title, len(content), filetype, user), content, True)
+        stored.obj["channels"] = [channel]
+        self._files[file_id] = stored
+        return stored.obj
+
+    # -- Socket Mode -----------------------------------------------------------------------
+
+    async def send_envelope(
+        self,
+        type: str,
+        payload: dict[str, Any],
+        *,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        accepts_response_payload: bool = False,
+    ) -> str:
+        """Push an envelope to the connected Socket Mode client; returns its envelope_id."""
+        try:
+            await asyncio.wait_for(self.socket_connected.wait(), 5.0)
+        except TimeoutError:
+            raise AssertionError("no Socket Mode client connected within 5s") from None
+        assert self._ws is not None
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": type,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+            "retry_attempt": retry_attempt,
+            "retry_reason": retry_reason,
+        }
+        self.envelopes.append(envelope)
+        await self._ws.send_json(envelope)
+        return envelope_id
+
+    async def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The JSON the client sent back for `envelope_id` (may carry a response payload)."""
+        if not await self._wait_until(lambda: envelope_id in self.acks, timeout):
+            raise AssertionError(f"no ack for envelope {envelope_id} within {timeout}s; acks: {list(self.acks)}")
+        return self.acks[envelope_id]
+
+    async def disconnect_socket(self, reason: str = "refresh_requested") -> None:
+        """Ask the client to reconnect, like Slack does periodically (type "disconnect")."""
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "standin"}})
+
+    # -- server plumbing -------------------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
+        app.router.add_get("/files/{file_id}", self._handle_download)
+        app.router.add_post("/response/{key}", self._handle_response_url)
+        app.router.add_get("/socket", self._handle_socket)
+        return app
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        for ws in list(self._all_ws):
+            await ws.close(code=1001, message=b"server shutdown")
+
+    def _next_ts(self) -> str:
+        self._ts_counter += 100
+        return f"{1700000000 + self._ts_counter // 1_000_000}.{self._ts_counter % 1_000_000:06d}"
+
+    def _new_file_id(self) -> str:
+        self._id_counter += 1
+        return f"F{self._id_counter:08d}"
+
+    def _file_object(
+        self, file_id: str, name: str, title: str | None, size: int, filetype: str | None, user: str
+    ) -> dict[str, Any]:
+        return {
+            "id": file_id,
+            "created": int(time.time()) + self._id_counter,  # strictly increasing for "newest first"
+            "timestamp": int(time.time()),
+            "name": name,
+            "title": title or name,
+            "mimetype": mimetypes.guess_type(name)[0] or "application/octet-stream",
+            "filetype": filetype or _filetype(name),
+            "user": user,
+            "size": size,
+            "mode": "hosted",
+            "is_external": False,
+            "url_private": f"{self.base}/files/{file_id}",
+            "url_private_download": f"{self.base}/files/{file_id}",
+            "channels": [],
+        }
+
+    def _text_of(self, msg: _Message) -> str:
+        if msg.kind == "stream" and not msg.updated:
+            return "".join(msg.stream_parts)
+        return _blocks_text(msg.blocks) or msg.markdown_text or msg.text or ""
+
+    async def _read_params(self, request: web.Request) -> dict[str, Any]:
+        """Merge query string and body (JSON, urlencoded or multipart), decoding JSON-string params."""
+        params: dict[str, Any] = dict(request.query)
+        if request.method != "GET" and request.can_read_body:
+            ctype = request.content_type
+            if ctype == "application/json":
+                body = await request.json()
+                if isinstance(body, dict):
+                    params.update(body)
+            elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                for key, value in (await request.post()).items():
+                    params[key] = value.file.read() if isinstance(value, web.FileField) else value
+        for key in JSON_PARAMS & params.keys():
+            value = params[key]
+            if isinstance(value, str) and value[:1] in ("[", "{"):
+                try:
+                    params[key] = json.loads(value)
+                except ValueError:
+                    pass
+        return params
+
+    @staticmethod
+    def _ok(**body: Any) -> web.Response:
+        return web.json_response({"ok": True, **body})
+
+    @staticmethod
+    def _err(error: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        return web.json_response({"ok": False, "error": error}, status=status, headers=headers)
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        call = Call(method, await self._read_params(request), dict(request.headers), time.monotonic())
+        self.calls.append(call)
+        try:
+            if not request.headers.get("Authorization", "").strip():
+                call.failed = True
+                return self._err("not_authed")
+            pending = self._failures.get(method)
+            if pending:
+                failure = pending.pop(0)
+                call.failed = True
+                headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else None
+                return self._err(failure.error, failure.status, headers)
+            handler = getattr(self, "_api_" + method.replace(".", "_"), None)
+            return handler(call.params) if handler else self._ok()
+        finally:
+            self._notify()
+
+    # -- Web API methods (named after the method, dots -> underscores) ----------------------
+
+    def _api_auth_test(self, p: dict[str, Any]) -> web.Response:
+        return self._ok(
+            url="https://example.slack.com/",
+            team="Example",
+            user="threadwise",
+            team_id=self.team_id,
+            user_id=self.bot_user_id,
+            bot_id=self.bot_id,
+        )
+
+    def _api_chat_postMessage(self, p: dict[str, Any]) -> web.Response:
+        channel = p.get("channel")
+        if not channel:
+            return self._err("channel_not_found")
+        ts = self._next_ts()
+        self._messages[ts] = _Message(
+            "post",
+            channel,
+            ts,
+            p.get("thread_ts"),
+            text=p.get("text"),
+            markdown_text=p.get("markdown_text"),
+            blocks=p.get("blocks"),
+            metadata=p.get("metadata"),
+        )
+        message = {"type": "message", **p, "ts": ts, "user": self.bot_user_id, "bot_id": self.bot_id}
+        return self._ok(channel=channel, ts=ts, message=message)
+
+    def _api_chat_update(self, p: dict[str, Any]) -> web.Response:
+        msg = self._messages.get(str(p.get("ts")))
+        if msg is None or msg.deleted:
+            return self._err("message_not_found")
+        for attr in ("text", "markdown_text", "blocks", "metadata"):
+            if attr in p:
+                setattr(msg, attr, p[attr])
+        if "text" in p or "markdown_text" in p or _blocks_text(p.get("blocks")):
+            msg.updated = True  # a stream edited via chat.update (e.g. fallback) shows the new text
+        return self._ok(channel=msg.channel, ts=msg.ts, text=p.get("text", msg.text))
+
+    def _api_chat_delete(self, p: dict[str, Any]) -> web.Response:
+        msg = self._messages.get(str(p.get("ts")))
+        if msg is None or msg.deleted:
+            return self._err("message_not_found")
+        msg.deleted = True
+        return self._ok(channel=msg.channel, ts=msg.ts)
+
+    def _api_chat_postEphemeral(self, p: dict[str, Any]) -> web.Response:
+        return self._ok(message_ts=self._next_ts())
+
+    def _stream_piece(self, msg: _Message, p: dict[str, Any]) -> None:
+        if isinstance(p.get("markdown_text"), str):
+            msg.stream_parts.append(p["markdown_text"])
+        msg.stream_parts.append(_chunks_text(p.get("chunks")))
+
+    def _api_chat_startStream(self, p: dict[str, Any]) -> web.Response:
+        channel = p.get("channel")
+        if not channel:
+            return self._err("channel_not_found")
+        ts = self._next_ts()
+        msg = _Message("stream", channel, ts, p.get("thread_ts"), streaming=True)
+        self._stream_piece(msg, p)
+        self._messages[ts] = msg
+        return self._ok(channel=channel, ts=ts)
+
+    def _streaming_message(self, p: dict[str, Any]) -> _Message | web.Response:
+        msg = self._messages.get(str(p.get("ts")))
+        if msg is None or msg.deleted:
+            return self._err("message_not_found")
+        if not msg.streaming:
+            return self._err("message_not_in_streaming_state")
+        return msg
+
+    def _api_chat_appendStream(self, p: dict[str, Any]) -> web.Response:
+        msg = self._streaming_message(p)
+        if isinstance(msg, web.Response):
+            return msg
+        self._stream_piece(msg, p)
+        return self._ok(channel=msg.channel, ts=msg.ts)
+
+    def _api_chat_stopStream(self, p: dict[str, Any]) -> web.Response:
+        msg = self._streaming_message(p)
+        if isinstance(msg, web.Response):
+            return msg
+        self._stream_piece(msg, p)
+        msg.streaming = False
+        if "blocks" in p:
+            msg.blocks = p["blocks"]
+        if "metadata" in p:
+            msg.metadata = p["metadata"]
+        return self._ok(channel=msg.channel, ts=msg.ts)
+
+    def _api_users_info(self, p: dict[str, Any]) -> web.Response:
+        uid = str(p.get("user", ""))
+        if not uid:
+            return self._err("user_not_found")
+        default = {"id": uid, "name": uid.lower(), "is_admin": False, "is_owner": False, "is_bot": False}
+        return self._ok(user=self.users.get(uid, default))
+
+    def _api_conversations_info(self, p: dict[str, Any]) -> web.Response:
+        ch = str(p.get("channel", ""))
+        if not ch:
+            return self._err("channel_not_found")
+        return self._ok(channel=self.channels.get(ch, {"id": ch, "name": "general", "is_im": ch.startswith("D")}))
+
+    def _api_conversations_replies(self, p: dict[str, Any]) -> web.Response:
+        return self._ok(messages=[], has_more=False)
+
+    _api_conversations_history = _api_conversations_replies
+
+    def _api_apps_connections_open(self, p: dict[str, Any]) -> web.Response:
+        return self._ok(url=f"ws://{self.host}:{self.port}/socket")
+
+    def _api_views_open(self, p: dict[str, Any]) -> web.Response:
+        view = p.get("view") if isinstance(p.get("view"), dict) else {}
+        view_id = p.get("view_id") or f"V{self._next_ts().replace('.', '')}"
+        return self._ok(view={**view, "id": view_id, "team_id": self.team_id})
+
+    _api_views_publish = _api_views_open
+    _api_views_update = _api_views_open
+    _api_views_push = _api_views_open
+
+    def _api_files_getUploadURLExternal(self, p: dict[str, Any]) -> web.Response:
+        filename, length = p.get("filename"), p.get("length")
+        if not filename or length in (None, ""):
+            return self._err("invalid_arguments")
+        file_id = self._new_file_id()
+        self._files[file_id] = _StoredFile(
+            self._file_object(file_id, str(filename), None, int(length), None, self.bot_user_id)
+        )
+        return self._ok(upload_url=f"{self.base}/upload/{file_id}", file_id=file_id)
+
+    def _api_files_completeUploadExternal(self, p: dict[str, Any]) -> web.Response:
+        entries = p.get("files")
+        if not isinstance(entries, list) or not entries:
+            return self._err("invalid_arguments")
+        stored_files = [self._files.get(str(e.get("id"))) for e in entries]
+        if any(s is None or s.content is None for s in stored_files):
+            return self._err("file_not_found")
+        channel, thread_ts = p.get("channel_id"), p.get("thread_ts")
+        out = []
+        for entry, stored in zip(entries, stored_files, strict=True):
+            assert stored is not None and stored.content is not None
+            obj = stored.obj
+            if entry.get("title"):
+                obj["title"] = entry["title"]
+            if channel:
+                obj["channels"] = [channel]
+            stored.completed = True
+            self.uploads.append(
+                Upload(
+                    filename=obj["name"],
+                    title=entry.get("title"),
+                    content=stored.content,
+                    channel_id=channel,
+                    thread_ts=thread_ts,
+                    initial_comment=p.get("initial_comment"),
+                    file_id=obj["id"],
+                )
+            )
+            out.append(obj)
+        return self._ok(files=out)
+
+    def _api_files_info(self, p: dict[str, Any]) -> web.Response:
+        stored = self._files.get(str(p.get("file")))
+        if stored is None or not stored.completed:
+            return self._err("file_not_found")
+        return self._ok(file=stored.obj)
+
+    def _api_files_list(self, p: dict[str, Any]) -> web.Response:
+        channel, user = p.get("channel"), p.get("user")
+        wanted = {t.strip() for t in str(p.get("types") or "all").split(",") if t.strip()}
+        files = [s.obj for s in self._files.values() if s.completed]
+        if channel:
+            files = [f for f in files if channel in f["channels"]]
+        if user:
+            files = [f for f in files if f["user"] == user]
+        if "all" not in wanted:
+            allowed = set().union(*(_TYPE_GROUPS.get(t, {t}) for t in wanted))
+            files = [f for f in files if f["filetype"] in allowed]
+        files.sort(key=lambda f: f["created"], reverse=True)
+        total = len(files)
+        count = int(p.get("count") or 100)
+        return self._ok(files=files[:count], paging={"count": count, "total": total, "page": 1, "pages": 1})
+
+    # -- non-API endpoints ------------------------------------------------------------------
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """The upload_url step of files_upload_v2: slack_sdk POSTs the raw bytes (multipart also accepted)."""
+        stored = self._files.get(request.match_info["file_id"])
+        if stored is None:
+            return web.Response(status=404, text="file_not_found")
+        if request.content_type == "multipart/form-data":
+            form = await request.post()
+            fields = [v for v in form.values() if isinstance(v, web.FileField)]
+            data = fields[0].file.read() if fields else b""
+        else:
+            data = await request.read()
+        stored.content = data
+        stored.obj["size"] = len(data)
+        self._notify()
+        return web.Response(text=f"OK - {len(data)}")
+
+    async def _handle_download(self, request: web.Request) -> web.Response:
+        """Serve url_private_download; like Slack, only with a bearer token."""
+        file_id = request.match_info["file_id"]
+        self.downloads.append((file_id, dict(request.headers)))
+        stored = self._files.get(file_id)
+        if stored is None or stored.content is None:
+            return web.Response(status=404, text="file_not_found")
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return web.Response(status=403, text="not_authed: url_private_download needs a Bearer token")
+        return web.Response(body=stored.content, content_type=stored.obj["mimetype"])
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        if key in self._expired:
+            return web.Response(status=404, text="expired_url")
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="invalid_payload")
+        self.responses.setdefault(key, []).append(body)
+        self._notify()
+        return web.Response(text="ok")
+
+    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._all_ws.add(ws)
+        self._ws = ws  # a new connection replaces the previous one for send_envelope
+        self.socket_connections += 1
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "debug_info": {"host": "standin", "build_number": 1, "approximate_connection_time": 3600},
+                "connection_info": {"app_id": "A1"},
+            }
+        )
+        self.socket_connected.set()
+        self._notify()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    data = json.loads(msg.data)
+                except ValueError:
+                    continue
+                if isinstance(data, dict) and data.get("envelope_id"):
+                    self.acks[str(data["envelope_id"])] = data
+                    self._notify()
+                elif isinstance(data, dict) and data.get("type") == "ping":
+                    await ws.send_json({"type": "pong", "id": data.get("id")})
+        finally:
+            self._all_ws.discard(ws)
+            if self._ws is ws:
+                self._ws = None
+                self.socket_connected.clear()
+            self._notify()
+        return ws
