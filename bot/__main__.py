@@ -46,12 +46,16 @@ def run_http_mode(settings: Settings) -> None:
 
     from bot.http import create_asgi_app
 
-    uvicorn.run(create_asgi_app(settings), host="0.0.0.0", port=settings.port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_asgi_app(settings), host="0.0.0.0", port=settings.port, log_level=settings.log_level.lower()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Run the Threadwise Slack bot.")
-    parser.add_argument("--mode", choices=["socket", "http"], help="default: socket if SLACK_APP_TOKEN is set")
+    parser.add_argument(
+        "--mode", choices=["socket", "http"], help="default: socket if SLACK_APP_TOKEN is set"
+    )
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()

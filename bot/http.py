@@ -45,7 +45,9 @@ def create_asgi_app(settings: Settings) -> Starlette:
         except Exception:
             redis_ok = False
         status = 200 if redis_ok else 503
-        return JSONResponse({"ok": redis_ok, "redis": redis_ok, "in_flight": deps.tasks.in_flight}, status_code=status)
+        return JSONResponse(
+            {"ok": redis_ok, "redis": redis_ok, "in_flight": deps.tasks.in_flight}, status_code=status
+        )
 
     return Starlette(
         routes=[

@@ -141,7 +141,10 @@ class SlackAnswer:
         if self.ts:
             await self._edit(final=True, footer=[])
         await self.client.chat_postMessage(
-            channel=self.target.channel, thread_ts=self.target.thread_ts, text=text, blocks=blocks.notice(text)
+            channel=self.target.channel,
+            thread_ts=self.target.thread_ts,
+            text=text,
+            blocks=blocks.notice(text),
         )
 
     # -- native streaming -------------------------------------------------------

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 async def post_in_thread(deps: BotDeps, channel: str, thread_ts: str, text: str) -> None:
     try:
-        await deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks.notice(text))
+        await deps.client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, text=text, blocks=blocks.notice(text)
+        )
     except SlackApiError as exc:
         log.warning("Could not post to %s: %s", channel, exc.response.get("error"))
 
@@ -49,7 +51,9 @@ async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
             await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
         return
     except OpenAIError as exc:  # moderation failed after retries
-        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.llm_error(llm.error_kind(exc)))
+        await post_in_thread(
+            deps, incoming.channel, incoming.thread_ts, messages.llm_error(llm.error_kind(exc))
+        )
         return
     if turn.status in ("duplicate", "foreign"):
         log.debug("Skipping %s message %s", turn.status, incoming.ts)
@@ -74,7 +78,9 @@ async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
             await answer.append(delta)
     except RedisError as exc:
         log.error("Redis unavailable while saving an answer: %s", type(exc).__name__)
-        notes.append("_Note: I couldn't save this answer to memory (Redis is unreachable), so I may not remember it._")
+        notes.append(
+            "_Note: I couldn't save this answer to memory (Redis is unreachable), so I may not remember it._"
+        )
     except Exception as exc:
         kind = llm.error_kind(exc)
         log.warning("Model call failed for %s: %s (%s)", incoming.conv_id, type(exc).__name__, kind)

@@ -36,7 +36,7 @@ def line_ranges(lines: list[int]) -> str:
 
 def _where(problem: Problem) -> str:
     prefix = "" if problem.file == "train" else f"{problem.file} "
-    return f"{prefix}line {problem.line}" if problem.line else f"{prefix}file"
+    return f"{prefix}line {problem.line}" if problem.line else f"whole {problem.file} file"
 
 
 def _problem_section(title: str, problems: list[Problem]) -> list[str]:
@@ -123,9 +123,9 @@ def format_report(report: Report) -> str:
         f"(sum of min({report.token_limit:,}, tokens) x {report.epochs} epochs)"
     )
     if report.estimated_cost is not None:
-        out.append(
-            f"Estimated cost: ~${report.estimated_cost:,.2f} at ${report.price_per_1m:,.2f} per 1M training tokens"
-        )
+        cost = report.estimated_cost
+        shown = f"{cost:,.2f}" if cost >= 1 or cost == 0 else f"{cost:.4f}"
+        out.append(f"Estimated cost: ~${shown} at ${report.price_per_1m:,.2f} per 1M training tokens")
     else:
         out.append(f"Estimated cost: unknown (no price for {report.base_model})")
     return "\n".join(out)

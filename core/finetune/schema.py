@@ -51,7 +51,7 @@ def check_example(example: Any, line: int, file: str = "train") -> list[Problem]
         problems.append(Problem(line, severity, code, message, file))
 
     if not isinstance(example, dict):
-        hint = "; a JSON array? JSONL needs one example object per line" if isinstance(example, list) else ""
+        hint = " (JSONL needs one example object per line)" if isinstance(example, list) else ""
         add("error", "not_a_dict", f"example is a JSON {_type_name(example)}, not an object{hint}")
         return problems
 

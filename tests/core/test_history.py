@@ -56,7 +56,9 @@ async def test_follow_up_in_a_foreign_thread_is_not_recorded(store):
 async def test_close_turn_records_answer_and_usage(store):
     await _open(store, 1)
     answer = {"role": "assistant", "content": "hi", "tokens": 4}
-    await history.close_turn(store, CONV, answer, ttl=3600, usage={"prompt_tokens": 30, "completion_tokens": 4})
+    await history.close_turn(
+        store, CONV, answer, ttl=3600, usage={"prompt_tokens": 30, "completion_tokens": 4}
+    )
     await _open(store, 2)
     meta = await history.get_meta(store, CONV)
     assert meta["usage_prompt_tokens"] == "30" and meta["turns"] == "1" and meta["messages"] == "3"
@@ -97,9 +99,13 @@ async def test_round_trips_per_turn_do_not_grow_with_history(redis_url, key_pref
             k = keys.conversation(key_prefix, conv)
             await redis.rpush(k["msgs"], *[json.dumps(_msg(i)) for i in range(size)])
             await redis.rpush(k["toks"], *[10] * size)
-            await history.open_turn(store, conv, _msg(-1), budget=500, ttl=60, event_key="e0", message_key="m0")
+            await history.open_turn(
+                store, conv, _msg(-1), budget=500, ttl=60, event_key="e0", message_key="m0"
+            )
             before = CountingConnection.round_trips
-            turn = await history.open_turn(store, conv, _msg(-2), budget=500, ttl=60, event_key="e", message_key="m")
+            turn = await history.open_turn(
+                store, conv, _msg(-2), budget=500, ttl=60, event_key="e", message_key="m"
+            )
             await history.close_turn(store, conv, {"role": "assistant", "content": "x", "tokens": 3}, ttl=60)
             counts[size] = CountingConnection.round_trips - before
             assert turn.status == "ok" and len(turn.window) == min(size + 2, 50)

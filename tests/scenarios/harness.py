@@ -36,9 +36,18 @@ def event_body(event: dict, *, team: str = "T1", event_id: str | None = None) ->
     }
 
 
-def mention(text: str, *, user: str = "U1", channel: str = "C1", thread_ts: str | None = None, ts: str | None = None) -> dict:
+def mention(
+    text: str, *, user: str = "U1", channel: str = "C1", thread_ts: str | None = None, ts: str | None = None
+) -> dict:
     ts = ts or next_ts()
-    event = {"type": "app_mention", "user": user, "text": f"<@UBOT> {text}", "ts": ts, "channel": channel, "team": "T1"}
+    event = {
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@UBOT> {text}",
+        "ts": ts,
+        "channel": channel,
+        "team": "T1",
+    }
     if thread_ts:
         event["thread_ts"] = thread_ts
     return event
@@ -118,25 +127,41 @@ class HttpBot:
         if self.task:
             await asyncio.wait_for(self.task, 30)
 
-    async def post(self, path: str, body: str, content_type: str, *, headers: dict | None = None, sign: bool = True) -> Sent:
+    async def post(
+        self, path: str, body: str, content_type: str, *, headers: dict | None = None, sign: bool = True
+    ) -> Sent:
         ts = str(int(time.time()))
         all_headers = {"Content-Type": content_type, **(headers or {})}
         if sign:
             all_headers["X-Slack-Request-Timestamp"] = ts
-            all_headers["X-Slack-Signature"] = SignatureVerifier(self.secret).generate_signature(timestamp=ts, body=body)
+            all_headers["X-Slack-Signature"] = SignatureVerifier(self.secret).generate_signature(
+                timestamp=ts, body=body
+            )
         started = time.perf_counter()
         async with self.session.post(self.url + path, data=body.encode(), headers=all_headers) as response:
             text = await response.text()
         return Sent(response.status, text, time.perf_counter() - started)
 
-    async def event(self, event: dict, *, event_id: str | None = None, retry_num: int | None = None, team: str = "T1") -> Sent:
+    async def event(
+        self, event: dict, *, event_id: str | None = None, retry_num: int | None = None, team: str = "T1"
+    ) -> Sent:
         headers = {}
         if retry_num is not None:
             headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
         body = json.dumps(event_body(event, team=team, event_id=event_id))
         return await self.post("/slack/events", body, "application/json", headers=headers)
 
-    async def command(self, command: str, text: str, *, user: str = "U1", channel: str = "C1", response_url: str = "", team: str = "T1", trigger_id: str = "trig") -> Sent:
+    async def command(
+        self,
+        command: str,
+        text: str,
+        *,
+        user: str = "U1",
+        channel: str = "C1",
+        response_url: str = "",
+        team: str = "T1",
+        trigger_id: str = "trig",
+    ) -> Sent:
         form = {
             "token": "legacy",
             "team_id": team,
@@ -151,7 +176,9 @@ class HttpBot:
             "response_url": response_url,
             "trigger_id": trigger_id,
         }
-        return await self.post("/slack/events", urllib.parse.urlencode(form), "application/x-www-form-urlencoded")
+        return await self.post(
+            "/slack/events", urllib.parse.urlencode(form), "application/x-www-form-urlencoded"
+        )
 
     async def action(self, payload: dict) -> Sent:
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})

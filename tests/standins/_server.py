@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -52,7 +52,7 @@ class LocalServer:
     async def _on_shutdown(self, app: web.Application) -> None:
         """Hook for subclasses to close long-lived connections (websockets) before cleanup."""
 
-    async def __aenter__(self) -> LocalServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -46,6 +46,7 @@ BASE_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "text-embedding-3-small"
 RESULT_CSV_HEADER = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 METRIC_STEPS = 20
+_JSON_BODY = web.RequestKey("standin_json_body", object)
 
 _DEFAULT_ERROR_MESSAGES = {
     400: "Invalid request.",
@@ -304,9 +305,16 @@ class OpenAIStandIn(LocalServer):
                 body = None
         # multipart bodies are left unread here so handlers can stream them
         self.requests.append(
-            Recorded(request.path, request.method, body, dict(request.headers), time.monotonic(), dict(request.query))
+            Recorded(
+                request.path,
+                request.method,
+                body,
+                dict(request.headers),
+                time.monotonic(),
+                dict(request.query),
+            )
         )
-        request["json"] = body
+        request[_JSON_BODY] = body
         self._notify()
         if not request.headers.get("Authorization", "").startswith("Bearer "):
             return error_response(401, "You didn't provide an API key.", type="invalid_request_error")
@@ -336,7 +344,7 @@ class OpenAIStandIn(LocalServer):
     # -- chat completions ------------------------------------------------------------------
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = request["json"]
+        body = request[_JSON_BODY]
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return error_response(400, "'messages' is a required property", param="messages")
         response_format = body.get("response_format") or {}
@@ -356,7 +364,11 @@ class OpenAIStandIn(LocalServer):
             headers["retry-after-ms"] = str(int(reply.retry_after * 1000))
         if reply.status != 200:
             return error_response(
-                reply.status, reply.error_message, code=reply.error_code, type=reply.error_type, headers=headers
+                reply.status,
+                reply.error_message,
+                code=reply.error_code,
+                type=reply.error_type,
+                headers=headers,
             )
         prompt, completion = reply.usage or (
             _tokens(body["messages"]),
@@ -408,13 +420,19 @@ class OpenAIStandIn(LocalServer):
         events = [chunk({"role": "assistant", "content": "", "refusal": None})]
         events += [chunk({"content": reply.text[i : i + size]}) for i in range(0, len(reply.text), size)]
         if reply.refusal:
-            events += [chunk({"refusal": reply.refusal[i : i + size]}) for i in range(0, len(reply.refusal), size)]
+            events += [
+                chunk({"refusal": reply.refusal[i : i + size]}) for i in range(0, len(reply.refusal), size)
+            ]
         events.append(chunk({}, reply.finish_reason))
         if include_usage and reply.cut_after is None:
             events.append({**common, "object": "chat.completion.chunk", "choices": [], "usage": usage})
 
         resp = web.StreamResponse(
-            headers={**headers, "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+            headers={
+                **headers,
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+            }
         )
         resp.enable_chunked_encoding()
         try:
@@ -439,7 +457,7 @@ class OpenAIStandIn(LocalServer):
     # -- moderations / embeddings ----------------------------------------------------------
 
     async def _moderations(self, request: web.Request) -> web.Response:
-        body = request["json"] or {}
+        body = request[_JSON_BODY] or {}
         raw = body.get("input", "")
         if isinstance(raw, list) and raw and all(isinstance(p, dict) for p in raw):
             inputs = [" ".join(str(p.get("text", "")) for p in raw)]  # multimodal parts = one input
@@ -463,7 +481,7 @@ class OpenAIStandIn(LocalServer):
         return web.json_response({"id": f"modr-{self._new_id()}", "model": model, "results": results})
 
     async def _embeddings(self, request: web.Request) -> web.Response:
-        body = request["json"] or {}
+        body = request[_JSON_BODY] or {}
         raw = body.get("input", "")
         if isinstance(raw, str) or (isinstance(raw, list) and raw and isinstance(raw[0], int)):
             raw = [raw]
@@ -529,7 +547,9 @@ class OpenAIStandIn(LocalServer):
 
     # -- fine-tuning -----------------------------------------------------------------------
 
-    def _event(self, job_id: str, message: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
+    def _event(
+        self, job_id: str, message: str, level: str = "info", data: dict[str, Any] | None = None
+    ) -> None:
         self._job_events[job_id].append(
             {
                 "object": "fine_tuning.job.event",
@@ -598,7 +618,7 @@ class OpenAIStandIn(LocalServer):
         return self.jobs[job_id]
 
     async def _jobs_create(self, request: web.Request) -> web.Response:
-        body = request["json"]
+        body = request[_JSON_BODY]
         if not isinstance(body, dict) or not body.get("model") or not body.get("training_file"):
             return error_response(400, "model and training_file are required", param="training_file")
         for key in ("training_file", "validation_file"):

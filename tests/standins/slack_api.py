@@ -21,7 +21,9 @@ from aiohttp import WSMsgType, web
 from ._server import LocalServer, short
 
 #: parameters that slack_sdk form-encodes as JSON strings; decoded so tests can assert on objects
-JSON_PARAMS = frozenset({"blocks", "attachments", "chunks", "metadata", "files", "view", "outputs", "unfurls"})
+JSON_PARAMS = frozenset(
+    {"blocks", "attachments", "chunks", "metadata", "files", "view", "outputs", "unfurls"}
+)
 
 _FILETYPES = {"txt": "text", "md": "markdown", "jpeg": "jpg", "yml": "yaml", "py": "python"}
 _TYPE_GROUPS = {
@@ -197,7 +199,9 @@ class SlackStandIn(LocalServer):
         """
         if retry_after is not None and status == 200:
             status = 429
-        self._failures.setdefault(method, []).extend(_Failure(error, status, retry_after) for _ in range(times))
+        self._failures.setdefault(method, []).extend(
+            _Failure(error, status, retry_after) for _ in range(times)
+        )
 
     def response_url(self, key: str | None = None) -> str:
         """A response_url for slash-command/interaction payloads; posts land in responses[key]."""
@@ -257,7 +261,9 @@ class SlackStandIn(LocalServer):
     ) -> dict[str, Any]:
         """Register a file as if a user uploaded it to `channel`; returns the Slack file object."""
         file_id = self._new_file_id()
-        stored = _StoredFile(self._file_object(file_id, name, title, len(content), filetype, user), content, True)
+        stored = _StoredFile(
+            self._file_object(file_id, name, title, len(content), filetype, user), content, True
+        )
         stored.obj["channels"] = [channel]
         self._files[file_id] = stored
         return stored.obj
@@ -295,13 +301,17 @@ class SlackStandIn(LocalServer):
     async def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:
         """The JSON the client sent back for `envelope_id` (may carry a response payload)."""
         if not await self._wait_until(lambda: envelope_id in self.acks, timeout):
-            raise AssertionError(f"no ack for envelope {envelope_id} within {timeout}s; acks: {list(self.acks)}")
+            raise AssertionError(
+                f"no ack for envelope {envelope_id} within {timeout}s; acks: {list(self.acks)}"
+            )
         return self.acks[envelope_id]
 
     async def disconnect_socket(self, reason: str = "refresh_requested") -> None:
         """Ask the client to reconnect, like Slack does periodically (type "disconnect")."""
         if self._ws is not None and not self._ws.closed:
-            await self._ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "standin"}})
+            await self._ws.send_json(
+                {"type": "disconnect", "reason": reason, "debug_info": {"host": "standin"}}
+            )
 
     # -- server plumbing -------------------------------------------------------------------
 
@@ -392,7 +402,9 @@ class SlackStandIn(LocalServer):
             if pending:
                 failure = pending.pop(0)
                 call.failed = True
-                headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else None
+                headers = (
+                    {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else None
+                )
                 return self._err(failure.error, failure.status, headers)
             handler = getattr(self, "_api_" + method.replace(".", "_"), None)
             return handler(call.params) if handler else self._ok()
@@ -503,7 +515,9 @@ class SlackStandIn(LocalServer):
         ch = str(p.get("channel", ""))
         if not ch:
             return self._err("channel_not_found")
-        return self._ok(channel=self.channels.get(ch, {"id": ch, "name": "general", "is_im": ch.startswith("D")}))
+        return self._ok(
+            channel=self.channels.get(ch, {"id": ch, "name": "general", "is_im": ch.startswith("D")})
+        )
 
     def _api_conversations_replies(self, p: dict[str, Any]) -> web.Response:
         return self._ok(messages=[], has_more=False)
@@ -627,7 +641,7 @@ class SlackStandIn(LocalServer):
         return web.Response(text="ok")
 
     async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True)
+        ws = web.WebSocketResponse(autoping=True, timeout=1.0)  # short close handshake on shutdown
         await ws.prepare(request)
         self._all_ws.add(ws)
         self._ws = ws  # a new connection replaces the previous one for send_envelope

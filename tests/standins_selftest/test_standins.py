@@ -72,7 +72,9 @@ async def test_auth_post_update_and_recording(slack: SlackStandIn, web: AsyncWeb
     assert float(second["ts"]) > float(first["ts"])
     assert first["message"]["user"] == "UBOT" and first["message"]["bot_id"] == "BBOT"
 
-    await web.chat_update(channel="C1", ts=first["ts"], text="fallback", blocks=[{"type": "markdown", "text": "**done**"}])
+    await web.chat_update(
+        channel="C1", ts=first["ts"], text="fallback", blocks=[{"type": "markdown", "text": "**done**"}]
+    )
     assert slack.streamed_text(first["ts"]) == "**done**"
     assert [m["text"] for m in slack.messages(channel="C1", thread_ts="1.0")] == ["**done**"]
 
@@ -140,7 +142,12 @@ async def test_chat_stream_reassembles_text(slack: SlackStandIn, web: AsyncWebCl
 async def test_files_upload_v2_and_download(slack: SlackStandIn, web: AsyncWebClient) -> None:
     payload = b"col\n1\n2\n"
     resp = await web.files_upload_v2(
-        channel="C1", thread_ts="1.0", content=payload, filename="report.csv", title="Report", initial_comment="here"
+        channel="C1",
+        thread_ts="1.0",
+        content=payload,
+        filename="report.csv",
+        title="Report",
+        initial_comment="here",
     )
     (upload,) = slack.uploads
     assert (upload.filename, upload.title, upload.content) == ("report.csv", "Report", payload)
@@ -189,7 +196,9 @@ async def test_wait_for_times_out_with_listing(slack: SlackStandIn, web: AsyncWe
     await web.chat_postMessage(channel="C1", text="x")
     with pytest.raises(AssertionError, match=r"chat\.postMessage"):
         await slack.wait_for("chat.update", timeout=0.05)
-    task = asyncio.create_task(slack.wait_for("chat.postMessage", count=2, where=lambda c: c.params["channel"] == "C1"))
+    task = asyncio.create_task(
+        slack.wait_for("chat.postMessage", count=2, where=lambda c: c.params["channel"] == "C1")
+    )
     await web.chat_postMessage(channel="C1", text="y")
     assert len(await task) == 2
 
@@ -210,7 +219,9 @@ async def test_socket_mode_envelope_ack_and_reconnect(slack: SlackStandIn) -> No
 
     async def listener(client: Any, req: SocketModeRequest) -> None:
         received.append(req)
-        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload={"ok": 1}))
+        await client.send_socket_mode_response(
+            SocketModeResponse(envelope_id=req.envelope_id, payload={"ok": 1})
+        )
 
     web_client = AsyncWebClient(base_url=slack.url)
     socket_client = SocketModeClient(app_token="xapp-test", web_client=web_client)
@@ -228,8 +239,12 @@ async def test_socket_mode_envelope_ack_and_reconnect(slack: SlackStandIn) -> No
 
         await slack.disconnect_socket()
         await slack.wait_for("apps.connections.open", count=2)
-        assert await slack._wait_until(lambda: slack.socket_connections == 2 and slack.socket_connected.is_set(), 5)
-        envelope_id = await slack.send_envelope("slash_commands", {"command": "/tw"}, accepts_response_payload=True)
+        assert await slack._wait_until(
+            lambda: slack.socket_connections == 2 and slack.socket_connected.is_set(), 5
+        )
+        envelope_id = await slack.send_envelope(
+            "slash_commands", {"command": "/tw"}, accepts_response_payload=True
+        )
         await slack.wait_ack(envelope_id)
         assert received[-1].accepts_response_payload is True
     finally:
@@ -294,7 +309,9 @@ async def test_stream_cut_mid_way_raises(oai: OpenAIStandIn, client: openai.Asyn
     assert "".join(got) == "abcdefgh"
 
 
-async def test_delay_provokes_timeout_and_server_survives(oai: OpenAIStandIn, client: openai.AsyncOpenAI) -> None:
+async def test_delay_provokes_timeout_and_server_survives(
+    oai: OpenAIStandIn, client: openai.AsyncOpenAI
+) -> None:
     oai.enqueue(Reply(text="late", delay=0.5))
     with pytest.raises(openai.APITimeoutError):
         await client.with_options(timeout=0.1).chat.completions.create(
@@ -328,7 +345,11 @@ async def test_moderation_and_embeddings(oai: OpenAIStandIn, client: openai.Asyn
 
     emb = await client.embeddings.create(
         model="text-embedding-3-small",
-        input=["How do I reset my password?", "how do i reset my password", "Quarterly revenue forecast spreadsheet"],
+        input=[
+            "How do I reset my password?",
+            "how do i reset my password",
+            "Quarterly revenue forecast spreadsheet",
+        ],
     )
     a, b, c = (d.embedding for d in emb.data)
     assert len(a) == 256 and math.isclose(sum(x * x for x in a), 1.0, rel_tol=1e-6)
@@ -337,17 +358,23 @@ async def test_moderation_and_embeddings(oai: OpenAIStandIn, client: openai.Asyn
         return sum(p * q for p, q in zip(x, y, strict=True))
 
     assert cos(a, b) > 0.99 and cos(a, c) < 0.3
-    b64 = await client.embeddings.create(model="e", input="how do I reset my password", encoding_format="base64")
+    b64 = await client.embeddings.create(
+        model="e", input="how do I reset my password", encoding_format="base64"
+    )
     assert isinstance(b64.data[0].embedding, (str, list))
 
 
 async def test_files_and_fine_tuning_progression(oai: OpenAIStandIn, client: openai.AsyncOpenAI) -> None:
-    training = b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n' * 10
+    training = (
+        b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n' * 10
+    )
     file = await client.files.create(file=("train.jsonl", training), purpose="fine-tune")
     assert file.status == "processed" and oai.files[file.id][1] == training
     assert (await client.files.content(file.id)).read() == training
 
-    job = await client.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=file.id, suffix="tw")
+    job = await client.fine_tuning.jobs.create(
+        model="gpt-4o-mini-2024-07-18", training_file=file.id, suffix="tw"
+    )
     assert job.status == "validating_files" and job.user_provided_suffix == "tw"
     statuses = [(await client.fine_tuning.jobs.retrieve(job.id)).status for _ in range(5)]
     assert statuses == ["queued", "running", "running", "succeeded", "succeeded"]
@@ -357,7 +384,13 @@ async def test_files_and_fine_tuning_progression(oai: OpenAIStandIn, client: ope
 
     content = (await client.files.content(done.result_files[0])).text
     rows = list(csv.DictReader(io.StringIO(content)))
-    assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+    assert list(rows[0]) == [
+        "step",
+        "train_loss",
+        "train_accuracy",
+        "valid_loss",
+        "valid_mean_token_accuracy",
+    ]
     assert len(rows) == 20 and float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
 
     events = [e async for e in client.fine_tuning.jobs.list_events(job.id)]
@@ -369,7 +402,9 @@ async def test_files_and_fine_tuning_progression(oai: OpenAIStandIn, client: ope
     assert [j.id for j in listed.data] == [job.id]
 
 
-async def test_fine_tuning_cancel_failure_and_fault_injection(oai: OpenAIStandIn, client: openai.AsyncOpenAI) -> None:
+async def test_fine_tuning_cancel_failure_and_fault_injection(
+    oai: OpenAIStandIn, client: openai.AsyncOpenAI
+) -> None:
     file = await client.files.create(file=("t.jsonl", b"{}\n"), purpose="fine-tune")
     job = await client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file.id)
     assert (await client.fine_tuning.jobs.cancel(job.id)).status == "cancelled"

@@ -1,0 +1,61 @@
+"""Answers stream into Slack: natively when possible, by throttled edits otherwise."""
+
+from __future__ import annotations
+
+from tests.scenarios.harness import mention
+from tests.standins.openai_api import Reply
+
+
+async def test_native_streaming_with_footer(http_bot, slack, openai_api):
+    bot = await http_bot(STREAMING_MODE="auto")
+    openai_api.enqueue(Reply(text="**Bold** answer " * 40))
+    event = mention("stream it")
+    await bot.event(event)
+    await bot.idle()
+    assert slack.calls_to("chat.startStream") and slack.calls_to("chat.stopStream")
+    start = slack.calls_to("chat.startStream")[0].params
+    assert start["recipient_user_id"] == "U1" and start["recipient_team_id"] == "T1"
+    [reply] = slack.messages(thread_ts=event["ts"])
+    assert reply["kind"] == "stream" and reply["text"] == "**Bold** answer " * 40
+    assert "Persona: *default*" in str(reply["blocks"])
+    assert not slack.calls_to("chat.update")
+
+
+async def test_native_stream_refused_falls_back_to_edits(http_bot, slack, openai_api):
+    bot = await http_bot(STREAMING_MODE="auto")
+    slack.fail("chat.startStream", error="not_allowed_token_type")
+    openai_api.enqueue(Reply(text="fallback text " * 40))
+    event = mention("stream it")
+    await bot.event(event)
+    await bot.idle()
+    [reply] = slack.messages(thread_ts=event["ts"])
+    assert reply["kind"] == "post" and reply["text"] == ("fallback text " * 40)
+
+
+async def test_update_mode_throttles_edits_to_about_one_per_second(http_bot, slack, openai_api):
+    bot = await http_bot(STREAMING_MODE="update")
+    openai_api.enqueue(Reply(text="tick " * 100, chunk_size=5, chunk_delay=0.02))  # ~2 s of streaming
+    event = mention("slowly")
+    await bot.event(event)
+    await bot.idle()
+    updates = slack.calls_to("chat.update")
+    assert 2 <= len(updates) <= 4  # ~1 per second plus the final one
+    gaps = [b.at - a.at for a, b in zip(updates, updates[1:-1], strict=False)]
+    assert all(g >= 0.9 for g in gaps)
+    assert slack.messages(thread_ts=event["ts"])[0]["text"] == "tick " * 100
+
+
+async def test_long_answer_continues_in_new_messages_instead_of_failing(http_bot, slack, openai_api):
+    bot = await http_bot(STREAMING_MODE="update")
+    text = "".join(f"line {i:05d} of a very long answer\n" for i in range(1200))  # ~37k chars
+    openai_api.enqueue(Reply(text=text, chunk_size=2000))
+    event = mention("write a novel")
+    await bot.event(event)
+    await bot.idle()
+    parts = slack.messages(thread_ts=event["ts"])
+    assert len(parts) >= 4
+    for part in parts:
+        assert len(part["text"]) <= 12_000
+        assert all(len(b.get("text", "")) <= 12_000 for b in part["blocks"] if b["type"] == "markdown")
+    assert "".join(p["text"] for p in parts) == text
+    assert "Persona" in str(parts[-1]["blocks"]) and "Persona" not in str(parts[0]["blocks"])
