@@ -21,24 +21,17 @@ def _mode(arg: str | None, settings: Settings) -> str:
 
 
 async def run_socket_mode(settings: Settings) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from bot.socket_mode import open_socket_mode
 
-    from bot.app import create_app
-    from bot.deps import close_deps, create_deps
-
-    deps = await create_deps(settings)
-    handler = AsyncSocketModeHandler(create_app(deps), settings.slack_app_token)
+    bot = await open_socket_mode(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await handler.connect_async()
-        logging.getLogger(__name__).info("Socket Mode: connected; press Ctrl+C to stop")
         await stop.wait()
     finally:
-        await handler.close_async()
-        await close_deps(deps)
+        await bot.close()
 
 
 def run_http_mode(settings: Settings) -> None:

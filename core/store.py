@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,6 +20,27 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class RoundTrips:
+    """Process-wide count of requests written to Redis: a pipeline or a script is one.
+
+    Exposed at /metrics so the per-turn cost can be checked on a live bot (see bench/).
+    """
+
+    count = 0
+
+
+class _CountedConnection(Connection):
+    async def send_packed_command(self, command, check_health: bool = True) -> None:
+        RoundTrips.count += 1
+        await super().send_packed_command(command, check_health)
+
+
+class _CountedSSLConnection(SSLConnection):
+    async def send_packed_command(self, command, check_health: bool = True) -> None:
+        RoundTrips.count += 1
+        await super().send_packed_command(command, check_health)
 
 
 @dataclass
@@ -53,6 +75,9 @@ def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0, **pool
     blocking pool. Retries on connection errors let a restarted server be picked up again
     without restarting the bot.
     """
+    pool_kwargs.setdefault(
+        "connection_class", _CountedSSLConnection if url.startswith("rediss://") else _CountedConnection
+    )
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,

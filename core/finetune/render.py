@@ -108,7 +108,7 @@ def format_report(report: Report) -> str:
         out.append("Over the token limit: none")
     if report.duplicates:
         groups = "; ".join(", ".join(map(str, g)) for g in report.duplicates[:SHOWN_PER_CODE])
-        out.append(f"Exact duplicates: {len(report.duplicates)} groups (lines {groups})")
+        out.append(f"Exact duplicates: {_plural(len(report.duplicates), 'group')} (lines {groups})")
     if report.overlap:
         pairs = ", ".join(f"{t}={v}" for t, v in report.overlap[:SHOWN_PER_CODE])
         out.append(f"Train/validation overlap: {len(report.overlap)} (train=validation lines {pairs})")

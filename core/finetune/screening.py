@@ -1,7 +1,7 @@
 """Checks that need the OpenAI API: moderation and embedding-based near duplicates.
 
-OpenAI screens training data with its moderation models and refuses files that fail;
-running the same screen first shows which lines to fix. The client is injected, so
+OpenAI runs safety checks on training data and can refuse a job over flagged content;
+running a moderation screen first shows which lines to look at. The client is injected, so
 tests and other OpenAI-compatible servers work the same way.
 """
 

@@ -24,7 +24,7 @@ from core.finetune.budget import (
 )
 from core.finetune.dedupe import exact_duplicates, example_text, fingerprint, near_duplicates
 from core.finetune.jsonl import parse_jsonl
-from core.finetune.render import format_report, report_to_dict
+from core.finetune.render import format_report, line_ranges, report_to_dict
 from core.finetune.report import Distribution, Problem, Report, describe
 from core.finetune.schema import check_example
 from core.finetune.split import split_dataset
@@ -173,8 +173,15 @@ def validate_dataset(
         if not valid.valid:
             problems.append(Problem(0, "error", "no_validation_examples", "no usable examples", "validation"))
         report.overlap = _overlap(train.valid, valid.valid)
+        by_train_line: dict[int, list[int]] = {}
         for train_line, valid_line in report.overlap:
-            message = f"also in the validation file (line {valid_line}): validation loss will look better than it is"
+            by_train_line.setdefault(train_line, []).append(valid_line)
+        for train_line, valid_lines in by_train_line.items():
+            where = "line" if len(valid_lines) == 1 else "lines"
+            message = (
+                f"also in the validation file ({where} {line_ranges(valid_lines)}): "
+                "validation loss will look better than it is"
+            )
             problems.append(Problem(train_line, "warning", "train_validation_overlap", message))
 
     file_order = {"train": 0, "validation": 1}

@@ -86,11 +86,10 @@ async def test_reset_forgets_messages_but_keeps_the_thread(store):
 
 async def test_round_trips_per_turn_do_not_grow_with_history(redis_url, key_prefix):
     """One round trip to open a turn and one to close it, at 10 or 5,000 messages."""
-    from core.store import Store, connect
+    from core.store import RoundTrips, Store, connect
     from tests.conftest import _delete_prefix
-    from tests.redis_counting import CountingConnection
 
-    redis = connect(redis_url, connection_class=CountingConnection)
+    redis = connect(redis_url)
     store = Store(redis=redis, prefix=key_prefix)
     try:
         await redis.ping()  # connection handshake outside the measurement
@@ -102,12 +101,12 @@ async def test_round_trips_per_turn_do_not_grow_with_history(redis_url, key_pref
             await history.open_turn(
                 store, conv, _msg(-1), budget=500, ttl=60, event_key="e0", message_key="m0"
             )
-            before = CountingConnection.round_trips
+            before = RoundTrips.count
             turn = await history.open_turn(
                 store, conv, _msg(-2), budget=500, ttl=60, event_key="e", message_key="m"
             )
             await history.close_turn(store, conv, {"role": "assistant", "content": "x", "tokens": 3}, ttl=60)
-            counts[size] = CountingConnection.round_trips - before
+            counts[size] = RoundTrips.count - before
             assert turn.status == "ok" and len(turn.window) == min(size + 2, 50)
         assert counts == {10: 2, 5000: 2}
     finally:
