@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -22,6 +22,16 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
 @dataclass
+class Stats:
+    """Counters for /metrics: enough to check a live bot's cost per turn."""
+
+    turns: int = 0  # turns that reached the model
+    answered: int = 0
+    failed: int = 0
+    skipped: int = 0  # duplicates and foreign threads
+
+
+@dataclass
 class BotDeps:
     settings: Settings
     core: CoreDeps
@@ -29,6 +39,7 @@ class BotDeps:
     session: aiohttp.ClientSession
     tasks: TaskRunner
     streams: NativeStreamBudget
+    stats: Stats = field(default_factory=Stats)
     bot_user_id: str = ""
     bot_id: str = ""
     team_id: str = ""

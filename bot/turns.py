@@ -56,12 +56,14 @@ async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
         )
         return
     if turn.status in ("duplicate", "foreign"):
+        deps.stats.skipped += 1
         log.debug("Skipping %s message %s", turn.status, incoming.ts)
         return
     if turn.status == "flagged":
         await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.FLAGGED)
         return
 
+    deps.stats.turns += 1
     answer = SlackAnswer(
         deps.client,
         Target(incoming.channel, incoming.thread_ts, incoming.team, incoming.user),
@@ -84,6 +86,7 @@ async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
     except Exception as exc:
         kind = llm.error_kind(exc)
         log.warning("Model call failed for %s: %s (%s)", incoming.conv_id, type(exc).__name__, kind)
+        deps.stats.failed += 1
         if result.text:
             await answer.finish(_footer(turn), note=messages.INTERRUPTED)
         else:
@@ -94,6 +97,7 @@ async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
     if result.finish_reason == "length":
         notes.append(messages.LENGTH_LIMIT)
     await answer.finish(_footer(turn), note="\n".join(notes))
+    deps.stats.answered += 1
 
 
 def _footer(turn: conversations.Prepared) -> list[dict]:

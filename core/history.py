@@ -50,7 +50,8 @@ while count < n do
   end
   if stop or #chunk < step then break end
 end
-local window = redis.call('LRANGE', msgs, -count, -1)
+-- One JSON array string: a single reply to parse instead of one per message.
+local window = '[' .. table.concat(redis.call('LRANGE', msgs, -count, -1), ',') .. ']'
 return {'ok', redis.call('HGETALL', meta), window, n}
 """
 
@@ -112,7 +113,7 @@ async def open_turn(
     return Turn(
         status="ok",
         meta=_decode_meta(result[1]),
-        window=[json.loads(m) for m in result[2]],
+        window=json.loads(result[2]),
         length=int(result[3]),
     )
 
