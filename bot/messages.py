@@ -64,3 +64,40 @@ LLM_ERRORS = {
 
 def llm_error(kind: str) -> str:
     return LLM_ERRORS.get(kind, INTERNAL)
+
+
+# -- personas and structured answers ----------------------------------------------
+UNKNOWN_PERSONA = "I don't know a persona called `{name}`. These exist:"
+PERSONA_SET_CHANNEL = "<@{user}> set this channel's persona to *{persona}*. New threads here will use it."
+PERSONA_SET_THREAD = "<@{user}> switched this thread to *{persona}*. The conversation keeps its history."
+PERSONA_SET_WORKSPACE = "Workspace default persona is now *{persona}*."
+TEAM_PROMPT_SET = "Saved the team description; every persona now includes it."
+NOT_IN_CHANNEL = (
+    "I'm not a member of this channel, so I can't post here. Invite me with `/invite @Threadwise`. "
+    "The setting was saved anyway."
+)
+EMPTY_QUESTION = (
+    "Please add a question after the schema, e.g. `/ask-json action_items What came out of today's standup?`"
+)
+UNKNOWN_SCHEMA = "I don't know a schema called `{name}`. Use one of {names}, or pass an inline JSON Schema."
+JSON_THINKING = "_Working on a `{schema}` answer…_"
+JSON_REFUSED = "The model declined to answer: {refusal}"
+JSON_INVALID = (
+    ":warning: The model didn't produce valid JSON for `{schema}`, even after one repair attempt: {error}. "
+    "Try a simpler schema or rephrase the question."
+)
+ASK_JSON_USAGE = (
+    "Usage: `/ask-json <schema> <question>`, where the schema is a name ({names}) or an inline JSON "
+    "Schema. Admins: `/ask-json schema add <name> <json schema>`, `schema list`, `schema delete <name>`."
+)
+PERSONA_USAGE = (
+    "Usage: `/persona` lists personas · `/persona <name> [domain]` sets this channel's default · "
+    'admins: `/persona create <name> [model=…] [temperature=…] [constraint="…"] <system prompt>`, '
+    "`/persona edit <name> …`, `/persona delete <name>`, `/persona optimize <name>`, "
+    "`/persona workspace <name> [domain]`, `/persona team <description of the team's domain>`."
+)
+THREAD_HELP = (
+    "In a thread with me: `@Threadwise reset` forgets the thread · `@Threadwise persona <name> [domain]` "
+    "switches this thread's persona · `@Threadwise json <schema> [question]` answers as JSON over the "
+    "thread (e.g. `@Threadwise json action_items`). `/persona` lists personas."
+)

@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks, messages
 from bot.deps import BotDeps
 from bot.streaming import SlackAnswer, Target
-from core import conversations, llm
+from core import conversations, llm, personas
 from core.conversations import Incoming
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,16 @@ async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
 
 
 def _footer(turn: conversations.Prepared) -> list[dict]:
-    persona = turn.resolved.choice.name if turn.resolved else "default"
-    if turn.resolved and turn.resolved.choice.domain:
-        persona += f" ({turn.resolved.choice.domain})"
-    return blocks.answer_footer(persona=persona, model=turn.model)
+    """Persona and model under every answer; the thread's first answer adds a persona menu."""
+    resolved = turn.resolved
+    persona = resolved.choice.name if resolved else "default"
+    if resolved and resolved.choice.domain:
+        persona += f" ({resolved.choice.domain})"
+    notes = ()
+    if resolved and resolved.missing:
+        notes = (f"persona `{resolved.missing}` no longer exists",)
+    footer = blocks.answer_footer(persona=persona, model=turn.model, notes=notes)
+    if turn.history_length == 1 and resolved:
+        names = list(personas.BUILTINS) + [n for n in resolved.custom_names if n not in personas.BUILTINS]
+        footer.append(blocks.persona_select(names, current=resolved.choice.name))
+    return footer

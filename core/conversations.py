@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from openai import AsyncOpenAI
 
-from core import history, keys, llm, personas, tokens
+from core import history, keys, llm, personas, structured, tokens
+from core.schemas import NamedSchema
 from core.settings import Settings
 from core.store import Store
+from core.structured import JsonAnswer
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +190,38 @@ async def reply(deps: CoreDeps, turn: Prepared, result: llm.StreamResult) -> Asy
                 await _record(deps, turn, result, interrupted=True)
             raise
     await _record(deps, turn, result)
+
+
+async def answer_json(deps: CoreDeps, turn: Prepared, schema: NamedSchema) -> JsonAnswer:
+    """A structured answer over the thread's context, recorded like any other reply."""
+    s = deps.settings
+    answer = await structured.ask_json(
+        deps.openai,
+        model=turn.model,
+        system=turn.messages[0]["content"],
+        messages=turn.messages[1:],
+        schema=schema,
+        base_url=s.openai_base_url,
+        attempts=s.openai_max_attempts,
+        temperature=turn.temperature,
+    )
+    if answer.ok:
+        text = "```json\n" + json.dumps(answer.data, indent=2, ensure_ascii=False) + "\n```"
+    elif answer.refusal:
+        text = f"(declined: {answer.refusal})"
+    else:
+        text = f"(no valid JSON: {answer.error})"
+    message = {"role": "assistant", "content": text}
+    message["tokens"] = tokens.count_message(message, turn.model)
+    await history.close_turn(
+        deps.store,
+        turn.incoming.conv_id,
+        message,
+        ttl=s.conversation_ttl_seconds,
+        usage=answer.usage,
+        meta={"model": turn.model, "last_persona": turn.resolved.choice.name if turn.resolved else ""},
+    )
+    return answer
 
 
 def _halve(messages: list[dict]) -> list[dict]:

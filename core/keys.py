@@ -46,3 +46,8 @@ def finetune_jobs(prefix: str) -> str:
 
 def finetune_lease(prefix: str, job_id: str) -> str:
     return f"{prefix}:ft:lease:{job_id}"
+
+
+def optimize_run(prefix: str, team: str, token: str) -> str:
+    """Prompt variants awaiting an admin's Adopt click (short-lived)."""
+    return f"{prefix}:w:{{{team}}}:optimize:{token}"

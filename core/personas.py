@@ -204,7 +204,7 @@ class Resolved:
     system: str
     missing: str = ""  # a chosen custom persona that has since been deleted
     team_prompt: str = ""
-    extra: dict = field(default_factory=dict)
+    custom_names: list[str] = field(default_factory=list)  # only when asked for
 
 
 _RESOLVE = """
@@ -217,7 +217,9 @@ if channel_choice then table.insert(names, cjson.decode(channel_choice).name) en
 if ws[1] then table.insert(names, cjson.decode(ws[1]).name) end
 local defs = {}
 if #names > 0 then defs = redis.call('HMGET', personas, unpack(names)) end
-return {channel_choice, ws[1], ws[2], defs}
+local all = {}
+if ARGV[3] == '1' then all = redis.call('HKEYS', personas) end
+return {channel_choice, ws[1], ws[2], defs, all}
 """
 
 
@@ -228,6 +230,7 @@ async def resolve(
     thread_choice: Choice | None,
     *,
     default_team_prompt: str = "",
+    with_names: bool = False,
 ) -> Resolved:
     """Pick thread > channel > workspace > built-in default, in one round trip.
 
@@ -236,8 +239,8 @@ async def resolve(
     """
     k = keys.workspace(store.prefix, team)
     script = store.redis.register_script(_RESOLVE)
-    args = [channel, thread_choice.name if thread_choice else ""]
-    channel_raw, ws_raw, ws_prompt, defs = await script(
+    args = [channel, thread_choice.name if thread_choice else "", "1" if with_names else "0"]
+    channel_raw, ws_raw, ws_prompt, defs, all_names = await script(
         keys=[k["personas"], k["channel_personas"], k["settings"]], args=args
     )
     candidates = [thread_choice] if thread_choice else []
@@ -252,6 +255,7 @@ async def resolve(
     custom = {n: d for n, d in zip(names, defs or [], strict=False) if d}
     team_prompt = (ws_prompt.decode() if isinstance(ws_prompt, bytes) else ws_prompt) or default_team_prompt
     missing = ""
+    custom_names = sorted(n.decode() if isinstance(n, bytes) else n for n in all_names or [])
     for choice in candidates:
         persona = BUILTINS.get(choice.name)
         if persona is None and choice.name in custom:
@@ -275,4 +279,64 @@ async def resolve(
         system_prompt(persona, team_prompt=team_prompt),
         missing,
         team_prompt,
+        custom_names,
     )
+
+
+# -- storage: each write is a single HSET/HDEL, so nothing is ever half-written ------
+
+
+async def list_custom(store: Store, team: str) -> list[Persona]:
+    raw = await store.redis.hgetall(keys.workspace(store.prefix, team)["personas"])
+    return sorted((from_json(v) for v in raw.values()), key=lambda p: p.name)
+
+
+async def get(store: Store, team: str, name: str) -> Persona | None:
+    name = name.strip().lower()
+    if name in BUILTINS:
+        return BUILTINS[name]
+    raw = await store.redis.hget(keys.workspace(store.prefix, team)["personas"], name)
+    return from_json(raw) if raw else None
+
+
+async def create(store: Store, team: str, persona: Persona) -> bool:
+    """Add a custom persona; False if the name is taken (HSETNX: no race, no overwrite)."""
+    key = keys.workspace(store.prefix, team)["personas"]
+    return bool(await store.redis.hsetnx(key, persona.name, to_json(persona)))
+
+
+async def replace(store: Store, team: str, persona: Persona) -> None:
+    await store.redis.hset(keys.workspace(store.prefix, team)["personas"], persona.name, to_json(persona))
+
+
+async def delete(store: Store, team: str, name: str) -> bool:
+    return bool(await store.redis.hdel(keys.workspace(store.prefix, team)["personas"], name))
+
+
+async def set_channel(store: Store, team: str, channel: str, choice: Choice) -> None:
+    await store.redis.hset(keys.workspace(store.prefix, team)["channel_personas"], channel, choice.to_json())
+
+
+async def set_workspace(
+    store: Store, team: str, *, choice: Choice | None = None, prompt: str | None = None
+) -> None:
+    fields = {}
+    if choice is not None:
+        fields["persona"] = choice.to_json()
+    if prompt is not None:
+        fields["prompt"] = prompt
+    if fields:
+        await store.redis.hset(keys.workspace(store.prefix, team)["settings"], mapping=fields)
+
+
+def describe(persona: Persona) -> str:
+    """One line for listings."""
+    extras = []
+    if persona.model:
+        extras.append(f"model `{persona.model}`")
+    if persona.temperature is not None:
+        extras.append(f"temperature {persona.temperature}")
+    if persona.constraints:
+        extras.append(f"{len(persona.constraints)} constraint(s)")
+    tail = f" ({', '.join(extras)})" if extras else ""
+    return f"{persona.description}{tail}"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from bot import mentions, messages
 from bot.deps import BotDeps
+from bot.json_answers import answer_in_thread
+from bot.thread_persona import switch_thread_persona
 from bot.turns import post_in_thread, run_turn
-from core import history, keys
+from core import conversations, history, keys, schemas
 from core.conversations import Incoming
 
 
@@ -27,6 +29,26 @@ def dispatch_text(
     if command and command.name == "reset":
         deps.tasks.spawn(_reset(deps, team, channel, thread_ts, event_id or ts))
         return
+    if command and command.name == "help":
+        deps.tasks.spawn(post_in_thread(deps, channel, thread_ts, messages.THREAD_HELP))
+        return
+    if command and command.name == "persona":
+        name, _, domain = command.args.partition(" ")
+        if not name:
+            deps.tasks.spawn(post_in_thread(deps, channel, thread_ts, messages.THREAD_HELP))
+            return
+        deps.tasks.spawn(
+            switch_thread_persona(
+                deps,
+                team=team,
+                channel=channel,
+                thread_ts=thread_ts,
+                user=user,
+                name=name.lower(),
+                domain=domain.strip(),
+            )
+        )
+        return
     incoming = Incoming(
         team=team,
         channel=channel,
@@ -37,7 +59,19 @@ def dispatch_text(
         event_id=event_id,
         require_existing=not addressed,
     )
+    if command and command.name == "json":
+        schema_arg, question = schemas.split_schema_arg(command.args)
+        if not schema_arg:
+            deps.tasks.spawn(post_in_thread(deps, channel, thread_ts, messages.THREAD_HELP))
+            return
+        deps.tasks.spawn(_locked(incoming.conv_id, answer_in_thread(deps, incoming, schema_arg, question)))
+        return
     deps.tasks.spawn(run_turn(deps, incoming), name=f"turn:{channel}:{ts}")
+
+
+async def _locked(conv_id: str, work) -> None:
+    async with conversations.turn_locks.hold(conv_id):
+        await work
 
 
 async def _reset(deps: BotDeps, team: str, channel: str, thread_ts: str, marker: str) -> None:

@@ -1,0 +1,62 @@
+"""Who may run admin actions: one helper for personas, schemas and fine-tuning.
+
+Admins are the users in ADMIN_USER_IDS plus the workspace's admins and owners (from
+users.info, cached for a few minutes). ADMIN_CHANNEL_IDS, if set, limits where admin
+commands work. Every decision, allowed or refused, goes to the audit log. Only a
+person's own command or button click reaches here, never model output.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from slack_sdk.errors import SlackApiError
+
+from bot.deps import BotDeps
+from core import audit
+
+log = logging.getLogger(__name__)
+
+CACHE_SECONDS = 300
+_cache: dict[tuple[str, str], tuple[float, bool]] = {}
+
+NOT_ADMIN = (
+    ":lock: `{action}` is for admins only. Admins are the workspace's admins and owners and "
+    "the users listed in ADMIN_USER_IDS; ask one of them. (This attempt was logged.)"
+)
+WRONG_CHANNEL = ":lock: Admin commands only work in these channels: {channels}. (This attempt was logged.)"
+
+
+async def is_admin(deps: BotDeps, team: str, user: str) -> bool:
+    if user in deps.settings.admin_user_ids:
+        return True
+    cached = _cache.get((team, user))
+    if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    try:
+        info = (await deps.client.users_info(user=user))["user"]
+    except SlackApiError as exc:
+        log.warning("users.info failed for an admin check: %s", exc.response.get("error"))
+        return False
+    allowed = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+    _cache[(team, user)] = (time.monotonic(), allowed)
+    return allowed
+
+
+async def check_admin(
+    deps: BotDeps, *, team: str, user: str, channel: str, action: str, detail: str = ""
+) -> str | None:
+    """None if `user` may do `action` here; otherwise the refusal to show them."""
+    refusal = None
+    allowed_channels = deps.settings.admin_channel_ids
+    if allowed_channels and channel not in allowed_channels:
+        refusal = WRONG_CHANNEL.format(channels=", ".join(f"<#{c}>" for c in sorted(allowed_channels)))
+    elif not await is_admin(deps, team, user):
+        refusal = NOT_ADMIN.format(action=action)
+    if refusal:
+        log.warning("Refused admin action %s by %s in %s", action, user, channel)
+    await audit.record(
+        deps.core.store, team, user=user, action=action, allowed=refusal is None, detail=detail
+    )
+    return refusal

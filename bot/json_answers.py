@@ -1,0 +1,203 @@
+"""Structured JSON answers, in a channel (`/ask-json`) or over a thread (`@bot json`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from openai import OpenAIError
+from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, messages
+from bot.deps import BotDeps
+from bot.replies import ephemeral
+from core import conversations, llm, schemas
+from core.conversations import Incoming
+from core.schemas import NamedSchema, SchemaProblem
+
+log = logging.getLogger(__name__)
+
+
+async def resolve_schema(deps: BotDeps, team: str, arg: str) -> NamedSchema:
+    """A named schema (built-in or the workspace's) or an inline one, checked for strict mode."""
+    if arg.lstrip().startswith("{"):
+        return schemas.prepare_inline(arg)
+    found = await schemas.lookup(deps.core.store, team, arg)
+    if found is None:
+        names = ", ".join(f"`{s.name}`" for s in await schemas.list_all(deps.core.store, team))
+        raise SchemaProblem(messages.UNKNOWN_SCHEMA.format(name=arg, names=names))
+    return found
+
+
+def _footer(turn: conversations.Prepared, schema: NamedSchema, answer) -> list[dict]:
+    notes = [f"Schema: `{schema.name}`"]
+    if schema.notes:
+        notes.append("normalized for strict mode: " + "; ".join(schema.notes)[:300])
+    if answer.mode == "json_object":
+        notes.append("server lacks json_schema: used json_object + validation")
+    if answer.repaired:
+        notes.append("repaired once")
+    persona = turn.resolved.choice.name if turn.resolved else "default"
+    return blocks.answer_footer(persona=persona, model=turn.model, notes=tuple(notes))
+
+
+def _request_text(schema: NamedSchema, question: str) -> str:
+    return f"Answer as JSON (schema `{schema.name}`): {question}"
+
+
+async def _render(
+    deps: BotDeps,
+    *,
+    channel: str,
+    ts: str,
+    thread_ts: str,
+    update: bool,
+    turn,
+    schema,
+    answer,
+    question,
+    user,
+) -> None:
+    footer = _footer(turn, schema, answer)
+    if answer.refusal:
+        text = messages.JSON_REFUSED.format(refusal=answer.refusal)
+        payload = {"text": text, "blocks": blocks.notice(text) + footer}
+    elif not answer.ok:
+        text = messages.JSON_INVALID.format(schema=schema.name, error=answer.error[:500])
+        payload = {"text": text, "blocks": blocks.notice(text) + footer}
+    else:
+        fits = blocks.json_fits(answer.data)
+        payload = {
+            "text": blocks.fallback_text(json.dumps(answer.data, ensure_ascii=False)),
+            "blocks": blocks.json_answer(
+                answer.data,
+                question=question,
+                user=user,
+                schema=schema.name,
+                footer=footer,
+                attached=not fits,
+            ),
+        }
+    if update:
+        await deps.client.chat_update(channel=channel, ts=ts, **payload)
+    else:
+        response = await deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **payload)
+        ts = response["ts"]
+    if answer.ok and not blocks.json_fits(answer.data):
+        await deps.client.files_upload_v2(
+            channel=channel,
+            thread_ts=thread_ts,
+            filename=f"{schema.name}.json",
+            title=f"{schema.name}.json",
+            content=json.dumps(answer.data, indent=2, ensure_ascii=False),
+        )
+
+
+async def _run(deps: BotDeps, incoming: Incoming, schema: NamedSchema):
+    turn = await conversations.prepare(deps.core, incoming)
+    if turn.status != "ok":
+        return turn, None
+    return turn, await conversations.answer_json(deps.core, turn, schema)
+
+
+async def answer_in_channel(
+    deps: BotDeps,
+    *,
+    respond,
+    team: str,
+    channel: str,
+    user: str,
+    schema: NamedSchema,
+    question: str,
+    request_id: str,
+) -> None:
+    """Post the question in the channel, answer it there, and make that message a thread."""
+    head = f"<@{user}> asked (schema `{schema.name}`): {question}"
+    try:
+        placeholder = await deps.client.chat_postMessage(
+            channel=channel,
+            text=head,
+            blocks=[
+                {"type": "section", "text": {"type": "mrkdwn", "text": head[:3000]}},
+                *blocks.notice(messages.JSON_THINKING.format(schema=schema.name)),
+            ],
+        )
+    except SlackApiError as exc:
+        if exc.response.get("error") in ("not_in_channel", "channel_not_found", "is_archived"):
+            await ephemeral(
+                deps,
+                respond,
+                channel=channel,
+                user=user,
+                text=messages.NOT_IN_CHANNEL.split(" The setting")[0],
+            )
+            return
+        raise
+    ts = placeholder["ts"]
+    incoming = Incoming(team, channel, ts, user, _request_text(schema, question), ts, event_id=request_id)
+    try:
+        turn, answer = await _run(deps, incoming, schema)
+    except RedisError:
+        await deps.client.chat_update(
+            channel=channel, ts=ts, text=messages.STORE_DOWN, blocks=blocks.notice(messages.STORE_DOWN)
+        )
+        return
+    except OpenAIError as exc:
+        text = messages.llm_error(llm.error_kind(exc))
+        await deps.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks.notice(text))
+        return
+    if answer is None:
+        return
+    await _render(
+        deps,
+        channel=channel,
+        ts=ts,
+        thread_ts=ts,
+        update=True,
+        turn=turn,
+        schema=schema,
+        answer=answer,
+        question=question,
+        user=user,
+    )
+
+
+async def answer_in_thread(deps: BotDeps, incoming: Incoming, schema_arg: str, question: str) -> None:
+    """`@Threadwise json <schema> [question]`: answer over the thread's whole context."""
+    from bot.turns import post_in_thread
+
+    try:
+        schema = await resolve_schema(deps, incoming.team, schema_arg)
+    except SchemaProblem as exc:
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, str(exc))
+        return
+    except RedisError:
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
+        return
+    question = question or f"Extract the {schema.name.replace('_', ' ')} from this conversation."
+    incoming.text = _request_text(schema, question)
+    try:
+        turn, answer = await _run(deps, incoming, schema)
+    except RedisError:
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
+        return
+    except OpenAIError as exc:
+        await post_in_thread(
+            deps, incoming.channel, incoming.thread_ts, messages.llm_error(llm.error_kind(exc))
+        )
+        return
+    if answer is None:
+        return
+    await _render(
+        deps,
+        channel=incoming.channel,
+        ts="",
+        thread_ts=incoming.thread_ts,
+        update=False,
+        turn=turn,
+        schema=schema,
+        answer=answer,
+        question=question,
+        user=incoming.user,
+    )

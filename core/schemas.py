@@ -1,0 +1,334 @@
+"""JSON Schemas for structured answers: built-ins, workspace ones, and strict-mode checks.
+
+OpenAI's strict mode accepts a subset of JSON Schema: objects must list every property
+as required and set `additionalProperties: false`, and some keywords are not supported.
+We normalize what can be normalized (saying so) and refuse the rest, naming the path.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+
+from core import keys
+from core.store import Store
+
+MAX_SCHEMA_BYTES = 16 * 1024
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
+MAX_DEPTH = 10
+UNSUPPORTED = {
+    "allOf",
+    "oneOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "patternProperties",
+    "dependentRequired",
+    "dependentSchemas",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "propertyNames",
+    "contains",
+}
+
+
+class SchemaProblem(ValueError):
+    """A schema can't be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class NamedSchema:
+    name: str
+    schema: dict
+    description: str = ""
+    builtin: bool = False
+    notes: tuple[str, ...] = field(default=())  # what normalization changed
+
+
+def _obj(properties: dict, description: str = "") -> dict:
+    out = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    if description:
+        out["description"] = description
+    return out
+
+
+_STR = {"type": "string"}
+_NULLABLE_STR = {"type": ["string", "null"]}
+
+BUILTINS: dict[str, NamedSchema] = {
+    s.name: s
+    for s in (
+        NamedSchema(
+            "summary",
+            _obj({"title": _STR, "summary": _STR, "key_points": {"type": "array", "items": _STR}}),
+            "A title, a short summary and the key points.",
+            True,
+        ),
+        NamedSchema(
+            "action_items",
+            _obj(
+                {
+                    "items": {
+                        "type": "array",
+                        "items": _obj(
+                            {
+                                "task": _STR,
+                                "owner": {
+                                    **_NULLABLE_STR,
+                                    "description": "A Slack mention like <@U123> or a name",
+                                },
+                                "due": {**_NULLABLE_STR, "description": "ISO date if stated"},
+                                "priority": {"type": "string", "enum": ["low", "medium", "high"]},
+                            }
+                        ),
+                    }
+                }
+            ),
+            "Tasks with owner, due date and priority.",
+            True,
+        ),
+        NamedSchema(
+            "entities",
+            _obj(
+                {
+                    "entities": {
+                        "type": "array",
+                        "items": _obj(
+                            {
+                                "name": _STR,
+                                "type": {
+                                    "type": "string",
+                                    "enum": [
+                                        "person",
+                                        "organization",
+                                        "location",
+                                        "product",
+                                        "date",
+                                        "other",
+                                    ],
+                                },
+                                "context": _STR,
+                            }
+                        ),
+                    }
+                }
+            ),
+            "People, organizations, places, products and dates mentioned.",
+            True,
+        ),
+        NamedSchema(
+            "sentiment",
+            _obj(
+                {
+                    "sentiment": {"type": "string", "enum": ["positive", "neutral", "negative", "mixed"]},
+                    "score": {"type": "number", "description": "-1 (negative) to 1 (positive)"},
+                    "rationale": _STR,
+                }
+            ),
+            "Overall sentiment with a score and the reason.",
+            True,
+        ),
+        NamedSchema(
+            "decision",
+            _obj(
+                {
+                    "decision": _STR,
+                    "options": {
+                        "type": "array",
+                        "items": _obj(
+                            {
+                                "option": _STR,
+                                "pros": {"type": "array", "items": _STR},
+                                "cons": {"type": "array", "items": _STR},
+                            }
+                        ),
+                    },
+                    "recommendation": _STR,
+                    "rationale": _STR,
+                }
+            ),
+            "The decision to make, options with pros and cons, and a recommendation.",
+            True,
+        ),
+    )
+}
+
+
+def validate_name(name: str) -> str:
+    name = name.strip().lower()
+    if not NAME_RE.match(name):
+        raise SchemaProblem(
+            f"`{name}` is not a valid schema name: use 2-64 characters, lowercase letters, digits, `-` or `_`."
+        )
+    return name
+
+
+def parse_inline(text: str) -> dict:
+    """Parse an inline schema, saying where it fails to parse."""
+    raw = text.strip()
+    if len(raw.encode()) > MAX_SCHEMA_BYTES:
+        raise SchemaProblem(
+            f"The schema is {len(raw.encode()):,} bytes; the limit is {MAX_SCHEMA_BYTES:,} (16 KB). "
+            "Trim descriptions, or ask an admin to save it as a named schema."
+        )
+    # Slack may turn quotes into smart quotes when users paste
+    raw = raw.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
+    try:
+        schema = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        snippet = raw[max(0, exc.pos - 20) : exc.pos + 20]
+        raise SchemaProblem(
+            f"The schema isn't valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} (near `{snippet}`)."
+        ) from exc
+    if not isinstance(schema, dict):
+        raise SchemaProblem('The schema must be a JSON object, like `{"type": "object", ...}`.')
+    return schema
+
+
+def _path(parts: list[str]) -> str:
+    return "$" + "".join(f".{p}" if not p.startswith("[") else p for p in parts)
+
+
+def strictify(schema: dict) -> tuple[dict, list[str]]:
+    """A strict-mode version of `schema`, with notes on what changed.
+
+    Missing `additionalProperties: false` is added; optional properties become required
+    but nullable, which keeps their meaning. Anything strict mode can't express raises
+    SchemaProblem naming the path.
+    """
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = _path([str(p) for p in exc.path])
+        raise SchemaProblem(f"Not a valid JSON Schema at `{where}`: {exc.message}") from exc
+    schema = copy.deepcopy(schema)
+    notes: list[str] = []
+    if schema.get("type") != "object":
+        raise SchemaProblem('`$`: the root must have `"type": "object"` (wrap a list in an object property).')
+
+    def walk(node: Any, parts: list[str], depth: int) -> None:
+        if not isinstance(node, dict):
+            return
+        if depth > MAX_DEPTH:
+            raise SchemaProblem(f"`{_path(parts)}`: nested deeper than {MAX_DEPTH} levels.")
+        for word in UNSUPPORTED & node.keys():
+            raise SchemaProblem(f"`{_path(parts)}`: `{word}` isn't supported in strict mode.")
+        types = node.get("type")
+        is_object = (
+            types == "object" or (isinstance(types, list) and "object" in types) or "properties" in node
+        )
+        if is_object:
+            props = node.setdefault("properties", {})
+            extra = node.get("additionalProperties")
+            if extra not in (None, False):
+                raise SchemaProblem(
+                    f"`{_path(parts)}`: `additionalProperties` must be false in strict mode "
+                    "(list every property instead)."
+                )
+            if extra is None:
+                node["additionalProperties"] = False
+                notes.append(f"added `additionalProperties: false` at `{_path(parts)}`")
+            required = set(node.get("required", []))
+            for name, sub in props.items():
+                if name not in required and isinstance(sub, dict):
+                    t = sub.get("type")
+                    if isinstance(t, str) and t != "null":
+                        sub["type"] = [t, "null"]
+                    elif isinstance(t, list) and "null" not in t:
+                        sub["type"] = [*t, "null"]
+                    elif t is None and "anyOf" in sub:
+                        sub["anyOf"] = [*sub["anyOf"], {"type": "null"}]
+                    notes.append(f"made `{name}` required but nullable at `{_path(parts)}`")
+            node["required"] = list(props)
+            for name, sub in props.items():
+                walk(sub, [*parts, name], depth + 1)
+        if "items" in node:
+            walk(node["items"], [*parts, "[]"], depth + 1)
+        for i, sub in enumerate(node.get("anyOf", [])):
+            walk(sub, [*parts, f"anyOf[{i}]"], depth + 1)
+        for name, sub in node.get("$defs", {}).items():
+            walk(sub, [*parts, "$defs", name], depth + 1)
+
+    walk(schema, [], 0)
+    if "anyOf" in schema:
+        raise SchemaProblem("`$`: the root can't be `anyOf` in strict mode.")
+    return schema, notes
+
+
+def prepare_inline(text: str) -> NamedSchema:
+    schema, notes = strictify(parse_inline(text))
+    return NamedSchema("inline", schema, schema.get("description", ""), notes=tuple(notes))
+
+
+# -- workspace schemas -------------------------------------------------------------
+
+
+async def save(store: Store, team: str, name: str, text: str) -> NamedSchema:
+    """Store a named schema (normalized); one HSET, so never half-written."""
+    name = validate_name(name)
+    if name in BUILTINS:
+        raise SchemaProblem(f"`{name}` is a built-in schema; pick another name.")
+    schema, notes = strictify(parse_inline(text))
+    await store.redis.hset(keys.workspace(store.prefix, team)["schemas"], name, json.dumps(schema))
+    return NamedSchema(name, schema, schema.get("description", ""), notes=tuple(notes))
+
+
+async def delete(store: Store, team: str, name: str) -> bool:
+    return bool(await store.redis.hdel(keys.workspace(store.prefix, team)["schemas"], name.strip().lower()))
+
+
+async def list_all(store: Store, team: str) -> list[NamedSchema]:
+    raw = await store.redis.hgetall(keys.workspace(store.prefix, team)["schemas"])
+    custom = [
+        NamedSchema(k.decode(), json.loads(v), json.loads(v).get("description", "")) for k, v in raw.items()
+    ]
+    return list(BUILTINS.values()) + sorted(custom, key=lambda s: s.name)
+
+
+async def lookup(store: Store, team: str, name: str) -> NamedSchema | None:
+    name = name.strip().lower()
+    if name in BUILTINS:
+        return BUILTINS[name]
+    raw = await store.redis.hget(keys.workspace(store.prefix, team)["schemas"], name)
+    if raw is None:
+        return None
+    schema = json.loads(raw)
+    return NamedSchema(name, schema, schema.get("description", ""))
+
+
+def split_schema_arg(text: str) -> tuple[str, str]:
+    """Split `<schema> <question>` where the schema is a name or an inline JSON object."""
+    text = text.strip()
+    if not text.startswith("{"):
+        head, _, rest = text.partition(" ")
+        return head, rest.strip()
+    depth, in_str, escape = 0, False, False
+    for i, ch in enumerate(text):
+        if in_str:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch in '"\u201d':
+                in_str = False
+        elif ch in '"\u201c':
+            in_str = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[: i + 1], text[i + 1 :].strip()
+    return text, ""  # unbalanced: let parse_inline report where

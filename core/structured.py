@@ -1,0 +1,166 @@
+"""Structured JSON answers: strict json_schema, validation, one repair, honest errors.
+
+Servers without json_schema (llama.cpp, older vLLM) get `json_object` with the schema in
+the prompt instead; every answer is validated with jsonschema whichever way it came.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from jsonschema import Draft202012Validator
+from openai import AsyncOpenAI
+
+from core import llm
+from core.schemas import NamedSchema
+
+log = logging.getLogger(__name__)
+
+# Base URLs that answered "json_schema not supported": ask them for json_object directly.
+_NO_JSON_SCHEMA: set[str] = set()
+
+
+@dataclass
+class JsonAnswer:
+    data: Any = None
+    raw: str = ""
+    refusal: str = ""
+    error: str = ""
+    mode: str = "json_schema"
+    repaired: bool = False
+    usage: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.data is not None and not self.error and not self.refusal
+
+
+def _schema_unsupported(exc: Exception) -> bool:
+    if not isinstance(exc, openai.BadRequestError):
+        return False
+    text = str(exc).lower()
+    param = ""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    inner = body.get("error", body) if isinstance(body, dict) else {}
+    if isinstance(inner, dict):
+        param = str(inner.get("param") or "")
+    return param == "response_format" or "json_schema" in text or "response_format" in text
+
+
+def _response_format(schema: NamedSchema, mode: str) -> dict:
+    if mode == "json_object":
+        return {"type": "json_object"}
+    name = re.sub(r"[^a-zA-Z0-9_-]", "_", schema.name)[:64] or "answer"
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema.schema, "strict": True}}
+
+
+def _instructions(schema: NamedSchema, mode: str) -> str:
+    text = "Answer with a single JSON object only, no prose and no code fences."
+    if mode == "json_object":
+        text += " It must validate against this JSON Schema:\n" + json.dumps(schema.schema)
+    return text
+
+
+def validation_errors(data: Any, schema: dict, limit: int = 5) -> list[str]:
+    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    out = []
+    for e in errors[:limit]:
+        where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.path)
+        out.append(f"{where}: {e.message}")
+    return out
+
+
+def _parse(content: str, finish_reason: str | None) -> tuple[Any, str]:
+    if finish_reason == "length":
+        return None, "the answer was cut off at the length limit (truncated JSON)"
+    text = content.strip()
+    if text.startswith("```"):  # some local models fence their JSON anyway
+        text = re.sub(r"^```[a-zA-Z]*\n?|```$", "", text).strip()
+    try:
+        return json.loads(text), ""
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+
+
+async def ask_json(
+    client: AsyncOpenAI,
+    *,
+    model: str,
+    system: str,
+    messages: list[dict],
+    schema: NamedSchema,
+    base_url: str = "",
+    attempts: int = 4,
+    max_tokens: int = 4096,
+    temperature: float | None = None,
+) -> JsonAnswer:
+    """Ask for JSON matching `schema`; repair once if it's broken, then say what's wrong."""
+    mode = "json_object" if base_url in _NO_JSON_SCHEMA else "json_schema"
+    convo = [{"role": "system", "content": f"{system}\n\n{_instructions(schema, mode)}"}, *messages]
+    answer = JsonAnswer(mode=mode)
+
+    async def call(msgs: list[dict]) -> Any:
+        nonlocal mode
+        extra: dict[str, Any] = {"max_completion_tokens": max_tokens}
+        if temperature is not None:
+            extra["temperature"] = temperature
+        try:
+            return await llm.complete(
+                client,
+                model=model,
+                messages=msgs,
+                attempts=attempts,
+                response_format=_response_format(schema, mode),
+                **extra,
+            )
+        except openai.BadRequestError as exc:
+            if mode != "json_schema" or not _schema_unsupported(exc):
+                raise
+            log.info("Server rejected json_schema; falling back to json_object")
+            _NO_JSON_SCHEMA.add(base_url)
+            mode = answer.mode = "json_object"
+            msgs = [{"role": "system", "content": f"{system}\n\n{_instructions(schema, mode)}"}, *msgs[1:]]
+            convo[0] = msgs[0]
+            return await llm.complete(
+                client,
+                model=model,
+                messages=msgs,
+                attempts=attempts,
+                response_format=_response_format(schema, mode),
+                **extra,
+            )
+
+    for round_ in (1, 2):
+        response = await call(convo)
+        if response.usage:
+            for k in ("prompt_tokens", "completion_tokens"):
+                answer.usage[k] = answer.usage.get(k, 0) + (getattr(response.usage, k, 0) or 0)
+        choice = response.choices[0]
+        message = choice.message
+        if getattr(message, "refusal", None):
+            answer.refusal = message.refusal
+            return answer
+        answer.raw = message.content or ""
+        data, problem = _parse(answer.raw, choice.finish_reason)
+        if not problem:
+            errors = validation_errors(data, schema.schema)
+            if not errors:
+                answer.data, answer.error, answer.repaired = data, "", round_ == 2
+                return answer
+            problem = "it does not match the schema: " + "; ".join(errors)
+        answer.error = problem
+        if round_ == 1:
+            convo = [
+                *convo,
+                {"role": "assistant", "content": answer.raw[:8000]},
+                {
+                    "role": "user",
+                    "content": f"That answer is not usable: {problem}. Reply with the corrected JSON object only.",
+                },
+            ]
+    return answer

@@ -1,0 +1,193 @@
+"""Personas through slash commands, mentions and the reply menu."""
+
+from __future__ import annotations
+
+import json
+
+from core import audit
+from tests.scenarios.blockkit import assert_valid_blocks
+from tests.scenarios.harness import mention, message
+
+
+def _system(openai_api) -> str:
+    return openai_api.chat_requests()[-1]["messages"][0]["content"]
+
+
+async def _ask(bot, text="hello", **kw):
+    event = mention(text, **kw)
+    await bot.event(event)
+    await bot.idle()
+    return event
+
+
+async def test_persona_list_is_ephemeral_valid_block_kit(http_bot, slack):
+    bot = await http_bot()
+    url = slack.response_url("list")
+    sent = await bot.command("/persona", "", response_url=url)
+    assert sent.status == 200
+    [reply] = await slack.wait_response("list")
+    assert reply["response_type"] == "ephemeral"
+    assert_valid_blocks(reply["blocks"])
+    text = json.dumps(reply["blocks"])
+    for name in ("default", "expert", "teacher", "concise", "creative", "socratic", "balanced"):
+        assert f"*{name}*" in text
+    assert "Active in this channel: *default*" in text
+
+
+async def test_channel_persona_applies_to_new_threads_and_is_announced(http_bot, slack, openai_api):
+    bot = await http_bot()
+    await bot.command("/persona", "expert tax law", user="U7", response_url=slack.response_url("set"))
+    await slack.wait_response("set")
+    note = [m for m in slack.messages(channel="C1") if "set this channel's persona" in m["text"]]
+    assert note and "<@U7>" in note[0]["text"] and "expert (tax law)" in note[0]["text"]
+    event = await _ask(bot)
+    assert "expert in tax law" in _system(openai_api)
+    reply = slack.messages(thread_ts=event["ts"])[0]
+    assert "Persona: *expert (tax law)*" in json.dumps(reply["blocks"])
+
+
+async def test_thread_beats_channel_beats_workspace(http_bot, slack, openai_api):
+    bot = await http_bot(ADMIN_USER_IDS="UADMIN")
+    await bot.command("/persona", "workspace concise", user="UADMIN", response_url=slack.response_url("ws"))
+    await slack.wait_response("ws")
+    await _ask(bot, channel="C2")
+    assert "Be brief and direct" in _system(openai_api)
+
+    await bot.command("/persona", "teacher", channel="C2", response_url=slack.response_url("ch"))
+    await slack.wait_response("ch")
+    thread = await _ask(bot, channel="C2")
+    assert "patient teacher" in _system(openai_api)
+
+    await bot.event(mention("persona socratic", channel="C2", thread_ts=thread["ts"]))
+    await bot.idle()
+    assert (
+        "switched this thread to *socratic*"
+        in slack.messages(channel="C2", thread_ts=thread["ts"])[-1]["text"]
+    )
+    await bot.event(message("why is the sky blue?", channel="C2", thread_ts=thread["ts"]))
+    await bot.idle()
+    sent = openai_api.chat_requests()[-1]["messages"]
+    assert "Socratic" in sent[0]["content"]
+    assert [m["role"] for m in sent[1:]] == ["user", "assistant", "user"]  # history kept
+    # a new thread in the same channel still follows the channel
+    await _ask(bot, channel="C2")
+    assert "patient teacher" in _system(openai_api)
+
+
+async def test_unknown_persona_shows_the_list(http_bot, slack):
+    bot = await http_bot()
+    await bot.command("/persona", "pirate", response_url=slack.response_url("u"))
+    [reply] = await slack.wait_response("u")
+    assert "don't know a persona called `pirate`" in reply["text"]
+    assert "*teacher*" in json.dumps(reply["blocks"])
+
+
+async def test_custom_persona_crud_needs_an_admin(http_bot, slack, openai_api):
+    bot = await http_bot()
+    slack.users["UBOSS"] = {"id": "UBOSS", "name": "boss", "is_admin": True, "is_owner": False}
+    create = 'support model=gpt-4o-mini temperature=0.2 constraint="Always cite the KB article" You answer support tickets for Acme.'
+
+    await bot.command("/persona", f"create {create}", user="U1", response_url=slack.response_url("no"))
+    [refused] = await slack.wait_response("no")
+    assert "for admins only" in refused["text"]
+    log = await audit.recent(bot.deps.core.store, "T1")
+    assert log[0]["user"] == "U1" and log[0]["allowed"] is False and log[0]["action"] == "/persona create"
+
+    await bot.command("/persona", f"create {create}", user="UBOSS", response_url=slack.response_url("yes"))
+    [created] = await slack.wait_response("yes")
+    assert "Created persona *support*" in created["text"]
+
+    await bot.command("/persona", "support", response_url=slack.response_url("use"))
+    await slack.wait_response("use")
+    await _ask(bot)
+    request = openai_api.chat_requests()[-1]
+    assert request["model"] == "gpt-4o-mini" and request["temperature"] == 0.2
+    assert request["messages"][0]["content"].startswith("You answer support tickets for Acme.")
+    assert "- Always cite the KB article" in request["messages"][0]["content"]
+
+    await bot.command(
+        "/persona",
+        "edit support temperature=0.7 Be terse.",
+        user="UBOSS",
+        response_url=slack.response_url("e"),
+    )
+    await slack.wait_response("e")
+    await _ask(bot)
+    request = openai_api.chat_requests()[-1]
+    assert request["temperature"] == 0.7 and request["messages"][0]["content"].startswith("Be terse.")
+
+    await bot.command("/persona", "delete support", user="U1", response_url=slack.response_url("d1"))
+    assert "for admins only" in (await slack.wait_response("d1"))[0]["text"]
+    await bot.command("/persona", "delete support", user="UBOSS", response_url=slack.response_url("d2"))
+    assert "Deleted persona *support*" in (await slack.wait_response("d2"))[0]["text"]
+    event = await _ask(bot)  # the channel's choice is gone: falls back, and says so
+    assert "You answer support" not in _system(openai_api)
+    assert "no longer exists" in json.dumps(slack.messages(thread_ts=event["ts"])[0]["blocks"])
+
+
+async def test_bad_custom_personas_are_refused_clearly(http_bot, slack):
+    bot = await http_bot(ADMIN_USER_IDS="UADMIN")
+    cases = {
+        "create Bad!Name hello": "not a valid persona name",
+        "create teacher hi": "built-in",
+        "create long " + "x" * 4100: "limit is 4000",
+        "create hot temperature=9 hi": "between 0 and 2",
+        "create lonely": "Usage",
+    }
+    for i, (text, expected) in enumerate(cases.items()):
+        await bot.command("/persona", text, user="UADMIN", response_url=slack.response_url(f"c{i}"))
+        [reply] = await slack.wait_response(f"c{i}")
+        assert expected in reply["text"], (text, reply["text"])
+
+
+async def test_first_reply_has_a_persona_menu_that_switches_the_thread(http_bot, slack, openai_api):
+    bot = await http_bot()
+    event = await _ask(bot, "first question")
+    first = slack.messages(thread_ts=event["ts"])[0]
+    assert_valid_blocks(first["blocks"])
+    menu = [b for b in first["blocks"] if b["type"] == "actions"][0]
+    assert "teacher" in [o["value"] for o in menu["elements"][0]["options"]]
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T1"},
+        "user": {"id": "U3"},
+        "api_app_id": "A1",
+        "token": "legacy",
+        "trigger_id": "t",
+        "channel": {"id": "C1"},
+        "container": {
+            "type": "message",
+            "message_ts": first["ts"],
+            "channel_id": "C1",
+            "thread_ts": event["ts"],
+        },
+        "message": {"ts": first["ts"], "thread_ts": event["ts"], "text": first["text"]},
+        "response_url": slack.response_url("menu"),
+        "actions": [
+            {
+                "action_id": "persona_select",
+                "block_id": "persona_menu",
+                "type": "static_select",
+                "selected_option": {"text": {"type": "plain_text", "text": "teacher"}, "value": "teacher"},
+            }
+        ],
+    }
+    sent = await bot.action(payload)
+    assert sent.status == 200
+    await bot.idle()
+    assert "<@U3> switched this thread to *teacher*" in slack.messages(thread_ts=event["ts"])[-1]["text"]
+    await bot.event(message("explain DNS", thread_ts=event["ts"]))
+    await bot.idle()
+    assert "patient teacher" in _system(openai_api)
+    # later replies carry no menu
+    last = slack.messages(thread_ts=event["ts"])[-1]
+    assert not [b for b in last["blocks"] if b["type"] == "actions"]
+
+
+async def test_expired_response_url_falls_back_to_post_ephemeral(http_bot, slack):
+    bot = await http_bot()
+    url = slack.response_url("old")
+    slack.expire_response_url("old")
+    await bot.command("/persona", "pirate", user="U5", response_url=url)
+    [call] = await slack.wait_for("chat.postEphemeral")
+    assert call.params["user"] == "U5" and "pirate" in call.params["text"]
