@@ -7,6 +7,7 @@ import json
 from core import audit
 from tests.scenarios.blockkit import assert_valid_blocks
 from tests.scenarios.harness import mention, message
+from tests.standins.openai_api import Reply
 
 
 def _system(openai_api) -> str:
@@ -191,3 +192,69 @@ async def test_expired_response_url_falls_back_to_post_ephemeral(http_bot, slack
     await bot.command("/persona", "pirate", user="U5", response_url=url)
     [call] = await slack.wait_for("chat.postEphemeral")
     assert call.params["user"] == "U5" and "pirate" in call.params["text"]
+
+
+async def test_optimize_posts_scored_variants_and_only_an_admin_click_adopts(http_bot, slack, openai_api):
+    bot = await http_bot(ADMIN_USER_IDS="UADMIN")
+    await bot.command(
+        "/persona", "create support You answer tickets.", user="UADMIN", response_url=slack.response_url("c")
+    )
+    await slack.wait_response("c")
+    scores = {"clarity": 6, "specificity": 4, "conciseness": 8, "completeness": 5}
+    better = {"clarity": 9, "specificity": 9, "conciseness": 7, "completeness": 9}
+    openai_api.enqueue(
+        Reply(
+            text=json.dumps(
+                {
+                    "original_scores": scores,
+                    "variants": [
+                        {
+                            "prompt": "You resolve Acme support tickets: restate, diagnose, give steps.",
+                            "scores": better,
+                        },
+                        {"prompt": "Answer tickets politely and precisely.", "scores": scores},
+                    ],
+                }
+            )
+        )
+    )
+    await bot.command("/persona", "optimize support", user="UADMIN", response_url=slack.response_url("o"))
+    replies = await slack.wait_response("o", count=2)
+    card = replies[-1]["blocks"]
+    assert_valid_blocks(card)
+    assert openai_api.chat_requests()[-1]["response_format"]["json_schema"]["strict"] is True
+    buttons = [b["accessory"] for b in card if b.get("accessory", {}).get("type") == "button"]
+    assert len(buttons) == 2  # the original has none
+    assert "total 34/40" in json.dumps(card) and "total 23/40" in json.dumps(card)
+
+    def click(user: str, key: str) -> dict:
+        return {
+            "type": "block_actions",
+            "team": {"id": "T1"},
+            "user": {"id": user},
+            "api_app_id": "A1",
+            "token": "legacy",
+            "trigger_id": "t",
+            "channel": {"id": "C1"},
+            "container": {"type": "message", "channel_id": "C1", "is_ephemeral": True},
+            "response_url": slack.response_url(key),
+            "actions": [
+                {
+                    "action_id": buttons[0]["action_id"],
+                    "block_id": "b",
+                    "type": "button",
+                    "value": buttons[0]["value"],
+                }
+            ],
+        }
+
+    await bot.action(click("U1", "nope"))
+    await bot.idle()
+    assert "for admins only" in (await slack.wait_response("nope"))[0]["text"]
+    await bot.action(click("UADMIN", "adopt"))
+    await bot.idle()
+    assert "Adopted variant 1" in (await slack.wait_response("adopt"))[0]["text"]
+    await bot.command("/persona", "support", response_url=slack.response_url("use"))
+    await slack.wait_response("use")
+    await _ask(bot)
+    assert _system(openai_api).startswith("You resolve Acme support tickets")
