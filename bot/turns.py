@@ -30,13 +30,28 @@ async def post_in_thread(deps: BotDeps, channel: str, thread_ts: str, text: str)
         log.warning("Could not post to %s: %s", channel, exc.response.get("error"))
 
 
-async def run_turn(deps: BotDeps, incoming: Incoming) -> None:
-    """Answer one message; turns of one thread run one at a time, in arrival order."""
+async def run_turn(deps: BotDeps, incoming: Incoming, *, joined_thread: bool = False) -> None:
+    """Answer one message; turns of one thread run one at a time, in arrival order.
+
+    `joined_thread`: the bot was mentioned inside an existing thread, whose earlier
+    messages it never saw; they are read once before the first turn.
+    """
     async with conversations.turn_locks.hold(incoming.conv_id):
         try:
+            if joined_thread:
+                await join_thread(deps, incoming)
             await _run_turn(deps, incoming)
         except SlackApiError as exc:
             log.warning("Slack refused the answer in %s: %s", incoming.channel, exc.response.get("error"))
+
+
+async def join_thread(deps: BotDeps, incoming: Incoming) -> None:
+    from bot.thread_import import import_thread_once
+
+    try:
+        await import_thread_once(deps, incoming)
+    except RedisError:
+        pass  # the turn itself reports Redis being down
 
 
 async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:

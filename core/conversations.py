@@ -219,9 +219,20 @@ async def answer_json(deps: CoreDeps, turn: Prepared, schema: NamedSchema) -> Js
         message,
         ttl=s.conversation_ttl_seconds,
         usage=answer.usage,
-        meta={"model": turn.model, "last_persona": turn.resolved.choice.name if turn.resolved else ""},
+        meta=_turn_meta(turn),
     )
     return answer
+
+
+def _turn_meta(turn: Prepared) -> dict[str, str]:
+    """Metadata written with the answer. A new thread pins the persona it started with,
+    so a later channel or workspace change applies to new threads only."""
+    meta = {"model": turn.model}
+    resolved = turn.resolved
+    if resolved and turn.history_length == 1 and resolved.choice.scope != "thread":
+        c = resolved.choice
+        meta["persona"] = personas.Choice(c.name, c.domain, c.by or f"({c.scope})").to_json()
+    return meta
 
 
 def _halve(messages: list[dict]) -> list[dict]:
@@ -246,7 +257,7 @@ async def _record(
         message,
         ttl=deps.settings.conversation_ttl_seconds,
         usage=usage,
-        meta={"model": turn.model, "last_persona": turn.resolved.choice.name if turn.resolved else ""},
+        meta=_turn_meta(turn),
     )
 
 

@@ -184,3 +184,36 @@ async def claim(store: Store, conv_id: str, marker: str) -> bool:
     """True the first time `marker` is seen in this conversation (dedupes retried commands)."""
     key = keys.seen(store.prefix, conv_id, marker)
     return bool(await store.redis.set(key, "1", nx=True, ex=keys.DEDUPE_TTL_SECONDS))
+
+
+_SEED = """
+local msgs, toks, meta = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', meta) == 1 then return 0 end
+local n = tonumber(ARGV[1])
+local total = 0
+for i = 1, n do
+  redis.call('RPUSH', msgs, ARGV[1 + i])
+  redis.call('RPUSH', toks, ARGV[1 + n + i])
+  total = total + tonumber(ARGV[1 + n + i])
+end
+redis.call('HSET', meta, 'created', ARGV[2 + 2 * n], 'updated', ARGV[2 + 2 * n], 'messages', n,
+  'history_tokens', total, 'imported', n)
+redis.call('EXPIRE', msgs, ARGV[3 + 2 * n])
+redis.call('EXPIRE', toks, ARGV[3 + 2 * n])
+redis.call('EXPIRE', meta, ARGV[3 + 2 * n])
+return n
+"""
+
+
+async def seed(store: Store, conv_id: str, messages: list[dict], *, ttl: int) -> int:
+    """Start a conversation with earlier messages (a thread the bot joins late), once.
+
+    Does nothing if the conversation already exists, so two processes racing to import
+    the same thread can't duplicate it. Each message must carry its `tokens`.
+    """
+    k = keys.conversation(store.prefix, conv_id)
+    payload = [json.dumps(m, separators=(",", ":")) for m in messages]
+    counts = [int(m["tokens"]) for m in messages]
+    script = store.redis.register_script(_SEED)
+    args = [len(messages), *payload, *counts, f"{time.time():.3f}", int(ttl)]
+    return int(await script(keys=[k["msgs"], k["toks"], k["meta"]], args=args))

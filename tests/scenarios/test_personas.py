@@ -258,3 +258,17 @@ async def test_optimize_posts_scored_variants_and_only_an_admin_click_adopts(htt
     await slack.wait_response("use")
     await _ask(bot)
     assert _system(openai_api).startswith("You resolve Acme support tickets")
+
+
+async def test_existing_threads_keep_their_persona_when_the_channel_changes(http_bot, slack, openai_api):
+    bot = await http_bot()
+    await bot.command("/persona", "teacher", response_url=slack.response_url("a"))
+    await slack.wait_response("a")
+    thread = await _ask(bot, "first")
+    await bot.command("/persona", "concise", response_url=slack.response_url("b"))
+    await slack.wait_response("b")
+    await bot.event(message("more please", thread_ts=thread["ts"]))
+    await bot.idle()
+    assert "patient teacher" in _system(openai_api)  # the old thread kept its persona
+    await _ask(bot, "new thread")
+    assert "Be brief and direct" in _system(openai_api)  # new threads follow the channel

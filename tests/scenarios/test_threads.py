@@ -135,3 +135,32 @@ async def test_ack_comes_before_any_slack_call(http_bot, slack, openai_api):
     assert sent.status == 200 and sent.elapsed < 0.3
     assert len(slack.calls) == calls_before  # nothing sent to Slack before the ack
     await bot.idle()
+
+
+async def test_mentioned_in_a_human_thread_reads_it_once(http_bot, slack, openai_api):
+    bot = await http_bot()
+    parent = next_ts()
+    slack.threads[("C1", parent)] = [
+        {"type": "message", "user": "U1", "text": "Ana ships the release on Friday", "ts": parent},
+        {"type": "message", "user": "U2", "text": "Bo writes the notes", "ts": next_ts()},
+        {"type": "message", "bot_id": "BOTHER", "text": "CI passed", "ts": next_ts()},
+    ]
+    event = mention("summarize this thread", thread_ts=parent)
+    slack.threads[("C1", parent)].append(
+        {"type": "message", "user": "U1", "text": event["text"], "ts": event["ts"]}
+    )
+    await bot.event(event)
+    await bot.idle()
+    sent = [m["content"] for m in openai_api.chat_requests()[-1]["messages"][1:]]
+    assert sent == [
+        "<@U1>: Ana ships the release on Friday",
+        "<@U2>: Bo writes the notes",
+        "<@U1>: summarize this thread",
+    ]
+    await bot.event(mention("and again", thread_ts=parent))
+    await bot.event(message("a follow-up", thread_ts=parent))
+    await bot.idle()
+    assert len(slack.calls_to("conversations.replies")) == 1
+    assert (
+        len(openai_api.chat_requests()[-1]["messages"]) == 8
+    )  # system + 3 imported/asked + 2 answers + 2 new

@@ -131,6 +131,8 @@ class SlackStandIn(LocalServer):
         self.users: dict[str, dict[str, Any]] = {}
         #: channel_id -> channel object override for conversations.info
         self.channels: dict[str, dict[str, Any]] = {}
+        # (channel, thread_ts) -> messages that conversations.replies returns
+        self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.responses: dict[str, list[dict[str, Any]]] = {}
         self.uploads: list[Upload] = []
         #: every GET of a url_private(_download) link: (file_id, headers)
@@ -520,9 +522,11 @@ class SlackStandIn(LocalServer):
         )
 
     def _api_conversations_replies(self, p: dict[str, Any]) -> web.Response:
-        return self._ok(messages=[], has_more=False)
+        messages = self.threads.get((str(p.get("channel", "")), str(p.get("ts", ""))), [])
+        return self._ok(messages=messages, has_more=False)
 
-    _api_conversations_history = _api_conversations_replies
+    def _api_conversations_history(self, p: dict[str, Any]) -> web.Response:
+        return self._ok(messages=[], has_more=False)
 
     def _api_apps_connections_open(self, p: dict[str, Any]) -> web.Response:
         return self._ok(url=f"ws://{self.host}:{self.port}/socket")

@@ -6,7 +6,7 @@ from bot import mentions, messages
 from bot.deps import BotDeps
 from bot.json_answers import answer_in_thread
 from bot.thread_persona import switch_thread_persona
-from bot.turns import post_in_thread, run_turn
+from bot.turns import join_thread, post_in_thread, run_turn
 from core import conversations, history, keys, schemas
 from core.conversations import Incoming
 
@@ -49,6 +49,8 @@ def dispatch_text(
             )
         )
         return
+    # mentioned inside someone else's thread: read what was said before, once
+    joined = addressed and thread_ts != ts and not channel.startswith("D")
     incoming = Incoming(
         team=team,
         channel=channel,
@@ -64,14 +66,16 @@ def dispatch_text(
         if not schema_arg:
             deps.tasks.spawn(post_in_thread(deps, channel, thread_ts, messages.THREAD_HELP))
             return
-        deps.tasks.spawn(_locked(incoming.conv_id, answer_in_thread(deps, incoming, schema_arg, question)))
+        deps.tasks.spawn(_json_turn(deps, incoming, schema_arg, question, joined))
         return
-    deps.tasks.spawn(run_turn(deps, incoming), name=f"turn:{channel}:{ts}")
+    deps.tasks.spawn(run_turn(deps, incoming, joined_thread=joined), name=f"turn:{channel}:{ts}")
 
 
-async def _locked(conv_id: str, work) -> None:
-    async with conversations.turn_locks.hold(conv_id):
-        await work
+async def _json_turn(deps: BotDeps, incoming: Incoming, schema_arg: str, question: str, joined: bool) -> None:
+    async with conversations.turn_locks.hold(incoming.conv_id):
+        if joined:
+            await join_thread(deps, incoming)
+        await answer_in_thread(deps, incoming, schema_arg, question)
 
 
 async def _reset(deps: BotDeps, team: str, channel: str, thread_ts: str, marker: str) -> None:

@@ -1,0 +1,67 @@
+"""Reading a thread once, when the bot is first mentioned in a discussion it didn't see.
+
+"@Threadwise json action_items" under a long human thread needs that thread. We read it
+with conversations.replies exactly once, when the conversation doesn't exist yet, and
+keep it in Redis; every later turn uses Redis only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+from slack_sdk.errors import SlackApiError
+
+from bot.deps import BotDeps
+from core import history, tokens
+from core.conversations import Incoming
+
+log = logging.getLogger(__name__)
+
+MAX_IMPORTED = 100
+_known: OrderedDict[str, None] = OrderedDict()  # conversations this process knows exist
+
+
+def _remember(conv_id: str) -> None:
+    _known[conv_id] = None
+    _known.move_to_end(conv_id)
+    while len(_known) > 10_000:
+        _known.popitem(last=False)
+
+
+async def import_thread_once(deps: BotDeps, incoming: Incoming) -> None:
+    conv_id = incoming.conv_id
+    if conv_id in _known:
+        return
+    store = deps.core.store
+    if await history.exists(store, conv_id):
+        _remember(conv_id)
+        return
+    try:
+        response = await deps.client.conversations_replies(
+            channel=incoming.channel, ts=incoming.thread_ts, limit=MAX_IMPORTED + 1
+        )
+    except SlackApiError as exc:
+        log.info("Could not read the thread to join it: %s", exc.response.get("error"))
+        return
+    model = deps.settings.openai_model
+    earlier = []
+    for m in response.get("messages", [])[-MAX_IMPORTED - 1 :]:
+        if m.get("ts") == incoming.ts or not m.get("text"):
+            continue
+        if m.get("user") == deps.bot_user_id or m.get("bot_id") == deps.bot_id:
+            msg = {"role": "assistant", "content": m["text"]}
+        elif m.get("bot_id"):
+            continue
+        else:
+            msg = {
+                "role": "user",
+                "content": f"<@{m.get('user', 'unknown')}>: {m['text']}",
+                "user": m.get("user", ""),
+            }
+        msg["tokens"] = tokens.count_message(msg, model)
+        msg["ts"] = m.get("ts", "")
+        earlier.append(msg)
+    if earlier:
+        await history.seed(store, conv_id, earlier, ttl=deps.settings.conversation_ttl_seconds)
+    _remember(conv_id)
