@@ -225,3 +225,30 @@ def schema_list(items: list[tuple[str, str, bool]]) -> list[Block]:
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:SECTION_LIMIT]}},
         context_line("`/ask-json <schema> <question>` · or pass an inline JSON Schema instead of a name"),
     ]
+
+
+# -- feedback -----------------------------------------------------------------------
+
+FEEDBACK_GOOD, FEEDBACK_BAD = "feedback_good", "feedback_bad"
+
+
+def feedback_buttons(thread_ts: str) -> Block:
+    """👍 / 👎 on every answer; the rated message's own ts comes with the click."""
+    return {
+        "type": "actions",
+        "block_id": "feedback",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": FEEDBACK_GOOD,
+                "text": {"type": "plain_text", "text": "👍", "emoji": True},
+                "value": thread_ts,
+            },
+            {
+                "type": "button",
+                "action_id": FEEDBACK_BAD,
+                "text": {"type": "plain_text", "text": "👎", "emoji": True},
+                "value": thread_ts,
+            },
+        ],
+    }

@@ -101,3 +101,5 @@ THREAD_HELP = (
     "switches this thread's persona · `@Threadwise json <schema> [question]` answers as JSON over the "
     "thread (e.g. `@Threadwise json action_items`). `/persona` lists personas."
 )
+NOT_SAVED = "_Note: I couldn't save that answer to memory (Redis is unreachable), so I may not remember it._"
+FEEDBACK_THANKS = "Thanks: your {rating} on this answer was recorded."

@@ -93,17 +93,15 @@ async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
     try:
         async for delta in conversations.reply(core, turn, result):
             await answer.append(delta)
-    except RedisError as exc:
-        log.error("Redis unavailable while saving an answer: %s", type(exc).__name__)
-        notes.append(
-            "_Note: I couldn't save this answer to memory (Redis is unreachable), so I may not remember it._"
-        )
     except Exception as exc:
         kind = llm.error_kind(exc)
         log.warning("Model call failed for %s: %s (%s)", incoming.conv_id, type(exc).__name__, kind)
         deps.stats.failed += 1
         if result.text:
-            await answer.finish(_footer(turn), note=messages.INTERRUPTED)
+            try:
+                await answer.finish(_footer(turn, incoming), note=messages.INTERRUPTED)
+            finally:
+                await _record(deps, turn, result, answer, interrupted=True)
         else:
             await answer.fail(messages.llm_error(kind))
         return
@@ -111,11 +109,25 @@ async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
         notes.append(f"_The model declined to answer: {result.refusal}_")
     if result.finish_reason == "length":
         notes.append(messages.LENGTH_LIMIT)
-    await answer.finish(_footer(turn), note="\n".join(notes))
+    try:
+        await answer.finish(_footer(turn, incoming), note="\n".join(notes))
+    finally:
+        await _record(deps, turn, result, answer)
     deps.stats.answered += 1
 
 
-def _footer(turn: conversations.Prepared) -> list[dict]:
+async def _record(deps: BotDeps, turn, result, answer: SlackAnswer, *, interrupted: bool = False) -> None:
+    """Save the answer after it is shown; if Redis fails now, say so in the thread."""
+    try:
+        await conversations.record(
+            deps.core, turn, result, interrupted=interrupted, slack_ts=answer.message_ts
+        )
+    except RedisError as exc:
+        log.error("Redis unavailable while saving an answer: %s", type(exc).__name__)
+        await post_in_thread(deps, turn.incoming.channel, turn.incoming.thread_ts, messages.NOT_SAVED)
+
+
+def _footer(turn: conversations.Prepared, incoming: Incoming) -> list[dict]:
     """Persona and model under every answer; the thread's first answer adds a persona menu."""
     resolved = turn.resolved
     persona = resolved.choice.name if resolved else "default"
@@ -125,6 +137,7 @@ def _footer(turn: conversations.Prepared) -> list[dict]:
     if resolved and resolved.missing:
         notes = (f"persona `{resolved.missing}` no longer exists",)
     footer = blocks.answer_footer(persona=persona, model=turn.model, notes=notes)
+    footer.append(blocks.feedback_buttons(incoming.thread_ts))
     if turn.history_length == 1 and resolved:
         names = list(personas.BUILTINS) + [n for n in resolved.custom_names if n not in personas.BUILTINS]
         footer.append(blocks.persona_select(names, current=resolved.choice.name))

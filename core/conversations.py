@@ -158,11 +158,11 @@ async def prepare(deps: CoreDeps, incoming: Incoming) -> Prepared:
 
 
 async def reply(deps: CoreDeps, turn: Prepared, result: llm.StreamResult) -> AsyncIterator[str]:
-    """Stream the model's answer and record it, with usage, when the stream ends.
+    """Stream the model's answer; `record` it once it has been shown.
 
     A context overflow (the server's window is smaller than we thought) halves the
-    history and tries once more. Text that reached the user is recorded even if the
-    stream breaks, so the history matches what the thread shows.
+    history and tries once more. The caller records even a broken stream's text, so the
+    history matches what the thread shows.
     """
     s = deps.settings
     messages = turn.messages
@@ -186,10 +186,7 @@ async def reply(deps: CoreDeps, turn: Prepared, result: llm.StreamResult) -> Asy
                     "Context length exceeded for %s; retrying with %d messages", turn.model, len(messages)
                 )
                 continue
-            if result.text:
-                await _record(deps, turn, result, interrupted=True)
             raise
-    await _record(deps, turn, result)
 
 
 async def answer_json(deps: CoreDeps, turn: Prepared, schema: NamedSchema) -> JsonAnswer:
@@ -241,22 +238,34 @@ def _halve(messages: list[dict]) -> list[dict]:
     return [system] + rest[-keep:]
 
 
-async def _record(
-    deps: CoreDeps, turn: Prepared, result: llm.StreamResult, *, interrupted: bool = False
+async def record(
+    deps: CoreDeps,
+    turn: Prepared,
+    result: llm.StreamResult,
+    *,
+    interrupted: bool = False,
+    slack_ts: list[str] | None = None,
 ) -> None:
+    """Append the answer as shown (with where it was shown) and the usage totals.
+
+    `slack_ts` are the messages the answer occupies; ratings and reactions on any of them
+    find the answer through it.
+    """
     text = result.text or result.refusal
     message = None
     if text:
         content = text + ("\n[answer interrupted]" if interrupted else "")
         message = {"role": "assistant", "content": content}
         message["tokens"] = tokens.count_message(message, turn.model)
-    usage = dict(result.usage)
+        message["reply_to"] = turn.incoming.ts
+        if slack_ts:
+            message["slack_ts"] = list(slack_ts)
     await history.close_turn(
         deps.store,
         turn.incoming.conv_id,
         message,
         ttl=deps.settings.conversation_ttl_seconds,
-        usage=usage,
+        usage=dict(result.usage),
         meta=_turn_meta(turn),
     )
 

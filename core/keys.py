@@ -36,7 +36,24 @@ def workspace(prefix: str, team: str) -> dict[str, str]:
         "feedback": f"{base}:feedback",
         "datasets": f"{base}:datasets",
         "jobs": f"{base}:jobs",
+        "rated": f"{base}:rated",
+        "channel_models": f"{base}:channel_models",
     }
+
+
+def feedback(prefix: str, conv_id: str) -> str:
+    """Ratings of a conversation's replies: reply ts -> {rating, user, at}."""
+    return f"{prefix}:c:{{{conv_id}}}:feedback"
+
+
+def dataset(prefix: str, team: str, name: str, part: str) -> str:
+    """A stored dataset's JSONL, `part` "train" or "valid"."""
+    return f"{prefix}:w:{{{team}}}:dataset:{name}:{part}"
+
+
+def pending(prefix: str, team: str, token: str) -> str:
+    """An action awaiting an admin's Confirm click (fine-tune start, cancel)."""
+    return f"{prefix}:w:{{{team}}}:pending:{token}"
 
 
 def finetune_jobs(prefix: str) -> str:

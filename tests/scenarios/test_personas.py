@@ -146,7 +146,7 @@ async def test_first_reply_has_a_persona_menu_that_switches_the_thread(http_bot,
     event = await _ask(bot, "first question")
     first = slack.messages(thread_ts=event["ts"])[0]
     assert_valid_blocks(first["blocks"])
-    menu = [b for b in first["blocks"] if b["type"] == "actions"][0]
+    menu = [b for b in first["blocks"] if b.get("block_id") == "persona_menu"][0]
     assert "teacher" in [o["value"] for o in menu["elements"][0]["options"]]
     payload = {
         "type": "block_actions",
@@ -182,7 +182,7 @@ async def test_first_reply_has_a_persona_menu_that_switches_the_thread(http_bot,
     assert "patient teacher" in _system(openai_api)
     # later replies carry no menu
     last = slack.messages(thread_ts=event["ts"])[-1]
-    assert not [b for b in last["blocks"] if b["type"] == "actions"]
+    assert not [b for b in last["blocks"] if b.get("block_id") == "persona_menu"]
 
 
 async def test_expired_response_url_falls_back_to_post_ephemeral(http_bot, slack):

@@ -9,8 +9,10 @@ from slack_bolt.async_app import AsyncApp
 from bot.deps import BotDeps
 from bot.listeners.events.app_mention import handle_app_mention
 from bot.listeners.events.message import handle_message
+from bot.listeners.events.reaction import handle_reaction_added
 
 
 def register(app: AsyncApp, deps: BotDeps) -> None:
     app.event("app_mention")(partial(handle_app_mention, deps=deps))
     app.event("message")(partial(handle_message, deps=deps))
+    app.event("reaction_added")(partial(handle_reaction_added, deps=deps))
