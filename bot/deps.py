@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
+import uuid
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -40,6 +44,11 @@ class BotDeps:
     tasks: TaskRunner
     streams: NativeStreamBudget
     stats: Stats = field(default_factory=Stats)
+    background: list[asyncio.Task] = field(default_factory=list)  # watcher etc.; cancelled on close
+    # who holds leases (fine-tune watching): unique per running bot
+    instance_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
     bot_user_id: str = ""
     bot_id: str = ""
     team_id: str = ""
@@ -90,6 +99,9 @@ async def create_deps(settings: Settings) -> BotDeps:
 
 
 async def close_deps(deps: BotDeps) -> None:
+    for task in deps.background:
+        task.cancel()
+    await asyncio.gather(*deps.background, return_exceptions=True)
     await deps.tasks.drain()
     await deps.core.openai.close()
     await deps.session.close()

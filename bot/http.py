@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from bot.app import create_app
 from bot.deps import close_deps, create_deps
+from bot.finetune.watcher import refresh_from_webhook, start_watcher
 from core.settings import Settings
 from core.store import RoundTrips
 
@@ -65,6 +66,7 @@ def create_asgi_app(settings: Settings) -> Starlette:
         deps = await create_deps(settings)
         web.state.deps = deps
         web.state.handler = AsyncSlackRequestHandler(create_app(deps))
+        start_watcher(deps)
         log.info("HTTP mode: listening for Slack events on /slack/events")
         try:
             yield
@@ -73,6 +75,25 @@ def create_asgi_app(settings: Settings) -> Starlette:
 
     async def slack_events(request: Request) -> Response:
         return await request.app.state.handler.handle(request)
+
+    async def openai_webhook(request: Request) -> Response:
+        """OpenAI's fine-tuning webhooks: verified, then the job is refreshed at once."""
+        deps = request.app.state.deps
+        if not settings.openai_webhook_secret:
+            return JSONResponse(
+                {"error": "webhooks are not configured (OPENAI_WEBHOOK_SECRET)"}, status_code=404
+            )
+        body = await request.body()
+        try:
+            event = deps.core.openai.webhooks.unwrap(
+                body, dict(request.headers), secret=settings.openai_webhook_secret
+            )
+        except Exception as exc:  # InvalidWebhookSignatureError, or a malformed body
+            log.warning("Rejected an OpenAI webhook: %s", type(exc).__name__)
+            return JSONResponse({"error": "invalid signature"}, status_code=400)
+        if getattr(event, "type", "").startswith("fine_tuning.job."):
+            deps.tasks.spawn(refresh_from_webhook(deps, event.data.id))
+        return JSONResponse({"ok": True})
 
     async def healthz(request: Request) -> Response:
         deps = request.app.state.deps
@@ -103,6 +124,7 @@ def create_asgi_app(settings: Settings) -> Starlette:
         routes=[
             Route("/metrics", metrics, methods=["GET"]),
             Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/openai/webhooks", openai_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,

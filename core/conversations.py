@@ -139,7 +139,7 @@ async def prepare(deps: CoreDeps, incoming: Incoming) -> Prepared:
         thread_choice,
         default_team_prompt=s.workspace_persona_prompt,
     )
-    model = resolved.persona.model or model
+    model = resolved.persona.model or resolved.channel_model or model
     window, dropped = fit(turn.window, history_budget(s, model))
     system = {"role": "system", "content": resolved.system}
     return Prepared(

@@ -59,5 +59,9 @@ async def good_replies(store: Store, conv_id: str) -> tuple[list[dict], list[int
     good_ts = {k.decode() for k, v in raw.items() if verdict(json.loads(v)) == GOOD}
     messages = await history.messages(store, conv_id)
     meta = await history.get_meta(store, conv_id)
-    indexes = [i for i, m in enumerate(messages) if m.get("role") == "assistant" and m.get("ts") in good_ts]
+    indexes = [
+        i
+        for i, m in enumerate(messages)
+        if m.get("role") == "assistant" and good_ts.intersection(m.get("slack_ts") or ())
+    ]
     return messages, indexes, meta

@@ -205,10 +205,11 @@ class Resolved:
     missing: str = ""  # a chosen custom persona that has since been deleted
     team_prompt: str = ""
     custom_names: list[str] = field(default_factory=list)  # only when asked for
+    channel_model: str = ""  # set by `/finetune use <model> #channel`
 
 
 _RESOLVE = """
-local personas, channels, settings = KEYS[1], KEYS[2], KEYS[3]
+local personas, channels, settings, models = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local channel_choice = redis.call('HGET', channels, ARGV[1])
 local ws = redis.call('HMGET', settings, 'persona', 'prompt')
 local names = {}
@@ -219,7 +220,7 @@ local defs = {}
 if #names > 0 then defs = redis.call('HMGET', personas, unpack(names)) end
 local all = {}
 if ARGV[3] == '1' then all = redis.call('HKEYS', personas) end
-return {channel_choice, ws[1], ws[2], defs, all}
+return {channel_choice, ws[1], ws[2], defs, all, redis.call('HGET', models, ARGV[1])}
 """
 
 
@@ -240,9 +241,10 @@ async def resolve(
     k = keys.workspace(store.prefix, team)
     script = store.redis.register_script(_RESOLVE)
     args = [channel, thread_choice.name if thread_choice else "", "1" if with_names else "0"]
-    channel_raw, ws_raw, ws_prompt, defs, all_names = await script(
-        keys=[k["personas"], k["channel_personas"], k["settings"]], args=args
+    channel_raw, ws_raw, ws_prompt, defs, all_names, channel_model = await script(
+        keys=[k["personas"], k["channel_personas"], k["settings"], k["channel_models"]], args=args
     )
+    channel_model = channel_model.decode() if isinstance(channel_model, bytes) else (channel_model or "")
     candidates = [thread_choice] if thread_choice else []
     names = [thread_choice.name] if thread_choice else []
     cc = Choice.from_json(channel_raw, "channel")
@@ -280,6 +282,7 @@ async def resolve(
         missing,
         team_prompt,
         custom_names,
+        channel_model,
     )
 
 

@@ -1,0 +1,1 @@
+"""Fine-tuning from Slack: datasets, validation, jobs, watching, evaluation, deployment."""

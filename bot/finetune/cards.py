@@ -1,0 +1,180 @@
+"""Block Kit for fine-tuning: pure functions from plain data to blocks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bot.blocks import SECTION_LIMIT, Block, context_line
+
+STATUS_EMOJI = {
+    "validating_files": ":mag:",
+    "queued": ":hourglass_flowing_sand:",
+    "running": ":runner:",
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "cancelled": ":no_entry_sign:",
+    "paused": ":double_vertical_bar:",
+}
+
+
+def _fmt_loss(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
+
+
+def _fields(pairs: list[tuple[str, str]]) -> Block:
+    return {
+        "type": "section",
+        "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in pairs[:10]],
+    }
+
+
+def job_card(job: Any, *, dataset: str, started_by: str) -> list[Block]:
+    """The card updated in place as a job moves: status, progress, losses."""
+    emoji = STATUS_EMOJI.get(job.status, ":grey_question:")
+    progress = "—"
+    if job.step is not None:
+        progress = f"step {job.step}" + (f" / {job.total_steps}" if job.total_steps else "")
+    pairs = [
+        ("Status", f"{emoji} {job.status}"),
+        ("Base model", f"`{job.model}`"),
+        ("Dataset", f"`{dataset}`"),
+        ("Progress", progress),
+        ("Train loss", _fmt_loss(job.train_loss)),
+        ("Valid loss", _fmt_loss(job.valid_loss)),
+    ]
+    if job.fine_tuned_model:
+        pairs.append(("Fine-tuned model", f"`{job.fine_tuned_model}`"))
+    out: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Fine-tuning job"}},
+        _fields(pairs),
+    ]
+    if job.status == "failed":
+        out.append(
+            _section(
+                f":x: *Failed:* {job.error_message or 'no reason given'} (`{job.error_code or 'error'}`)"
+            )
+        )
+    out.append(
+        context_line(
+            f"`{job.id}`", f"started by <@{started_by}>", f"updated <!date^{int(time.time())}^{{time}}|now>"
+        )
+    )
+    return out
+
+
+def job_summary(job: Any, *, rows: list[dict]) -> str:
+    """The end-of-job message in the card's thread."""
+    if job.status == "succeeded":
+        last = rows[-1] if rows else {}
+        train = last.get("train_loss")
+        valid = next((r.get("valid_loss") for r in reversed(rows) if r.get("valid_loss") is not None), None)
+        duration = f"{job.duration_seconds / 60:.1f} min" if job.duration_seconds else "—"
+        return (
+            f":white_check_mark: *Fine-tuning finished.* Model: `{job.fine_tuned_model}`\n"
+            f"Trained tokens: {job.trained_tokens or 0:,} · Duration: {duration} · "
+            f"Final train loss: {_fmt_loss(train)} · Final valid loss: {_fmt_loss(valid)}\n"
+            f"Try it with `/finetune eval {job.id}`, then `/finetune use {job.fine_tuned_model} persona=<name>`."
+        )
+    if job.status == "failed":
+        return f":x: *Fine-tuning failed:* {job.error_message or 'no reason given'} (`{job.error_code or 'error'}`)"
+    return f":no_entry_sign: Fine-tuning job `{job.id}` was {job.status}."
+
+
+def confirm_start(*, token: str, dataset: str, model: str, estimate: dict, summary: str) -> list[Block]:
+    cost_text = estimate.get("cost_text", "unknown")
+    return [
+        _section(f"*Start fine-tuning* `{model}` on dataset `{dataset}`?"),
+        _fields(
+            [
+                (
+                    "Examples",
+                    f"{estimate.get('n_examples', 0):,} (+{estimate.get('validation_examples') or 0} validation)",
+                ),
+                ("Epochs", str(estimate.get("epochs", "auto"))),
+                ("Billed tokens (est.)", f"{estimate.get('billed_tokens', 0):,}"),
+                ("Cost (est.)", cost_text),
+            ]
+        ),
+        _section(summary),
+        {
+            "type": "actions",
+            "block_id": "finetune_confirm",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "finetune_start_confirm",
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Confirm"},
+                    "value": token,
+                },
+                {
+                    "type": "button",
+                    "action_id": "finetune_start_cancel",
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                    "value": token,
+                },
+            ],
+        },
+    ]
+
+
+def confirm_cancel(*, token: str, job_id: str) -> list[Block]:
+    return [
+        _section(f"Cancel fine-tuning job `{job_id}`? Training so far is billed and can't be resumed."),
+        {
+            "type": "actions",
+            "block_id": "finetune_cancel",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "finetune_cancel_confirm",
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Cancel the job"},
+                    "value": token,
+                },
+                {
+                    "type": "button",
+                    "action_id": "finetune_cancel_keep",
+                    "text": {"type": "plain_text", "text": "Keep it running"},
+                    "value": token,
+                },
+            ],
+        },
+    ]
+
+
+def validation_summary(report: Any, *, title: str) -> list[Block]:
+    """The compact report: verdict, counts, the first problems; the full one is a file."""
+    verdict = ":white_check_mark: Ready to train" if report.ok else ":x: Not ready: fix the errors below"
+    problems = report.problems[:8]
+    lines = [
+        f"• {'❌' if p.severity == 'error' else '⚠️'} {'line ' + str(p.line) if p.line else 'dataset'}"
+        f"{' (' + p.file + ')' if getattr(p, 'file', 'train') != 'train' else ''}: {p.message}"
+        for p in problems
+    ]
+    more = len(report.problems) - len(problems)
+    if more > 0:
+        lines.append(f"…and {more} more in the attached report")
+    cost = getattr(report, "estimated_cost", None)
+    pairs = [
+        ("Examples", f"{report.n_examples:,}"),
+        ("Errors / warnings", f"{len(report.errors)} / {len(report.warnings)}"),
+        ("Model", f"`{report.model}`"),
+        ("Epochs (recommended)", str(report.epochs)),
+        ("Billed tokens (est.)", f"{report.billed_tokens:,}"),
+        ("Cost (est.)", f"${cost:,.2f}" if cost is not None else "—"),
+    ]
+    out = [_section(f"*{title}* — {verdict}"), _fields(pairs)]
+    if lines:
+        out.append(_section("\n".join(lines)))
+    return out
+
+
+def lines_block(title: str, lines: list[str], *, empty: str) -> list[Block]:
+    body = "\n".join(lines) if lines else empty
+    return [_section(f"*{title}*\n{body}")]

@@ -1,0 +1,55 @@
+"""Files for datasets: the latest upload of a kind in a channel, or a file link."""
+
+from __future__ import annotations
+
+import re
+
+from slack_sdk.errors import SlackApiError
+
+from bot.deps import BotDeps
+
+MAX_DOWNLOAD = 100 * 1024 * 1024
+_FILE_ID = re.compile(r"/files/[A-Z0-9]+/(F[A-Z0-9]+)|\b(F[A-Z0-9]{6,})\b")
+
+
+class FileProblem(Exception):
+    """The file can't be found or read; the message says what to do."""
+
+
+async def find_file(deps: BotDeps, *, channel: str, link: str, extensions: tuple[str, ...]) -> dict:
+    """The file a link points to, or the newest file with one of `extensions` in `channel`."""
+    if link:
+        m = _FILE_ID.search(link)
+        if not m:
+            raise FileProblem(f"`{link}` doesn't look like a Slack file link (…/files/U…/F…/name).")
+        try:
+            return (await deps.client.files_info(file=m.group(1) or m.group(2)))["file"]
+        except SlackApiError as exc:
+            raise FileProblem(
+                f"I can't open that file ({exc.response.get('error')}); is it shared in this channel?"
+            ) from exc
+    try:
+        listed = await deps.client.files_list(channel=channel, count=50)
+    except SlackApiError as exc:
+        raise FileProblem(f"I can't list this channel's files ({exc.response.get('error')}).") from exc
+    for f in listed.get("files", []):
+        if f.get("name", "").lower().endswith(extensions):
+            return f
+    kinds = " or ".join(extensions)
+    raise FileProblem(f"I found no {kinds} file in this channel. Upload one here, or pass a file link.")
+
+
+async def download(deps: BotDeps, file: dict) -> str:
+    url = file.get("url_private_download") or file.get("url_private")
+    if not url:
+        raise FileProblem(f"`{file.get('name')}` has no download link.")
+    if int(file.get("size") or 0) > MAX_DOWNLOAD:
+        raise FileProblem(f"`{file.get('name')}` is over {MAX_DOWNLOAD // 1024 // 1024} MB.")
+    headers = {"Authorization": f"Bearer {deps.settings.slack_bot_token}"}
+    async with deps.session.get(url, headers=headers) as response:
+        if response.status != 200:
+            raise FileProblem(f"Downloading `{file.get('name')}` failed (HTTP {response.status}).")
+        data = await response.content.read(MAX_DOWNLOAD + 1)
+    if len(data) > MAX_DOWNLOAD:
+        raise FileProblem(f"`{file.get('name')}` is over {MAX_DOWNLOAD // 1024 // 1024} MB.")
+    return data.decode("utf-8-sig", errors="replace")

@@ -1,0 +1,550 @@
+"""What each `/finetune` subcommand does, once the caller is known to be an admin."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.deps import BotDeps
+from bot.finetune import cards
+from bot.finetune.files import download, find_file
+from core import audit, feedback, keys, personas, tokens
+from core.finetune import datasets as ds_build
+from core.finetune import jobs
+from core.finetune import store as ft
+from core.finetune.render import format_report
+from core.finetune.split import split_dataset
+from core.finetune.validate import Report, validate_dataset
+
+log = logging.getLogger(__name__)
+
+_CHANNEL = re.compile(r"<#(C[A-Z0-9]+)(?:\|[^>]*)?>")
+_SINCE = re.compile(r"^(\d+)([hdw])$")
+DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+class UserError(Exception):
+    """Bad input from the admin; the message is shown as is."""
+
+
+@dataclass
+class Ctx:
+    deps: BotDeps
+    team: str
+    channel: str
+    user: str
+    say: Any  # async (text, blocks=None) -> None: ephemeral to the caller
+
+
+def parse_args(text: str) -> tuple[list[str], dict[str, str]]:
+    """Positional words and `key=value` pairs: `build <#C1|gen> since=7d`."""
+    positional, named = [], {}
+    for word in text.split():
+        key, eq, value = word.partition("=")
+        if eq and key.isidentifier():
+            named[key.lower()] = value
+        else:
+            positional.append(word)
+    return positional, named
+
+
+def _dataset_name(raw: str) -> str:
+    name = re.sub(r"[^a-z0-9_.-]+", "-", raw.lower()).strip("-.")[:64] or f"dataset-{int(time.time())}"
+    if not DATASET_NAME.match(name):
+        raise UserError(f"`{raw}` isn't a usable dataset name (letters, digits, `-`, `_`, `.`).")
+    return name
+
+
+def _since(raw: str) -> float:
+    m = _SINCE.match(raw or "30d")
+    if not m:
+        raise UserError(f"`since={raw}` should look like `30d`, `12h` or `2w`.")
+    n, unit = int(m.group(1)), m.group(2)
+    return time.time() - n * {"h": 3600, "d": 86400, "w": 7 * 86400}[unit]
+
+
+async def _post_report(
+    ctx: Ctx, report: Report, *, title: str, dataset_jsonl: str = "", dataset_name: str = ""
+) -> None:
+    """The compact summary in the channel, the full report (and dataset) as files."""
+    client = ctx.deps.client
+    summary = cards.validation_summary(report, title=title)
+    try:
+        posted = await client.chat_postMessage(channel=ctx.channel, text=title, blocks=summary)
+    except SlackApiError as exc:
+        if exc.response.get("error") not in ("not_in_channel", "channel_not_found"):
+            raise
+        await ctx.say(
+            title, summary + blocks.notice("_Invite me to this channel to get the full report as a file._")
+        )
+        return
+    thread = posted["ts"]
+    await client.files_upload_v2(
+        channel=ctx.channel,
+        thread_ts=thread,
+        filename=f"{dataset_name or 'dataset'}-report.txt",
+        title="Full validation report",
+        content=format_report(report),
+    )
+    if dataset_jsonl:
+        await client.files_upload_v2(
+            channel=ctx.channel,
+            thread_ts=thread,
+            filename=f"{dataset_name}.jsonl",
+            title=dataset_name,
+            content=dataset_jsonl,
+        )
+
+
+def _split(examples: list[dict]) -> tuple[str, str]:
+    if len(examples) < 10:
+        return ds_build.to_jsonl(examples), ""
+    train, valid = split_dataset(examples, validation_fraction=0.1, seed=42)
+    return ds_build.to_jsonl(train), ds_build.to_jsonl(valid)
+
+
+def _validate(
+    ctx: Ctx, train: str, valid: str, model: str | None = None, epochs: int | None = None
+) -> Report:
+    return validate_dataset(
+        train,
+        model=model or ctx.deps.settings.finetune_base_model,
+        epochs=epochs,
+        validation_text=valid or None,
+    )
+
+
+# -- datasets ------------------------------------------------------------------------
+
+
+async def dataset_build(ctx: Ctx, args: str) -> None:
+    """Rated-good conversations as chat-format JSONL, stored under a name and posted."""
+    positional, named = parse_args(args)
+    only_channel = next((m.group(1) for w in positional if (m := _CHANNEL.match(w))), None)
+    since = _since(named.get("since", "30d"))
+    persona_filter = named.get("persona", "").lower()
+    name = _dataset_name(named.get("name") or f"conversations-{time.strftime('%Y%m%d-%H%M')}")
+    store = ctx.deps.core.store
+    examples: list[dict] = []
+    convs = await feedback.rated_conversations(store, ctx.team, since=since, channel=only_channel)
+    for conv in convs:
+        messages, good, meta = await feedback.good_replies(store, conv)
+        if not good:
+            continue
+        choice = personas.Choice.from_json(meta.get("persona"), "thread")
+        if (
+            persona_filter
+            and (choice.name if choice else meta.get("last_persona", "default")) != persona_filter
+        ):
+            continue
+        channel = conv.split(":")[1]
+        resolved = await personas.resolve(
+            store, ctx.team, channel, choice, default_team_prompt=ctx.deps.settings.workspace_persona_prompt
+        )
+        examples += ds_build.conversation_examples(messages, good, system=resolved.system)
+    if not examples:
+        scope = f" in <#{only_channel}>" if only_channel else ""
+        raise UserError(
+            f"No answers rated 👍 (and none 👎) since then{scope}. Ask people to rate good answers with 👍, "
+            "or widen `since=`."
+        )
+    train, valid = _split(examples)
+    report = _validate(ctx, train, valid)
+    await ft.save_dataset(
+        store,
+        ctx.team,
+        ft.Dataset(
+            name,
+            report.n_examples,
+            report.validation_examples or 0,
+            "conversations",
+            ctx.user,
+            persona=persona_filter,
+        ),
+        train,
+        valid,
+    )
+    await _post_report(
+        ctx,
+        report,
+        title=f"Dataset `{name}` from {len(convs)} rated conversations",
+        dataset_jsonl=train,
+        dataset_name=name,
+    )
+    await ctx.say(
+        f"Saved dataset `{name}` ({report.n_examples} examples). Start with `/finetune start {name}`."
+    )
+
+
+async def dataset_import(ctx: Ctx, args: str) -> None:
+    """Question/answer pairs from an uploaded CSV or JSONL, with a persona's system message."""
+    positional, named = parse_args(args)
+    if not positional:
+        raise UserError("Usage: `/finetune dataset import <persona> [file link] [name=…]`")
+    persona = await personas.get(ctx.deps.core.store, ctx.team, positional[0])
+    if persona is None:
+        raise UserError(f"I don't know a persona called `{positional[0]}`; see `/persona`.")
+    file = await find_file(
+        ctx.deps, channel=ctx.channel, link=" ".join(positional[1:]), extensions=(".csv", ".jsonl")
+    )
+    text = await download(ctx.deps, file)
+    fmt = "csv" if file["name"].lower().endswith(".csv") else "jsonl"
+    system = personas.system_prompt(persona, team_prompt=ctx.deps.settings.workspace_persona_prompt)
+    examples, problems = ds_build.qa_examples(text, fmt=fmt, system=system)
+    if problems:
+        listed = "\n".join(f"• {p}" for p in problems[:15])
+        raise UserError(f"`{file['name']}` has problems; nothing was stored:\n{listed}")
+    name = _dataset_name(named.get("name") or file["name"].rsplit(".", 1)[0])
+    train, valid = _split(examples)
+    report = _validate(ctx, train, valid)
+    await ft.save_dataset(
+        ctx.deps.core.store,
+        ctx.team,
+        ft.Dataset(
+            name,
+            report.n_examples,
+            report.validation_examples or 0,
+            f"qa:{file['name']}",
+            ctx.user,
+            persona.name,
+        ),
+        train,
+        valid,
+    )
+    await _post_report(
+        ctx, report, title=f"Dataset `{name}` from {file['name']}", dataset_jsonl=train, dataset_name=name
+    )
+    await ctx.say(f"Saved dataset `{name}` ({report.n_examples} examples).")
+
+
+async def validate_file(ctx: Ctx, args: str) -> None:
+    """Validate the latest .jsonl in the channel (or a link); nothing goes to OpenAI."""
+    positional, named = parse_args(args)
+    file = await find_file(ctx.deps, channel=ctx.channel, link=" ".join(positional), extensions=(".jsonl",))
+    text = await download(ctx.deps, file)
+    model = named.get("model") or ctx.deps.settings.finetune_base_model
+    report = validate_dataset(text, model=model)
+    name = _dataset_name(named.get("name") or file["name"].rsplit(".", 1)[0])
+    if report.ok:
+        from core.finetune.validate import valid_examples
+
+        train, valid = _split([ex for _, ex in valid_examples(text)])
+        await ft.save_dataset(
+            ctx.deps.core.store,
+            ctx.team,
+            ft.Dataset(name, report.n_examples, 0, f"file:{file['name']}", ctx.user),
+            train,
+            valid,
+        )
+    await _post_report(ctx, report, title=f"Validation of `{file['name']}`", dataset_name=name)
+    if report.ok:
+        await ctx.say(
+            f"`{file['name']}` is valid and saved as dataset `{name}`. Start with `/finetune start {name}`."
+        )
+    else:
+        await ctx.say(
+            f"`{file['name']}` has {len(report.errors)} error(s); nothing was stored or uploaded. See the report."
+        )
+
+
+async def dataset_list(ctx: Ctx, args: str) -> None:
+    items = await ft.list_datasets(ctx.deps.core.store, ctx.team)
+    lines = [
+        f"• `{d.name}` — {d.examples} examples (+{d.validation_examples} validation), {d.source}, by <@{d.created_by}>"
+        for d in items[:30]
+    ]
+    await ctx.say(
+        "Datasets", cards.lines_block("Datasets", lines, empty="No datasets yet: `/finetune dataset build`.")
+    )
+
+
+# -- jobs ------------------------------------------------------------------------------
+
+
+async def start(ctx: Ctx, args: str) -> None:
+    positional, named = parse_args(args)
+    if not positional:
+        raise UserError("Usage: `/finetune start <dataset> [model=…] [epochs=auto|N] [suffix=…]`")
+    loaded = await ft.load_dataset(ctx.deps.core.store, ctx.team, positional[0])
+    if loaded is None:
+        raise UserError(f"There's no dataset called `{positional[0]}`; see `/finetune dataset list`.")
+    ds, train, valid = loaded
+    model = named.get("model") or ctx.deps.settings.finetune_base_model
+    epochs_raw = named.get("epochs", "auto")
+    if epochs_raw != "auto" and not (epochs_raw.isdigit() and 1 <= int(epochs_raw) <= 25):
+        raise UserError("`epochs` must be `auto` or a whole number from 1 to 25.")
+    epochs = None if epochs_raw == "auto" else int(epochs_raw)
+    suffix = named.get("suffix", "")
+    if suffix and not re.match(r"^[a-zA-Z0-9_-]{1,64}$", suffix):
+        raise UserError("`suffix` may hold letters, digits, `-` and `_` (up to 64).")
+    report = _validate(ctx, train, valid, model=model, epochs=epochs)
+    if not report.ok:
+        reasons = "\n".join(f"• {p.message}" for p in report.errors[:10])
+        raise UserError(f"Dataset `{ds.name}` can't be used for training:\n{reasons}")
+    estimate = jobs.estimate(report)
+    token = await ft.put_pending(
+        ctx.deps.core.store,
+        ctx.team,
+        {
+            "kind": "start",
+            "dataset": ds.name,
+            "model": model,
+            "epochs": epochs,
+            "suffix": suffix,
+            "user": ctx.user,
+            "channel": ctx.channel,
+        },
+    )
+    warnings = "; ".join(p.message for p in report.warnings[:3]) or "No warnings."
+    await ctx.say(
+        f"Start fine-tuning on {ds.name}?",
+        cards.confirm_start(
+            token=token, dataset=ds.name, model=model, estimate=estimate, summary=warnings[:2900]
+        ),
+    )
+
+
+async def confirm_start(deps: BotDeps, *, team: str, user: str, token: str, say) -> None:
+    """After Confirm: upload, create, and post the job card that the watcher keeps current."""
+    store = deps.core.store
+    pending = await ft.take_pending(store, team, token)
+    if pending is None:
+        await say("This confirmation has expired or was already used; run `/finetune start` again.")
+        return
+    loaded = await ft.load_dataset(store, team, pending["dataset"])
+    if loaded is None:
+        await say(f"Dataset `{pending['dataset']}` no longer exists.")
+        return
+    ds, train, valid = loaded
+    channel = pending["channel"]
+    note = f"_Uploading `{ds.name}` and creating the job…_"
+    card = await deps.client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note))
+    try:
+        view = await jobs.upload_and_create(
+            deps.core.openai,
+            train_jsonl=train.encode(),
+            valid_jsonl=valid.encode() or None,
+            model=pending["model"],
+            epochs=pending["epochs"],
+            suffix=pending["suffix"] or None,
+            seed=42,
+            metadata={"threadwise_dataset": ds.name[:64], "started_by": user},
+            filename=f"{ds.name}.jsonl",
+        )
+    except jobs.FineTuneError as exc:
+        text = (
+            f":x: *Fine-tuning didn't start.* {exc.message} The dataset `{ds.name}` is kept; try again later."
+        )
+        await deps.client.chat_update(channel=channel, ts=card["ts"], text=text, blocks=blocks.notice(text))
+        await audit.record(
+            store, team, user=user, action="finetune start failed", allowed=True, detail=exc.message
+        )
+        return
+    record = ft.JobRecord(view.id, team, channel, card["ts"], ds.name, view.model, user, status=view.status)
+    await ft.save_job(store, record)
+    await deps.client.chat_update(
+        channel=channel,
+        ts=card["ts"],
+        text=f"Fine-tuning job {view.id}: {view.status}",
+        blocks=cards.job_card(view, dataset=ds.name, started_by=user),
+    )
+    await audit.record(
+        store, team, user=user, action="finetune start", allowed=True, detail=f"{view.id} {ds.name}"
+    )
+
+
+async def _job_or_error(ctx: Ctx, job_id: str) -> jobs.JobView:
+    if not job_id:
+        raise UserError("Give a job id, e.g. `ftjob-abc123`; see `/finetune list`.")
+    try:
+        return await jobs.retrieve(ctx.deps.core.openai, job_id)
+    except jobs.FineTuneError as exc:
+        if exc.kind in ("model_not_found", "bad_request") or "not found" in exc.message.lower():
+            raise UserError(f"There's no fine-tuning job `{job_id}`; see `/finetune list`.") from exc
+        raise UserError(exc.message) from exc
+
+
+async def job_list(ctx: Ctx, args: str) -> None:
+    records = await ft.list_job_records(ctx.deps.core.store, ctx.team)
+    lines = [
+        f"• `{r.job_id}` — {cards.STATUS_EMOJI.get(r.status, '')} {r.status} · `{r.dataset}` on `{r.model}`"
+        + (f" → `{r.fine_tuned_model}`" if r.fine_tuned_model else "")
+        for r in records[:25]
+    ]
+    await ctx.say(
+        "Fine-tuning jobs",
+        cards.lines_block("Fine-tuning jobs", lines, empty="No jobs yet: `/finetune start <dataset>`."),
+    )
+
+
+async def status(ctx: Ctx, args: str) -> None:
+    job_id = args.split()[0] if args.split() else ""
+    view = await _job_or_error(ctx, job_id)
+    record = await ft.load_job(ctx.deps.core.store, ctx.team, job_id)
+    await ctx.say(
+        f"Job {job_id}: {view.status}",
+        cards.job_card(
+            view,
+            dataset=record.dataset if record else "—",
+            started_by=record.created_by if record else ctx.user,
+        ),
+    )
+
+
+async def cancel(ctx: Ctx, args: str) -> None:
+    job_id = args.split()[0] if args.split() else ""
+    view = await _job_or_error(ctx, job_id)
+    if view.terminal:
+        raise UserError(f"Job `{job_id}` has already {view.status}.")
+    token = await ft.put_pending(
+        ctx.deps.core.store, ctx.team, {"kind": "cancel", "job_id": job_id, "user": ctx.user}
+    )
+    await ctx.say(f"Cancel {job_id}?", cards.confirm_cancel(token=token, job_id=job_id))
+
+
+async def confirm_cancel(deps: BotDeps, *, team: str, user: str, token: str, say) -> None:
+    pending = await ft.take_pending(deps.core.store, team, token)
+    if pending is None:
+        await say("This confirmation has expired or was already used.")
+        return
+    try:
+        view = await jobs.cancel(deps.core.openai, pending["job_id"])
+    except jobs.FineTuneError as exc:
+        await say(f":warning: {exc.message}")
+        return
+    await audit.record(
+        deps.core.store, team, user=user, action="finetune cancel", allowed=True, detail=view.id
+    )
+    from bot.finetune.watcher import refresh
+
+    await refresh(deps, team, view.id)
+    await say(f"Job `{view.id}` is {view.status}.")
+
+
+async def events(ctx: Ctx, args: str) -> None:
+    job_id = args.split()[0] if args.split() else ""
+    await _job_or_error(ctx, job_id)
+    items = await jobs.events(ctx.deps.core.openai, job_id, limit=20)
+    lines = [
+        f"• <!date^{int(e['created_at'])}^{{date_short_pretty}} {{time}}|{e['created_at']}> [{e['level']}] {e['message']}"
+        for e in items
+    ]
+    await ctx.say(
+        f"Events of {job_id}",
+        cards.lines_block(f"Events of `{job_id}` (newest first)", lines, empty="No events yet."),
+    )
+
+
+# -- compare and deploy ----------------------------------------------------------------
+
+
+async def evaluate(ctx: Ctx, args: str) -> None:
+    from core.finetune import evaluate as ev
+
+    positional, named = parse_args(args)
+    target = positional[0] if positional else ""
+    n = int(named.get("n", "20")) if named.get("n", "20").isdigit() else 20
+    store = ctx.deps.core.store
+    records = await ft.list_job_records(store, ctx.team)
+    if target.startswith("ftjob-"):
+        view = await _job_or_error(ctx, target)
+        if view.status != "succeeded" or not view.fine_tuned_model:
+            raise UserError(f"Job `{target}` has no model yet (status: {view.status}).")
+        tuned = view.fine_tuned_model
+        record = next((r for r in records if r.job_id == target), None)
+    else:
+        tuned = target
+        record = next((r for r in records if r.fine_tuned_model == tuned), None)
+    if not tuned:
+        raise UserError("Usage: `/finetune eval <job id | ft:model> [n=20] [judge=on]`")
+    dataset_name = named.get("dataset") or (record.dataset if record else "")
+    loaded = await ft.load_dataset(store, ctx.team, dataset_name) if dataset_name else None
+    if loaded is None:
+        raise UserError("I don't know which held-out examples to use; add `dataset=<name>`.")
+    _, train, valid = loaded
+    held_out = [json.loads(line) for line in (valid or train).splitlines() if line.strip()]
+    base = tokens.base_model(tuned)
+    judge = ctx.deps.settings.openai_model if named.get("judge", "on") != "off" else None
+    await ctx.say(f"_Comparing `{tuned}` with `{base}` on {min(n, len(held_out))} held-out examples…_")
+    report = await ev.compare(
+        ctx.deps.core.openai, tuned=tuned, base=base, examples=held_out, n=n, judge_model=judge
+    )
+    summary = ev.eval_summary(report)
+    text = (
+        f"*Evaluation:* `{tuned}` vs base `{base}` on {report.n} held-out examples\n"
+        f"Judge wins — tuned {report.tuned_wins} · base {report.base_wins} · ties {report.ties}\n"
+        f"Token F1 vs reference — tuned {report.tuned_mean_f1:.3f} · base {report.base_mean_f1:.3f}"
+        + (f"\n_{len(report.errors)} example(s) failed; see the file._" if report.errors else "")
+    )
+    posted = await ctx.deps.client.chat_postMessage(
+        channel=ctx.channel, text=text, blocks=blocks.notice(text)
+    )
+    await ctx.deps.client.files_upload_v2(
+        channel=ctx.channel,
+        thread_ts=posted["ts"],
+        filename="evaluation.txt",
+        title="Full evaluation",
+        content=ev.format_eval(report),
+    )
+    await audit.record(
+        store, ctx.team, user=ctx.user, action="finetune eval", allowed=True, detail=json.dumps(summary)[:300]
+    )
+
+
+async def use(ctx: Ctx, args: str) -> None:
+    """Point a persona or a channel at a model (context and encoding resolve via its base)."""
+    positional, named = parse_args(args)
+    if not positional:
+        raise UserError("Usage: `/finetune use <model> [persona=<name> | #channel]`")
+    model = positional[0]
+    try:
+        await ctx.deps.core.openai.models.retrieve(model)
+    except Exception as exc:
+        raise UserError(
+            f"OpenAI doesn't know the model `{model}` (or I can't reach it): check the id."
+        ) from exc
+    info = tokens.model_info(model)
+    store = ctx.deps.core.store
+    channel = next((m.group(1) for w in positional[1:] if (m := _CHANNEL.match(w))), None)
+    if "persona" in named:
+        persona = await personas.get(store, ctx.team, named["persona"])
+        if persona is None:
+            raise UserError(f"I don't know a persona called `{named['persona']}`.")
+        if persona.builtin:
+            raise UserError(f"`{persona.name}` is built-in; create a custom persona to give it a model.")
+        updated = personas.make_custom(
+            persona.name,
+            persona.prompt,
+            description=persona.description,
+            model=model,
+            temperature=persona.temperature,
+            constraints=persona.constraints,
+        )
+        await personas.replace(store, ctx.team, updated)
+        where = f"persona *{persona.name}*"
+    else:
+        channel = channel or ctx.channel
+        await store.redis.hset(keys.workspace(store.prefix, ctx.team)["channel_models"], channel, model)
+        where = f"<#{channel}>"
+    await ctx.say(
+        f"{where} now uses `{model}` (base `{info.base}`, {info.encoding}, {info.context_window:,}-token context)."
+    )
+
+
+async def audit_log(ctx: Ctx, args: str) -> None:
+    entries = await audit.recent(ctx.deps.core.store, ctx.team, 25)
+    lines = [
+        f"• <!date^{int(e['at'])}^{{date_short}} {{time}}|{e['at']}> <@{e['user']}> "
+        f"{'✅' if e['allowed'] else '⛔'} `{e['action']}` {e.get('detail', '')[:80]}"
+        for e in entries
+    ]
+    await ctx.say(
+        "Audit log", cards.lines_block("Admin audit log (newest first)", lines, empty="Nothing yet.")
+    )

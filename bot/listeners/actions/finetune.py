@@ -1,0 +1,39 @@
+"""Confirm / Cancel buttons for starting and cancelling fine-tuning jobs."""
+
+from __future__ import annotations
+
+from bot.auth import check_admin
+from bot.deps import BotDeps
+from bot.finetune import flows
+from bot.replies import ephemeral
+from core.finetune import store as ft
+
+
+async def handle_finetune_button(ack, body: dict, respond, deps: BotDeps) -> None:
+    await ack()
+    deps.tasks.spawn(_run(deps, body, respond))
+
+
+async def _run(deps: BotDeps, body: dict, respond) -> None:
+    action = body["actions"][0]
+    team, user = body["team"]["id"], body["user"]["id"]
+    channel = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id", "")
+    token = action["value"]
+
+    async def say(text: str) -> None:
+        await ephemeral(deps, respond, channel=channel, user=user, text=text)
+
+    refusal = await check_admin(
+        deps, team=team, user=user, channel=channel, action=action["action_id"], detail=token
+    )
+    if refusal:
+        await say(refusal)
+        return
+    kind = action["action_id"]
+    if kind == "finetune_start_confirm":
+        await flows.confirm_start(deps, team=team, user=user, token=token, say=say)
+    elif kind == "finetune_cancel_confirm":
+        await flows.confirm_cancel(deps, team=team, user=user, token=token, say=say)
+    else:  # "Cancel" on a start, "Keep it running" on a cancel
+        await ft.take_pending(deps.core.store, team, token)
+        await say("OK, nothing was changed.")
