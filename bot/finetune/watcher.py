@@ -104,7 +104,11 @@ async def _announce_end(deps: BotDeps, record: ft.JobRecord, view: jobs.JobView)
         blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}],
     )
     if rows:
-        png = loss_chart_png(rows, title=f"{view.fine_tuned_model or view.id}: loss")
+        try:
+            png = loss_chart_png(rows, title=f"{view.fine_tuned_model or view.id}: loss")
+        except ValueError as exc:  # a result file without loss values: no chart, summary stands
+            log.warning("No loss chart for %s: %s", view.id, exc)
+            return
         await deps.client.files_upload_v2(
             channel=record.channel,
             thread_ts=record.card_ts,
