@@ -6,6 +6,7 @@ Read once at start-up with `Settings.from_env()` and passed down; handlers never
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,19 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _prices(value: str | None) -> dict[str, float]:
+    """`FINETUNE_PRICES={"gpt-4.1-mini-2025-04-14": 5.0}`: USD per 1M training tokens."""
+    if not value or not value.strip():
+        return {}
+    try:
+        data = json.loads(value)
+        return {str(k): float(v) for k, v in data.items()}
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ConfigError(
+            'FINETUNE_PRICES must be a JSON object of model -> USD per 1M tokens, e.g. {"gpt-4.1-mini-2025-04-14": 5}'
+        ) from exc
 
 
 def _ids(value: str | None) -> frozenset[str]:
@@ -88,6 +102,8 @@ class Settings:
     # Fine-tuning
     finetune_poll_interval: float = 30.0
     finetune_base_model: str = "gpt-4.1-mini-2025-04-14"
+    finetune_screening: bool = True  # moderation pre-screen + near duplicates by embeddings
+    finetune_prices: dict[str, float] = field(default_factory=dict)  # USD per 1M training tokens
 
     @property
     def conversation_ttl_seconds(self) -> int:
@@ -139,6 +155,8 @@ class Settings:
             admin_channel_ids=_ids(g("ADMIN_CHANNEL_IDS")),
             finetune_poll_interval=_float(env, "FINETUNE_POLL_INTERVAL", 30.0),
             finetune_base_model=g("FINETUNE_BASE_MODEL", "").strip() or "gpt-4.1-mini-2025-04-14",
+            finetune_screening=_bool(g("FINETUNE_SCREENING"), True),
+            finetune_prices=_prices(g("FINETUNE_PRICES")),
         )
 
     def require_slack(self, mode: str) -> None:

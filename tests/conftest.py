@@ -41,10 +41,29 @@ def key_prefix() -> str:
     return f"twtest-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def store(redis_url: str, key_prefix: str):
-    redis = connect(redis_url)
-    yield Store(redis=redis, prefix=key_prefix, url=redis_url)
+SYSTEM_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _system_redis_up() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+# Core store tests run against the embedded Valkey and, where one runs (as on the
+# project's machines), the Redis 7 at 127.0.0.1:6379, under their own key prefix.
+_BACKENDS = ["valkey"] + (["redis7"] if _system_redis_up() and not os.environ.get("TEST_REDIS_URL") else [])
+
+
+@pytest.fixture(params=_BACKENDS)
+async def store(request, redis_url: str, key_prefix: str):
+    url = SYSTEM_REDIS if request.param == "redis7" else redis_url
+    redis = connect(url)
+    yield Store(redis=redis, prefix=key_prefix, url=url)
     await _delete_prefix(redis, key_prefix)
     await redis.aclose()
 

@@ -178,3 +178,22 @@ def validation_summary(report: Any, *, title: str) -> list[Block]:
 def lines_block(title: str, lines: list[str], *, empty: str) -> list[Block]:
     body = "\n".join(lines) if lines else empty
     return [_section(f"*{title}*\n{body}")]
+
+
+def eval_side_by_side(headline: str, rows: list[Any], *, limit: int = 3) -> list[Block]:
+    """The headline numbers, then the first examples with both answers next to each other."""
+    out: list[Block] = [_section(headline)]
+    for row in rows[:limit]:
+        verdict = f" · judge: *{row.judge}*" if row.judge else ""
+        out.append(_section(f"*Example {row.index + 1}:* {row.prompt_preview[:400]}{verdict}"))
+        out.append(
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*Tuned* (F1 {row.tuned_f1:.2f})\n{row.tuned_answer[:900]}"},
+                    {"type": "mrkdwn", "text": f"*Base* (F1 {row.base_f1:.2f})\n{row.base_answer[:900]}"},
+                ],
+            }
+        )
+    out.append(context_line("Full results for every example are in the attached file."))
+    return out

@@ -17,11 +17,12 @@ from bot.finetune import cards
 from bot.finetune.files import download, find_file
 from core import audit, feedback, keys, personas, tokens
 from core.finetune import datasets as ds_build
-from core.finetune import jobs
+from core.finetune import jobs, screening
 from core.finetune import store as ft
 from core.finetune.render import format_report
+from core.finetune.report import Problem
 from core.finetune.split import split_dataset
-from core.finetune.validate import Report, validate_dataset
+from core.finetune.validate import Report, valid_examples, validate_dataset
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +111,38 @@ def _split(examples: list[dict]) -> tuple[str, str]:
     return ds_build.to_jsonl(train), ds_build.to_jsonl(valid)
 
 
-def _validate(
+async def _validate(
     ctx: Ctx, train: str, valid: str, model: str | None = None, epochs: int | None = None
 ) -> Report:
-    return validate_dataset(
+    """The offline checks, then the moderation pre-screen and near duplicates by embeddings.
+
+    The network checks add problems to the same report. If the server can't do them (a
+    local model server has no moderation endpoint), the report says they were skipped
+    rather than failing the whole validation.
+    """
+    settings = ctx.deps.settings
+    report = validate_dataset(
         train,
-        model=model or ctx.deps.settings.finetune_base_model,
+        model=model or settings.finetune_base_model,
         epochs=epochs,
         validation_text=valid or None,
+        prices=settings.finetune_prices or None,
     )
+    if not settings.finetune_screening or report.errors:
+        return report
+    examples = valid_examples(train)
+    for label, check in (
+        ("moderation pre-screen", screening.moderation_screen),
+        ("near-duplicate check", screening.find_near_duplicates),
+    ):
+        try:
+            report.problems.extend(await check(ctx.deps.core.openai, examples))
+        except Exception as exc:
+            log.warning("Dataset %s failed: %s", label, type(exc).__name__)
+            report.problems.append(
+                Problem(0, "warning", "screening_skipped", f"The {label} was skipped: the server refused it.")
+            )
+    return report
 
 
 # -- datasets ------------------------------------------------------------------------
@@ -156,7 +180,7 @@ async def dataset_build(ctx: Ctx, args: str) -> None:
             "or widen `since=`."
         )
     train, valid = _split(examples)
-    report = _validate(ctx, train, valid)
+    report = await _validate(ctx, train, valid)
     await ft.save_dataset(
         store,
         ctx.team,
@@ -203,7 +227,7 @@ async def dataset_import(ctx: Ctx, args: str) -> None:
         raise UserError(f"`{file['name']}` has problems; nothing was stored:\n{listed}")
     name = _dataset_name(named.get("name") or file["name"].rsplit(".", 1)[0])
     train, valid = _split(examples)
-    report = _validate(ctx, train, valid)
+    report = await _validate(ctx, train, valid)
     await ft.save_dataset(
         ctx.deps.core.store,
         ctx.team,
@@ -230,11 +254,9 @@ async def validate_file(ctx: Ctx, args: str) -> None:
     file = await find_file(ctx.deps, channel=ctx.channel, link=" ".join(positional), extensions=(".jsonl",))
     text = await download(ctx.deps, file)
     model = named.get("model") or ctx.deps.settings.finetune_base_model
-    report = validate_dataset(text, model=model)
+    report = await _validate(ctx, text, "", model=model)
     name = _dataset_name(named.get("name") or file["name"].rsplit(".", 1)[0])
     if report.ok:
-        from core.finetune.validate import valid_examples
-
         train, valid = _split([ex for _, ex in valid_examples(text)])
         await ft.save_dataset(
             ctx.deps.core.store,
@@ -284,7 +306,7 @@ async def start(ctx: Ctx, args: str) -> None:
     suffix = named.get("suffix", "")
     if suffix and not re.match(r"^[a-zA-Z0-9_-]{1,64}$", suffix):
         raise UserError("`suffix` may hold letters, digits, `-` and `_` (up to 64).")
-    report = _validate(ctx, train, valid, model=model, epochs=epochs)
+    report = await _validate(ctx, train, valid, model=model, epochs=epochs)
     if not report.ok:
         reasons = "\n".join(f"• {p.message}" for p in report.errors[:10])
         raise UserError(f"Dataset `{ds.name}` can't be used for training:\n{reasons}")
@@ -484,7 +506,7 @@ async def evaluate(ctx: Ctx, args: str) -> None:
         + (f"\n_{len(report.errors)} example(s) failed; see the file._" if report.errors else "")
     )
     posted = await ctx.deps.client.chat_postMessage(
-        channel=ctx.channel, text=text, blocks=blocks.notice(text)
+        channel=ctx.channel, text=text, blocks=cards.eval_side_by_side(text, report.rows)
     )
     await ctx.deps.client.files_upload_v2(
         channel=ctx.channel,

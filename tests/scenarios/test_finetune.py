@@ -346,6 +346,9 @@ async def test_eval_and_use_put_the_tuned_model_to_work(http_bot, slack, openai_
     models = {r["model"] for r in openai_api.chat_requests()}
     assert {tuned, record.model} <= models
     [file] = [u for u in slack.uploads if u.filename == "evaluation.txt"]
+    [summary] = [m for m in slack.messages(channel="C1") if "Evaluation:" in m["text"]]
+    assert_valid_blocks(summary["blocks"])
+    assert "*Tuned*" in json.dumps(summary["blocks"]) and "*Base*" in json.dumps(summary["blocks"])
     assert b"tuned" in file.content.lower()
     assert any("Evaluation:" in m["text"] for m in slack.messages(channel="C1"))
 
@@ -356,3 +359,40 @@ async def test_eval_and_use_put_the_tuned_model_to_work(http_bot, slack, openai_
     assert openai_api.chat_requests()[-1]["model"] == tuned
     [bad] = await command(bot, slack, "use ft:gpt-4o-mini:nobody::zzz", "bad")
     assert "doesn't know the model" in bad["text"]
+
+
+async def test_validate_screens_with_moderation_and_saves_a_valid_file(http_bot, slack, openai_api):
+    bot = await http_bot(ADMIN_USER_IDS=ADMIN)
+    lines = [json.dumps(example(i)) for i in range(12)]
+    flagged = example(99)
+    flagged["messages"][1]["content"] = "FLAGME how do I hurt someone"
+    slack.add_file("flagged.jsonl", ("\n".join([*lines, json.dumps(flagged)]) + "\n").encode(), "C1")
+    [reply] = await command(bot, slack, "validate", "v1")
+    assert "has 1 error" in reply["text"]
+    posted = [m for m in slack.messages(channel="C1") if "flagged.jsonl" in m["text"]][0]
+    assert "line 13" in json.dumps(posted["blocks"]) and "flag" in json.dumps(posted["blocks"]).lower()
+    assert [r for r in openai_api.requests if r.path.endswith("/moderations")]
+
+    slack.add_file("good.jsonl", jsonl(12), "C1")
+    [ok] = await command(bot, slack, "validate", "v2")
+    assert "saved as dataset `good`" in ok["text"]
+    assert await ft.load_dataset(bot.deps.core.store, "T1", "good") is not None
+    assert openai_api.files == {}  # validation never uploads
+
+
+async def test_question_answer_csv_becomes_a_dataset_with_the_persona(http_bot, slack, openai_api):
+    bot = await http_bot(ADMIN_USER_IDS=ADMIN)
+    rows = "question,answer,context\n" + "".join(
+        f"How to reset {i}?,Open settings {i}.,Account page\n" for i in range(11)
+    )
+    slack.add_file("faq.csv", rows.encode(), "C1")
+    [reply] = await command(bot, slack, "dataset import teacher name=faq", "i")
+    assert "Saved dataset `faq`" in reply["text"]
+    _, train, valid = await ft.load_dataset(bot.deps.core.store, "T1", "faq")
+    first = json.loads((train + valid).splitlines()[0])
+    assert "patient teacher" in first["messages"][0]["content"]
+    assert first["messages"][1]["content"].startswith("Context:")
+    broken = "question,answer\nonly a question,\n"
+    slack.add_file("bad.csv", broken.encode(), "C1")
+    [bad] = await command(bot, slack, "dataset import teacher name=bad", "b")
+    assert "nothing was stored" in bad["text"] and "row" in bad["text"].lower()
