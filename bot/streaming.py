@@ -165,12 +165,9 @@ class SlackAnswer:
                     self.message_ts.append(self.stream.ts)
                 self.pending = ""
         except SlackApiError as exc:
+            # What Slack already shows stays; what it never got continues in a new message.
             self._give_up_native(exc)
-            unsent, self.pending = self.pending, ""
-            self.current = self.current[: len(self.current) - len(unsent)]
-            if self.current:  # the visible part stays; the rest continues in a new message
-                self.current = ""
-            self.stream = None
+            unsent, self.pending, self.stream = self.pending, "", None
             await self._post_placeholder()
             await self._edit_append(unsent)
 

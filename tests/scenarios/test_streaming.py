@@ -59,3 +59,16 @@ async def test_long_answer_continues_in_new_messages_instead_of_failing(http_bot
         assert all(len(b.get("text", "")) <= 12_000 for b in part["blocks"] if b["type"] == "markdown")
     assert "".join(p["text"] for p in parts) == text
     assert "Persona" in str(parts[-1]["blocks"]) and "Persona" not in str(parts[0]["blocks"])
+
+
+async def test_native_stream_breaking_midway_continues_in_a_new_message(http_bot, slack, openai_api):
+    bot = await http_bot(STREAMING_MODE="auto")
+    slack.fail("chat.appendStream", error="message_not_in_streaming_state")
+    text = "".join(f"sentence {i} of the answer. " for i in range(80))
+    openai_api.enqueue(Reply(text=text, chunk_size=50))
+    event = mention("stream then break")
+    await bot.event(event)
+    await bot.idle()
+    parts = slack.messages(thread_ts=event["ts"])
+    assert [p["kind"] for p in parts] == ["stream", "post"]
+    assert "".join(p["text"] for p in parts) == text  # nothing lost, nothing repeated
