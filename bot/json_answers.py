@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from openai import OpenAIError
+from openai import BadRequestError, OpenAIError
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
@@ -101,6 +101,20 @@ async def _run(deps: BotDeps, incoming: Incoming, schema: NamedSchema):
     return turn, await conversations.answer_json(deps.core, turn, schema)
 
 
+def _openai_problem(exc: Exception) -> str:
+    if isinstance(exc, BadRequestError) and "schema" in str(exc).lower():
+        detail = getattr(exc, "message", str(exc))[:500]
+        return messages.SCHEMA_REJECTED.format(detail=detail)
+    return messages.llm_error(llm.error_kind(exc))
+
+
+def _not_answered(turn) -> str | None:
+    """What to tell the user when a JSON turn didn't reach the model (None: say nothing)."""
+    if turn is not None and turn.status == "flagged":
+        return messages.FLAGGED
+    return None
+
+
 async def answer_in_channel(
     deps: BotDeps,
     *,
@@ -144,10 +158,12 @@ async def answer_in_channel(
         )
         return
     except OpenAIError as exc:
-        text = messages.llm_error(llm.error_kind(exc))
+        text = _openai_problem(exc)
         await deps.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks.notice(text))
         return
     if answer is None:
+        text = _not_answered(turn) or messages.JSON_DUPLICATE
+        await deps.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks.notice(text))
         return
     await _render(
         deps,
@@ -183,11 +199,11 @@ async def answer_in_thread(deps: BotDeps, incoming: Incoming, schema_arg: str, q
         await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
         return
     except OpenAIError as exc:
-        await post_in_thread(
-            deps, incoming.channel, incoming.thread_ts, messages.llm_error(llm.error_kind(exc))
-        )
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, _openai_problem(exc))
         return
     if answer is None:
+        if text := _not_answered(turn):
+            await post_in_thread(deps, incoming.channel, incoming.thread_ts, text)
         return
     await _render(
         deps,

@@ -103,3 +103,8 @@ THREAD_HELP = (
 )
 NOT_SAVED = "_Note: I couldn't save that answer to memory (Redis is unreachable), so I may not remember it._"
 FEEDBACK_THANKS = "Thanks: your {rating} on this answer was recorded."
+JSON_DUPLICATE = "_This request was already answered._"
+SCHEMA_REJECTED = (
+    ":warning: The model service rejected this schema for strict structured output: {detail} "
+    "Simplify the schema (plain objects, arrays, strings, numbers, enums) and try again."
+)

@@ -122,7 +122,11 @@ class SlackAnswer:
                 await self._native_stop(footer)
                 return
             except SlackApiError as exc:
+                # Whatever Slack never received goes into a plain message, with the footer.
                 self._give_up_native(exc)
+                unsent, self.pending, self.stream = self.pending, "", None
+                await self._post_placeholder()
+                self.current = unsent
         await self._edit(final=True, footer=footer)
 
     async def fail(self, text: str) -> None:
@@ -158,9 +162,13 @@ class SlackAnswer:
                     recipient_user_id=self.target.user,
                     buffer_size=NATIVE_BUFFER,
                 )
+            first = not self.current
             self.pending += text
             self.current += text
-            if await self.stream.append(markdown_text=text) is not None:
+            # The first token is sent at once (chunks=[] forces a flush) so the answer
+            # appears immediately; after that the SDK buffers to save API calls.
+            flushed = await self.stream.append(markdown_text=text, chunks=[] if first else None)
+            if flushed is not None:
                 if self.stream.ts and self.stream.ts not in self.message_ts:
                     self.message_ts.append(self.stream.ts)
                 self.pending = ""

@@ -138,7 +138,7 @@ def _footer(turn: conversations.Prepared, incoming: Incoming) -> list[dict]:
         notes = (f"persona `{resolved.missing}` no longer exists",)
     footer = blocks.answer_footer(persona=persona, model=turn.model, notes=notes)
     footer.append(blocks.feedback_buttons(incoming.thread_ts))
-    if turn.history_length == 1 and resolved:
+    if turn.first_reply and resolved:
         names = list(personas.BUILTINS) + [n for n in resolved.custom_names if n not in personas.BUILTINS]
         footer.append(blocks.persona_select(names, current=resolved.choice.name))
     return footer

@@ -66,6 +66,7 @@ class Prepared:
     dropped: int = 0  # older messages left out of the prompt to fit the budget
     history_length: int = 0
     temperature: float | None = None
+    first_reply: bool = False  # no answer in this thread yet
 
 
 def history_budget(settings: Settings, model: str) -> int:
@@ -132,12 +133,14 @@ async def prepare(deps: CoreDeps, incoming: Incoming) -> Prepared:
     if turn.status != "ok":
         return Prepared(status=turn.status, incoming=incoming)
     thread_choice = personas.Choice.from_json(turn.meta.get("persona"), "thread")
+    first_reply = not int(turn.meta.get("turns") or 0)
     resolved = await personas.resolve(
         deps.store,
         incoming.team,
         incoming.channel,
         thread_choice,
         default_team_prompt=s.workspace_persona_prompt,
+        with_names=first_reply,  # the thread's first reply offers a persona menu
     )
     model = resolved.persona.model or resolved.channel_model or model
     window, dropped = fit(turn.window, history_budget(s, model))
@@ -151,6 +154,7 @@ async def prepare(deps: CoreDeps, incoming: Incoming) -> Prepared:
         truncated_from=truncated_from,
         dropped=dropped + (turn.length - len(turn.window)),
         history_length=turn.length,
+        first_reply=first_reply,
         temperature=resolved.persona.temperature
         if resolved.persona.temperature is not None
         else s.temperature,
@@ -226,7 +230,7 @@ def _turn_meta(turn: Prepared) -> dict[str, str]:
     so a later channel or workspace change applies to new threads only."""
     meta = {"model": turn.model}
     resolved = turn.resolved
-    if resolved and turn.history_length == 1 and resolved.choice.scope != "thread":
+    if resolved and turn.first_reply and resolved.choice.scope != "thread":
         c = resolved.choice
         meta["persona"] = personas.Choice(c.name, c.domain, c.by or f"({c.scope})").to_json()
     return meta

@@ -17,19 +17,31 @@ GOOD, BAD = "good", "bad"
 RATED_KEEP_SECONDS = 180 * 86400
 
 
+_VOTE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local votes = raw and cjson.decode(raw) or {}
+votes[ARGV[2]] = {rating = ARGV[3], at = tonumber(ARGV[4])}
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(votes))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
 async def rate(
     store: Store, team: str, conv_id: str, reply_ts: str, rating: str, user: str, *, ttl: int
 ) -> None:
-    """Record `user`'s rating of one reply; a later rating by the same user replaces it."""
-    key = keys.feedback(store.prefix, conv_id)
-    raw = await store.redis.hget(key, reply_ts)
-    votes = json.loads(raw) if raw else {}
-    votes[user] = {"rating": rating, "at": round(time.time(), 3)}
+    """Record `user`'s rating of one reply; a later rating by the same user replaces it.
+
+    The read-modify-write of a reply's votes runs in one script, so simultaneous clicks
+    can't overwrite each other (a lost 👎 would let a disliked answer into a dataset).
+    """
     now = time.time()
+    script = store.redis.register_script(_VOTE)
+    await script(
+        keys=[keys.feedback(store.prefix, conv_id)], args=[reply_ts, user, rating, round(now, 3), int(ttl)]
+    )
     rated = keys.workspace(store.prefix, team)["rated"]
     async with store.redis.pipeline(transaction=False) as pipe:
-        pipe.hset(key, reply_ts, json.dumps(votes))
-        pipe.expire(key, ttl)
         pipe.zadd(rated, {conv_id: now})
         pipe.zremrangebyscore(rated, 0, now - RATED_KEEP_SECONDS)
         await pipe.execute()

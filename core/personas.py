@@ -258,27 +258,20 @@ async def resolve(
     team_prompt = (ws_prompt.decode() if isinstance(ws_prompt, bytes) else ws_prompt) or default_team_prompt
     missing = ""
     custom_names = sorted(n.decode() if isinstance(n, bytes) else n for n in all_names or [])
+    persona, chosen = BUILTINS["default"], Choice("default", scope="built-in")
     for choice in candidates:
-        persona = BUILTINS.get(choice.name)
-        if persona is None and choice.name in custom:
-            persona = from_json(custom[choice.name])
-        if persona is None:
+        found = BUILTINS.get(choice.name)
+        if found is None and choice.name in custom:
+            found = from_json(custom[choice.name])
+        if found is None:
             missing = missing or choice.name
             continue
-        scope = choice.scope or "thread"
-        choice = Choice(choice.name, choice.domain, choice.by, scope)
-        return Resolved(
-            persona,
-            choice,
-            system_prompt(persona, domain=choice.domain, team_prompt=team_prompt),
-            missing,
-            team_prompt,
-        )
-    persona = BUILTINS["default"]
+        persona, chosen = found, Choice(choice.name, choice.domain, choice.by, choice.scope or "thread")
+        break
     return Resolved(
         persona,
-        Choice("default", scope="built-in"),
-        system_prompt(persona, team_prompt=team_prompt),
+        chosen,
+        system_prompt(persona, domain=chosen.domain, team_prompt=team_prompt),
         missing,
         team_prompt,
         custom_names,

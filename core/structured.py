@@ -41,15 +41,22 @@ class JsonAnswer:
 
 
 def _schema_unsupported(exc: Exception) -> bool:
+    """The server can't do json_schema at all (as opposed to rejecting this schema).
+
+    OpenAI rejects a schema it can't use in strict mode with "Invalid schema for
+    response_format ..."; that is the schema's fault and must be reported, not worked
+    around by switching the whole process to json_object.
+    """
     if not isinstance(exc, openai.BadRequestError):
         return False
     text = str(exc).lower()
-    param = ""
-    body = exc.body if isinstance(exc.body, dict) else {}
-    inner = body.get("error", body) if isinstance(body, dict) else {}
-    if isinstance(inner, dict):
-        param = str(inner.get("param") or "")
-    return param == "response_format" or "json_schema" in text or "response_format" in text
+    if "invalid schema" in text:
+        return False
+    mentions = "json_schema" in text or "response_format" in text
+    return mentions and any(
+        w in text
+        for w in ("not supported", "unsupported", "unknown", "not allowed", "invalid type", "must be one of")
+    )
 
 
 def _response_format(schema: NamedSchema, mode: str) -> dict:

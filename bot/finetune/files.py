@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlparse
 
 from slack_sdk.errors import SlackApiError
 
@@ -45,11 +46,22 @@ async def download(deps: BotDeps, file: dict) -> str:
         raise FileProblem(f"`{file.get('name')}` has no download link.")
     if int(file.get("size") or 0) > MAX_DOWNLOAD:
         raise FileProblem(f"`{file.get('name')}` is over {MAX_DOWNLOAD // 1024 // 1024} MB.")
+    if not _trusted(url, deps.settings.slack_api_url):
+        raise FileProblem(f"`{file.get('name')}` isn't hosted by Slack; I only download Slack files.")
     headers = {"Authorization": f"Bearer {deps.settings.slack_bot_token}"}
+    data = bytearray()
     async with deps.session.get(url, headers=headers) as response:
         if response.status != 200:
             raise FileProblem(f"Downloading `{file.get('name')}` failed (HTTP {response.status}).")
-        data = await response.content.read(MAX_DOWNLOAD + 1)
-    if len(data) > MAX_DOWNLOAD:
-        raise FileProblem(f"`{file.get('name')}` is over {MAX_DOWNLOAD // 1024 // 1024} MB.")
-    return data.decode("utf-8-sig", errors="replace")
+        async for chunk in response.content.iter_chunked(1 << 16):  # read(n) stops at what is buffered
+            data += chunk
+            if len(data) > MAX_DOWNLOAD:
+                raise FileProblem(f"`{file.get('name')}` is over {MAX_DOWNLOAD // 1024 // 1024} MB.")
+    return bytes(data).decode("utf-8-sig", errors="replace")
+
+
+def _trusted(url: str, api_url: str) -> bool:
+    """The bot token only goes to Slack's file hosts (or the configured Slack API host)."""
+    host = urlparse(url).hostname or ""
+    api_host = urlparse(api_url).hostname if api_url else ""
+    return host == "slack.com" or host.endswith(".slack.com") or (bool(api_host) and host == api_host)

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.deps import BotDeps
 from bot.finetune import cards
+from core import keys
 from core.finetune import jobs
 from core.finetune import store as ft
 from core.finetune.charts import loss_chart_png, parse_result_csv
@@ -57,7 +58,22 @@ def start_watcher(deps: BotDeps) -> None:
 
 
 async def refresh(deps: BotDeps, team: str, job_id: str) -> None:
-    """Bring the card up to date; on the job's end, post the summary and loss curve once."""
+    """Bring the card up to date; on the job's end, post the summary and loss curve once.
+
+    A short Redis lock makes concurrent refreshes of one job (a poll, a webhook, a cancel,
+    in any process) take turns, so the end of a job is announced exactly once.
+    """
+    store = deps.core.store
+    lock = keys.finetune_lease(store.prefix, job_id) + ":refresh"
+    if not await store.redis.set(lock, deps.instance_id, nx=True, px=60_000):
+        return  # someone is refreshing it right now
+    try:
+        await _refresh(deps, team, job_id)
+    finally:
+        await store.redis.delete(lock)
+
+
+async def _refresh(deps: BotDeps, team: str, job_id: str) -> None:
     store = deps.core.store
     record = await ft.load_job(store, team, job_id)
     if record is None:
@@ -83,10 +99,11 @@ async def refresh(deps: BotDeps, team: str, job_id: str) -> None:
         record.fine_tuned_model = view.fine_tuned_model or ""
         await ft.save_job(store, record)
     if view.terminal and not record.notified:
-        await _announce_end(deps, record, view)
+        # Marked first: a failing upload must not repost the summary on every poll.
         record.notified = True
         await ft.save_job(store, record)
         await ft.stop_watching(store, job_id)
+        await _announce_end(deps, record, view)
 
 
 async def _announce_end(deps: BotDeps, record: ft.JobRecord, view: jobs.JobView) -> None:
@@ -105,22 +122,21 @@ async def _announce_end(deps: BotDeps, record: ft.JobRecord, view: jobs.JobView)
     )
     if rows:
         try:
-            png = loss_chart_png(rows, title=f"{view.fine_tuned_model or view.id}: loss")
-        except ValueError as exc:  # a result file without loss values: no chart, summary stands
+            title = f"{view.fine_tuned_model or view.id}: loss"
+            png = await asyncio.to_thread(loss_chart_png, rows, title=title)  # matplotlib is CPU work
+            await deps.client.files_upload_v2(
+                channel=record.channel,
+                thread_ts=record.card_ts,
+                filename="loss-curve.png",
+                title="Training and validation loss",
+                content=png,
+            )
+        except (ValueError, SlackApiError) as exc:  # no losses, or Slack refused: the summary stands
             log.warning("No loss chart for %s: %s", view.id, exc)
-            return
-        await deps.client.files_upload_v2(
-            channel=record.channel,
-            thread_ts=record.card_ts,
-            filename="loss-curve.png",
-            title="Training and validation loss",
-            content=png,
-        )
 
 
 async def refresh_from_webhook(deps: BotDeps, job_id: str) -> None:
-    """A webhook names a job; refresh it now if it's ours and nobody else holds the lease."""
-    store = deps.core.store
-    team = (await ft.watched_jobs(store)).get(job_id)
-    if team and await ft.hold_lease(store, job_id, deps.instance_id, lease_ms(deps)):
+    """A webhook names a job; refresh it now, whichever process holds the polling lease."""
+    team = (await ft.watched_jobs(deps.core.store)).get(job_id)
+    if team:
         await refresh(deps, team, job_id)
