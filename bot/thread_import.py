@@ -29,6 +29,21 @@ def _remember(conv_id: str) -> None:
         _known.popitem(last=False)
 
 
+async def _read_thread(deps: BotDeps, channel: str, thread_ts: str, max_pages: int = 10) -> list[dict]:
+    """The whole thread, oldest first: replies come in pages, and the newest matter most."""
+    messages: list[dict] = []
+    cursor = None
+    for _ in range(max_pages):
+        page = await deps.client.conversations_replies(
+            channel=channel, ts=thread_ts, limit=1000, cursor=cursor
+        )
+        messages += page.get("messages", [])
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not page.get("has_more") or not cursor:
+            break
+    return messages
+
+
 async def import_thread_once(deps: BotDeps, incoming: Incoming) -> None:
     conv_id = incoming.conv_id
     if conv_id in _known:
@@ -38,15 +53,13 @@ async def import_thread_once(deps: BotDeps, incoming: Incoming) -> None:
         _remember(conv_id)
         return
     try:
-        response = await deps.client.conversations_replies(
-            channel=incoming.channel, ts=incoming.thread_ts, limit=MAX_IMPORTED + 1
-        )
+        thread = await _read_thread(deps, incoming.channel, incoming.thread_ts)
     except SlackApiError as exc:
         log.info("Could not read the thread to join it: %s", exc.response.get("error"))
         return
     model = deps.settings.openai_model
     earlier = []
-    for m in response.get("messages", [])[-MAX_IMPORTED - 1 :]:
+    for m in thread[-MAX_IMPORTED - 1 :]:
         if m.get("ts") == incoming.ts or not m.get("text"):
             continue
         if m.get("user") == deps.bot_user_id or m.get("bot_id") == deps.bot_id:

@@ -228,7 +228,7 @@ async def answer_json(deps: CoreDeps, turn: Prepared, schema: NamedSchema) -> Js
 def _turn_meta(turn: Prepared) -> dict[str, str]:
     """Metadata written with the answer. A new thread pins the persona it started with,
     so a later channel or workspace change applies to new threads only."""
-    meta = {"model": turn.model}
+    meta = {"model": turn.model, "system": turn.messages[0]["content"] if turn.messages else ""}
     resolved = turn.resolved
     if resolved and turn.first_reply and resolved.choice.scope != "thread":
         c = resolved.choice

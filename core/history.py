@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from core import keys
@@ -24,19 +25,32 @@ local ttl, now, require_existing, dedupe_ttl = tonumber(ARGV[4]), ARGV[5], ARGV[
 if require_existing == '1' and redis.call('EXISTS', meta) == 0 then
   return {'foreign'}
 end
-if not redis.call('SET', seen_event, '1', 'NX', 'EX', dedupe_ttl) then return {'duplicate'} end
-if seen_msg ~= seen_event and not redis.call('SET', seen_msg, '1', 'NX', 'EX', dedupe_ttl) then
-  return {'duplicate'}
+-- The markers hold this call's token: a retry of the same call (its reply was lost)
+-- finds its own token and replays, anything else is a duplicate event.
+local token = ARGV[8]
+local replay = false
+local markers = {seen_event}
+if seen_msg ~= seen_event then table.insert(markers, seen_msg) end
+for _, marker in ipairs(markers) do
+  if not redis.call('SET', marker, token, 'NX', 'EX', dedupe_ttl) then
+    if redis.call('GET', marker) ~= token then return {'duplicate'} end
+    replay = true
+  end
 end
-local n = redis.call('RPUSH', msgs, message)
-redis.call('RPUSH', toks, tokens)
-redis.call('HSETNX', meta, 'created', now)
-redis.call('HSET', meta, 'updated', now)
-redis.call('HINCRBY', meta, 'messages', 1)
-redis.call('HINCRBY', meta, 'history_tokens', tokens)
-redis.call('EXPIRE', msgs, ttl)
-redis.call('EXPIRE', toks, ttl)
-redis.call('EXPIRE', meta, ttl)
+local n
+if replay then
+  n = redis.call('LLEN', msgs)
+else
+  n = redis.call('RPUSH', msgs, message)
+  redis.call('RPUSH', toks, tokens)
+  redis.call('HSETNX', meta, 'created', now)
+  redis.call('HSET', meta, 'updated', now)
+  redis.call('HINCRBY', meta, 'messages', 1)
+  redis.call('HINCRBY', meta, 'history_tokens', tokens)
+  redis.call('EXPIRE', msgs, ttl)
+  redis.call('EXPIRE', toks, ttl)
+  redis.call('EXPIRE', meta, ttl)
+end
 -- Walk cached counts from the newest message back until the budget is spent.
 local total, count, step = 0, 0, 64
 while count < n do
@@ -105,6 +119,7 @@ async def open_turn(
             f"{time.time():.3f}",
             "1" if require_existing else "0",
             keys.DEDUPE_TTL_SECONDS,
+            uuid.uuid4().hex,
         ],
     )
     status = result[0].decode() if isinstance(result[0], bytes) else result[0]
@@ -118,6 +133,28 @@ async def open_turn(
     )
 
 
+_CLOSE_TURN = """
+local msgs, toks, meta, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ttl = tonumber(ARGV[1])
+-- A retried call (the reply was lost, the write was not) must not append twice.
+if not redis.call('SET', done, '1', 'NX', 'EX', tonumber(ARGV[2])) then return 0 end
+if ARGV[3] ~= '' then
+  redis.call('RPUSH', msgs, ARGV[3])
+  redis.call('RPUSH', toks, ARGV[4])
+  redis.call('HINCRBY', meta, 'messages', 1)
+  redis.call('HINCRBY', meta, 'history_tokens', tonumber(ARGV[4]))
+  redis.call('HINCRBY', meta, 'turns', 1)
+end
+local fields = cjson.decode(ARGV[5])
+for name, value in pairs(fields.usage) do redis.call('HINCRBY', meta, 'usage_' .. name, value) end
+for name, value in pairs(fields.meta) do redis.call('HSET', meta, name, value) end
+redis.call('EXPIRE', msgs, ttl)
+redis.call('EXPIRE', toks, ttl)
+redis.call('EXPIRE', meta, ttl)
+return 1
+"""
+
+
 async def close_turn(
     store: Store,
     conv_id: str,
@@ -127,22 +164,24 @@ async def close_turn(
     usage: dict[str, int] | None = None,
     meta: dict[str, str] | None = None,
 ) -> None:
-    """Append the assistant's reply and add usage to the totals, atomically."""
+    """Append the assistant's reply and add usage to the totals, atomically and once."""
     k = keys.conversation(store.prefix, conv_id)
-    async with store.redis.pipeline(transaction=True) as pipe:
-        if message is not None:
-            pipe.rpush(k["msgs"], json.dumps(message, separators=(",", ":")))
-            pipe.rpush(k["toks"], int(message["tokens"]))
-            pipe.hincrby(k["meta"], "messages", 1)
-            pipe.hincrby(k["meta"], "history_tokens", int(message["tokens"]))
-            pipe.hincrby(k["meta"], "turns", 1)
-        for name, value in (usage or {}).items():
-            pipe.hincrby(k["meta"], f"usage_{name}", int(value))
-        fields = {"updated": f"{time.time():.3f}", **(meta or {})}
-        pipe.hset(k["meta"], mapping=fields)
-        for key in k.values():
-            pipe.expire(key, ttl)
-        await pipe.execute()
+    done = keys.seen(store.prefix, conv_id, f"close:{uuid.uuid4().hex}")
+    fields = {
+        "usage": {name: int(value) for name, value in (usage or {}).items()},
+        "meta": {"updated": f"{time.time():.3f}", **(meta or {})},
+    }
+    script = store.redis.register_script(_CLOSE_TURN)
+    await script(
+        keys=[k["msgs"], k["toks"], k["meta"], done],
+        args=[
+            int(ttl),
+            keys.DEDUPE_TTL_SECONDS,
+            json.dumps(message, separators=(",", ":")) if message is not None else "",
+            int(message["tokens"]) if message is not None else 0,
+            json.dumps(fields),
+        ],
+    )
 
 
 async def exists(store: Store, conv_id: str) -> bool:

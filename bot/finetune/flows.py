@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
@@ -168,11 +169,17 @@ async def dataset_build(ctx: Ctx, args: str) -> None:
             and (choice.name if choice else meta.get("last_persona", "default")) != persona_filter
         ):
             continue
-        channel = conv.split(":")[1]
-        resolved = await personas.resolve(
-            store, ctx.team, channel, choice, default_team_prompt=ctx.deps.settings.workspace_persona_prompt
-        )
-        examples += ds_build.conversation_examples(messages, good, system=resolved.system)
+        system = meta.get("system")  # the prompt the answers were given under
+        if not system:  # threads from before the prompt was recorded
+            resolved = await personas.resolve(
+                store,
+                ctx.team,
+                conv.split(":")[1],
+                choice,
+                default_team_prompt=ctx.deps.settings.workspace_persona_prompt,
+            )
+            system = resolved.system
+        examples += ds_build.conversation_examples(messages, good, system=system)
     if not examples:
         scope = f" in <#{only_channel}>" if only_channel else ""
         raise UserError(
@@ -347,7 +354,13 @@ async def confirm_start(deps: BotDeps, *, team: str, user: str, token: str, say)
     ds, train, valid = loaded
     channel = pending["channel"]
     note = f"_Uploading `{ds.name}` and creating the job…_"
-    card = await deps.client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note))
+    try:
+        card = await deps.client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note))
+    except SlackApiError as exc:
+        await say(
+            f":warning: I can't post the job card here ({exc.response.get('error')}); invite me and try again."
+        )
+        return
     try:
         view = await jobs.upload_and_create(
             deps.core.openai,
@@ -370,7 +383,14 @@ async def confirm_start(deps: BotDeps, *, team: str, user: str, token: str, say)
         )
         return
     record = ft.JobRecord(view.id, team, channel, card["ts"], ds.name, view.model, user, status=view.status)
-    await ft.save_job(store, record)
+    try:
+        await ft.save_job(store, record)
+    except RedisError:
+        await say(
+            f":warning: Job `{view.id}` started, but I couldn't record it to watch it (Redis is unreachable). "
+            f"Check it with `/finetune status {view.id}`."
+        )
+        raise
     await deps.client.chat_update(
         channel=channel,
         ts=card["ts"],
@@ -422,6 +442,8 @@ async def status(ctx: Ctx, args: str) -> None:
 
 async def cancel(ctx: Ctx, args: str) -> None:
     job_id = args.split()[0] if args.split() else ""
+    if job_id and await ft.load_job(ctx.deps.core.store, ctx.team, job_id) is None:
+        raise UserError(f"`{job_id}` isn't a job this workspace started; see `/finetune list`.")
     view = await _job_or_error(ctx, job_id)
     if view.terminal:
         raise UserError(f"Job `{job_id}` has already {view.status}.")

@@ -42,13 +42,17 @@ async def adopt(deps: BotDeps, body: dict, respond) -> None:
         await say(f":warning: The persona `{run['persona']}` no longer exists.")
         return
     variant = run["variants"][int(index)]
-    updated = personas.make_custom(
-        current.name,
-        variant["prompt"],
-        description=current.description,
-        model=current.model,
-        temperature=current.temperature,
-        constraints=current.constraints,
-    )
+    try:
+        updated = personas.make_custom(
+            current.name,
+            variant["prompt"],
+            description=current.description,
+            model=current.model,
+            temperature=current.temperature,
+            constraints=current.constraints,
+        )
+    except personas.PersonaError as exc:
+        await say(f":warning: That variant can't be adopted: {exc}")
+        return
     await personas.replace(deps.core.store, team, updated)
     await say(f"Adopted variant {index} as the prompt of *{current.name}*.")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from openai import OpenAIError
+from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError
+
+from bot import messages
 from bot.auth import check_admin
 from bot.deps import BotDeps
 from bot.finetune import flows
 from bot.replies import ephemeral
+from core import llm
 from core.finetune import store as ft
 
 
@@ -30,10 +36,21 @@ async def _run(deps: BotDeps, body: dict, respond) -> None:
         await say(refusal)
         return
     kind = action["action_id"]
-    if kind == "finetune_start_confirm":
-        await flows.confirm_start(deps, team=team, user=user, token=token, say=say)
-    elif kind == "finetune_cancel_confirm":
-        await flows.confirm_cancel(deps, team=team, user=user, token=token, say=say)
-    else:  # "Cancel" on a start, "Keep it running" on a cancel
-        await ft.take_pending(deps.core.store, team, token)
-        await say("OK, nothing was changed.")
+    try:
+        if kind == "finetune_start_confirm":
+            await flows.confirm_start(deps, team=team, user=user, token=token, say=say)
+        elif kind == "finetune_cancel_confirm":
+            await flows.confirm_cancel(deps, team=team, user=user, token=token, say=say)
+        else:  # "Cancel" on a start, "Keep it running" on a cancel
+            await ft.take_pending(deps.core.store, team, token)
+            await say("OK, nothing was changed.")
+    except RedisError:
+        await say(
+            messages.STORE_DOWN.replace("didn't answer and your message wasn't saved", "changed nothing")
+        )
+    except SlackApiError as exc:
+        await say(
+            f":warning: Slack refused the update ({exc.response.get('error')}). Check `/finetune list`."
+        )
+    except OpenAIError as exc:
+        await say(messages.llm_error(llm.error_kind(exc)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError
 
 from bot import blocks, messages
 from bot.auth import check_admin
@@ -56,6 +57,10 @@ async def run_ask_json(deps: BotDeps, command: dict, respond) -> None:
         await say(f":warning: {exc}")
     except RedisError:
         await say(messages.STORE_DOWN)
+    except SlackApiError as exc:
+        await say(
+            f":warning: Slack refused to show the answer ({exc.response.get('error')}). Please try again."
+        )
 
 
 async def manage_schemas(deps: BotDeps, *, team: str, channel: str, user: str, text: str, say) -> None:

@@ -29,16 +29,12 @@ def dispatch_text(
     if command and command.name == "reset":
         deps.tasks.spawn(_reset(deps, team, channel, thread_ts, event_id or ts))
         return
-    if command and command.name == "help":
-        deps.tasks.spawn(post_in_thread(deps, channel, thread_ts, messages.THREAD_HELP))
-        return
-    if command and command.name == "persona":
+    if command and command.name in ("help", "persona"):
         name, _, domain = command.args.partition(" ")
-        if not name:
-            deps.tasks.spawn(post_in_thread(deps, channel, thread_ts, messages.THREAD_HELP))
-            return
-        deps.tasks.spawn(
-            switch_thread_persona(
+        if command.name == "help" or not name:
+            work = post_in_thread(deps, channel, thread_ts, messages.THREAD_HELP)
+        else:
+            work = switch_thread_persona(
                 deps,
                 team=team,
                 channel=channel,
@@ -47,7 +43,7 @@ def dispatch_text(
                 name=name.lower(),
                 domain=domain.strip(),
             )
-        )
+        deps.tasks.spawn(_once(deps, keys.conversation_id(team, channel, thread_ts), event_id or ts, work))
         return
     # mentioned inside someone else's thread: read what was said before, once
     joined = addressed and thread_ts != ts and not channel.startswith("D")
@@ -76,6 +72,18 @@ async def _json_turn(deps: BotDeps, incoming: Incoming, schema_arg: str, questio
         if joined:
             await join_thread(deps, incoming)
         await answer_in_thread(deps, incoming, schema_arg, question)
+
+
+async def _once(deps: BotDeps, conv_id: str, marker: str, work) -> None:
+    """Run a thread command once, even when Slack retries its event."""
+    try:
+        fresh = await history.claim(deps.core.store, conv_id, f"event:{marker}")
+    except Exception:
+        fresh = True  # Redis down: the command itself reports it
+    if fresh:
+        await work
+    else:
+        work.close()
 
 
 async def _reset(deps: BotDeps, team: str, channel: str, thread_ts: str, marker: str) -> None:
