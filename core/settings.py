@@ -94,7 +94,6 @@ class Settings:
     port: int = 3000
     log_level: str = "INFO"
     max_concurrent_turns: int = 1000
-    max_message_chars: int = 40000
     # Personas and admin
     workspace_persona_prompt: str = ""
     admin_user_ids: frozenset[str] = field(default_factory=frozenset)
@@ -149,7 +148,6 @@ class Settings:
             port=_int(env, "PORT", 3000),
             log_level=(g("LOG_LEVEL", "INFO").strip() or "INFO").upper(),
             max_concurrent_turns=_int(env, "MAX_CONCURRENT_TURNS", 1000),
-            max_message_chars=_int(env, "MAX_MESSAGE_CHARS", 40000),
             workspace_persona_prompt=g("WORKSPACE_PERSONA_PROMPT", "").strip(),
             admin_user_ids=_ids(g("ADMIN_USER_IDS")),
             admin_channel_ids=_ids(g("ADMIN_CHANNEL_IDS")),

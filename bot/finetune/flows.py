@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -122,7 +123,9 @@ async def _validate(
     rather than failing the whole validation.
     """
     settings = ctx.deps.settings
-    report = validate_dataset(
+    # Validation is CPU work (seconds for a large file): run it off the event loop.
+    report = await asyncio.to_thread(
+        validate_dataset,
         train,
         model=model or settings.finetune_base_model,
         epochs=epochs,
@@ -131,7 +134,7 @@ async def _validate(
     )
     if not settings.finetune_screening or report.errors:
         return report
-    examples = valid_examples(train)
+    examples = await asyncio.to_thread(valid_examples, train)
     for label, check in (
         ("moderation pre-screen", screening.moderation_screen),
         ("near-duplicate check", screening.find_near_duplicates),

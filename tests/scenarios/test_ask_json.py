@@ -174,3 +174,11 @@ async def test_bot_not_in_channel_says_how_to_fix_it(http_bot, slack, openai_api
     slack.fail("chat.postMessage", error="not_in_channel")
     await _ask_json(bot, slack, "summary hi", key="nic")
     assert "/invite @Threadwise" in (await slack.wait_response("nic"))[0]["text"]
+
+
+async def test_flagged_question_says_so_instead_of_hanging(http_bot, slack, openai_api):
+    bot = await http_bot(MODERATION_ENABLED="true")
+    await _ask_json(bot, slack, "summary FLAGME something")
+    [posted] = slack.messages(channel="C1")
+    assert "flagged by the content filter" in posted["text"]
+    assert openai_api.chat_requests() == []

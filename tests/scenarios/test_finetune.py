@@ -12,7 +12,7 @@ import time
 from core import audit
 from core.finetune import store as ft
 from tests.scenarios.blockkit import assert_valid_blocks
-from tests.scenarios.harness import HttpBot, mention
+from tests.scenarios.harness import HttpBot, mention, message
 
 ADMIN = "UADMIN"
 
@@ -354,9 +354,13 @@ async def test_eval_and_use_put_the_tuned_model_to_work(http_bot, slack, openai_
 
     [used] = await command(bot, slack, f"use {tuned} <#C9|support>", "u")
     assert "now uses" in used["text"] and "o200k_base" in used["text"]
-    await bot.event(mention("hello tuned", channel="C9"))
+    first = mention("hello tuned", channel="C9")
+    await bot.event(first)
     await bot.idle()
     assert openai_api.chat_requests()[-1]["model"] == tuned
+    await bot.event(message("and a follow-up", channel="C9", thread_ts=first["ts"]))
+    await bot.idle()
+    assert openai_api.chat_requests()[-1]["model"] == tuned  # every turn, not just the first
     [bad] = await command(bot, slack, "use ft:gpt-4o-mini:nobody::zzz", "bad")
     assert "doesn't know the model" in bad["text"]
 
@@ -396,3 +400,14 @@ async def test_question_answer_csv_becomes_a_dataset_with_the_persona(http_bot, 
     slack.add_file("bad.csv", broken.encode(), "C1")
     [bad] = await command(bot, slack, "dataset import teacher name=bad", "b")
     assert "nothing was stored" in bad["text"] and "row" in bad["text"].lower()
+
+
+async def test_large_dataset_file_is_read_completely(http_bot, slack, openai_api):
+    bot = await http_bot(ADMIN_USER_IDS=ADMIN, FINETUNE_SCREENING="false")
+    big = jsonl(3000)  # ~700 KB: arrives in many chunks
+    assert len(big) > 500_000
+    slack.add_file("big.jsonl", big, "C1")
+    [reply] = await command(bot, slack, "validate", "big")
+    assert "saved as dataset `big`" in reply["text"]
+    ds, train, valid = await ft.load_dataset(bot.deps.core.store, "T1", "big")
+    assert len((train + valid).splitlines()) == 3000

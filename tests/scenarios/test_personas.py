@@ -272,3 +272,14 @@ async def test_existing_threads_keep_their_persona_when_the_channel_changes(http
     assert "patient teacher" in _system(openai_api)  # the old thread kept its persona
     await _ask(bot, "new thread")
     assert "Be brief and direct" in _system(openai_api)  # new threads follow the channel
+
+
+async def test_retried_persona_command_confirms_once(http_bot, slack, openai_api):
+    bot = await http_bot()
+    thread = await _ask(bot, "first")
+    event = mention("persona teacher", thread_ts=thread["ts"])
+    await bot.event(event, event_id="EvP")
+    await bot.event(event, event_id="EvP", retry_num=1)
+    await bot.idle()
+    notes = [m for m in slack.messages(thread_ts=thread["ts"]) if "switched this thread" in m["text"]]
+    assert len(notes) == 1

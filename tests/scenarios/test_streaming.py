@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.scenarios.harness import mention
 from tests.standins.openai_api import Reply
 
@@ -34,15 +36,28 @@ async def test_native_stream_refused_falls_back_to_edits(http_bot, slack, openai
 
 async def test_update_mode_throttles_edits_to_about_one_per_second(http_bot, slack, openai_api):
     bot = await http_bot(STREAMING_MODE="update")
-    openai_api.enqueue(Reply(text="tick " * 100, chunk_size=5, chunk_delay=0.02))  # ~2 s of streaming
+    openai_api.enqueue(Reply(text="tick " * 100, chunk_size=5, chunk_delay=0.03))  # ~3 s of streaming
     event = mention("slowly")
     await bot.event(event)
     await bot.idle()
     updates = slack.calls_to("chat.update")
-    assert 2 <= len(updates) <= 4  # ~1 per second plus the final one
-    gaps = [b.at - a.at for a, b in zip(updates, updates[1:-1], strict=False)]
-    assert all(g >= 0.9 for g in gaps)
+    intermediate = updates[:-1]
+    assert 2 <= len(intermediate) <= 4  # ~1 per second, then the final edit
+    assert all(b.at - a.at >= 0.9 for a, b in zip(intermediate, intermediate[1:], strict=False))
+    assert intermediate[0].params["text"].endswith(" …")  # partial text while streaming
     assert slack.messages(thread_ts=event["ts"])[0]["text"] == "tick " * 100
+
+
+async def test_short_native_answer_survives_a_failed_stop(http_bot, slack, openai_api):
+    bot = await http_bot(STREAMING_MODE="auto")
+    slack.fail("chat.stopStream", error="message_not_in_streaming_state")
+    openai_api.enqueue(Reply(text="Short and sweet."))
+    event = mention("quick one")
+    await bot.event(event)
+    await bot.idle()
+    shown = "".join(m["text"] for m in slack.messages(thread_ts=event["ts"]))
+    assert "Short and sweet." in shown
+    assert "Persona: *default*" in json.dumps([m["blocks"] for m in slack.messages(thread_ts=event["ts"])])
 
 
 async def test_long_answer_continues_in_new_messages_instead_of_failing(http_bot, slack, openai_api):

@@ -65,7 +65,9 @@ async def handle_finetune(ack, command: dict, respond, deps: BotDeps) -> None:
 
 async def run_finetune(deps: BotDeps, command: dict, respond) -> None:
     team, channel, user = command["team_id"], command["channel_id"], command["user_id"]
-    text = (command.get("text") or "").strip()
+    # should_escape is on for /finetune (so #channel arrives as <#C…|name>); undo the
+    # HTML escaping it also applies
+    text = (command.get("text") or "").strip().replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     async def say(msg: str, blocks_: list | None = None) -> None:
         await ephemeral(deps, respond, channel=channel, user=user, text=msg, blocks=blocks_)
@@ -83,7 +85,7 @@ async def run_finetune(deps: BotDeps, command: dict, respond) -> None:
             await say(USAGE)
             return
         await SUBCOMMANDS[key](flows.Ctx(deps, team, channel, user, say), rest)
-    except (flows.UserError, FileProblem) as exc:
+    except (flows.UserError, FileProblem, ValueError) as exc:
         await say(f":warning: {exc}")
     except FineTuneError as exc:
         await say(f":warning: {exc.message}")
