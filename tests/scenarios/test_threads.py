@@ -164,3 +164,19 @@ async def test_mentioned_in_a_human_thread_reads_it_once(http_bot, slack, openai
     assert (
         len(openai_api.chat_requests()[-1]["messages"]) == 8
     )  # system + 3 imported/asked + 2 answers + 2 new
+
+
+async def test_a_whole_turn_costs_three_redis_round_trips_at_any_length(http_bot, slack, openai_api):
+    from core.store import RoundTrips
+
+    bot = await http_bot()
+    first = mention("start")
+    await bot.event(first)
+    await bot.idle()
+    costs = []
+    for i in range(30):
+        before = RoundTrips.count
+        await bot.event(message(f"turn {i}", thread_ts=first["ts"]))
+        await bot.idle()
+        costs.append(RoundTrips.count - before)
+    assert costs[0] == 3 and costs[-1] == 3, costs  # dedupe+append+window, persona, answer
