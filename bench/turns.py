@@ -179,39 +179,45 @@ class Bench:
         await self.redis.hset(conv["meta"], mapping={"created": time.time(), "messages": n})
 
 
-async def part_a(b: Bench, turns: int = 100) -> None:
+async def part_a(b: Bench, turns: int = 100, rounds: int = 5) -> None:
     """Every measured turn runs in a fresh thread holding exactly `length` messages
-    (copied server-side from a template), so the history does not grow while we measure."""
+    (copied server-side from a template), so the history does not grow while we measure.
+    The lengths take turns in rounds, so drift in the machine's speed hits them alike."""
     print("(a) bot CPU and Redis round trips per turn, by history length")
     print(f"    {'history':>8} {'CPU ms/turn':>12} {'Redis RT/turn':>14} {'msgs sent':>10}")
-    results = {}
-    for length in (10, 1_000, 10_000):
+    lengths = (10, 1_000, 10_000)
+    threads: dict[int, list[str]] = {}
+    for length in lengths:
         template = next_ts()
         await b.prefill(template, length)
         src = keys.conversation("tw", keys.conversation_id("T1", "C1", template))
-        threads = [next_ts() for _ in range(turns + 3)]
-        for thread in threads:
+        threads[length] = [next_ts() for _ in range(turns + 3)]
+        for thread in threads[length]:
             dst = keys.conversation("tw", keys.conversation_id("T1", "C1", thread))
             for name in ("msgs", "toks", "meta"):
                 await b.redis.copy(src[name], dst[name])
-        for thread in threads[:3]:  # warm-up: imports, script load, connections
+        for thread in threads[length][:3]:  # warm-up: imports, script load, connections
             done = b.answered()
             await b.send(message("warm up", thread_ts=thread))
             await b.wait_answered(done + 1)
-        before = await b.metrics()
-        done, cpu0 = b.answered(), _cpu_seconds(b.proc.pid)
-        for i, thread in enumerate(threads[3:]):
-            await b.send(message(f"question {i}", thread_ts=thread))
-            await b.wait_answered(done + i + 1)
-        cpu1 = _cpu_seconds(b.proc.pid)
-        after = await b.metrics()
-        cpu_ms = (cpu1 - cpu0) * 1000 / turns
-        # minus the one /metrics request made after the clock stopped (redis-free)
-        rt = (after["redis_round_trips"] - before["redis_round_trips"]) / turns
-        sent = len(b.openai.chat_requests()[-1]["messages"])
-        results[length] = cpu_ms
-        print(f"    {length:>8,} {cpu_ms:>12.2f} {rt:>14.2f} {sent:>10}")
-    print(f"    ratio CPU(10,000) / CPU(10) = {results[10_000] / results[10]:.2f}")
+    cpu = dict.fromkeys(lengths, 0.0)
+    trips = dict.fromkeys(lengths, 0)
+    sent = {}
+    per_round = turns // rounds
+    for r in range(rounds):
+        for length in lengths:
+            before = await b.metrics()
+            done, cpu0 = b.answered(), _cpu_seconds(b.proc.pid)
+            for i, thread in enumerate(threads[length][3 + r * per_round : 3 + (r + 1) * per_round]):
+                await b.send(message(f"question {i}", thread_ts=thread))
+                await b.wait_answered(done + i + 1)
+            cpu[length] += _cpu_seconds(b.proc.pid) - cpu0
+            after = await b.metrics()
+            trips[length] += after["redis_round_trips"] - before["redis_round_trips"]
+            sent[length] = len(b.openai.chat_requests()[-1]["messages"])
+    for length in lengths:
+        print(f"    {length:>8,} {cpu[length] * 1000 / turns:>12.2f} {trips[length] / turns:>14.2f} {sent[length]:>10}")
+    print(f"    ratio CPU(10,000) / CPU(10) = {cpu[10_000] / cpu[10]:.2f}")
 
 
 async def part_b(b: Bench, n: int = 300, concurrency: int = 50) -> None:
