@@ -45,6 +45,7 @@ class BotDeps:
     streams: NativeStreamBudget
     stats: Stats = field(default_factory=Stats)
     background: list[asyncio.Task] = field(default_factory=list)  # watcher etc.; cancelled on close
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # who holds leases (fine-tune watching): unique per running bot
     instance_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -99,9 +100,13 @@ async def create_deps(settings: Settings) -> BotDeps:
 
 
 async def close_deps(deps: BotDeps) -> None:
+    deps.stopping.set()
     for task in deps.background:
         task.cancel()
-    await asyncio.gather(*deps.background, return_exceptions=True)
+    if deps.background:
+        # A library may turn our cancellation into its own timeout error; the stop flag
+        # ends those loops anyway, and shutdown never waits more than a few seconds.
+        await asyncio.wait(deps.background, timeout=5)
     await deps.tasks.drain()
     await deps.core.openai.close()
     await deps.session.close()

@@ -43,14 +43,17 @@ async def poll_once(deps: BotDeps) -> int:
 
 async def run_watcher(deps: BotDeps) -> None:
     log.info("Fine-tuning watcher started (every %ss)", deps.settings.finetune_poll_interval)
-    while True:
+    while not deps.stopping.is_set():
         try:
             await poll_once(deps)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("Fine-tuning watcher pass failed")
-        await asyncio.sleep(deps.settings.finetune_poll_interval)
+        try:  # sleep until the next poll, or until shutdown
+            await asyncio.wait_for(deps.stopping.wait(), timeout=deps.settings.finetune_poll_interval)
+        except TimeoutError:
+            pass
 
 
 def start_watcher(deps: BotDeps) -> None:
