@@ -216,7 +216,9 @@ async def part_a(b: Bench, turns: int = 100, rounds: int = 5) -> None:
             trips[length] += after["redis_round_trips"] - before["redis_round_trips"]
             sent[length] = len(b.openai.chat_requests()[-1]["messages"])
     for length in lengths:
-        print(f"    {length:>8,} {cpu[length] * 1000 / turns:>12.2f} {trips[length] / turns:>14.2f} {sent[length]:>10}")
+        print(
+            f"    {length:>8,} {cpu[length] * 1000 / turns:>12.2f} {trips[length] / turns:>14.2f} {sent[length]:>10}"
+        )
     print(f"    ratio CPU(10,000) / CPU(10) = {cpu[10_000] / cpu[10]:.2f}")
 
 

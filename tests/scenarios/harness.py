@@ -191,3 +191,32 @@ class HttpBot:
         while self.deps.tasks.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         assert not self.deps.tasks.in_flight, "bot still busy"
+
+
+def block_action(
+    action: dict,
+    *,
+    user: str,
+    response_url: str,
+    channel: str = "C1",
+    message: dict | None = None,
+    team: str = "T1",
+) -> dict:
+    """A `block_actions` payload as Slack sends it when someone clicks `action` on `message`."""
+    message = message or {"ts": "1.0"}
+    container = {"type": "message", "channel_id": channel, "message_ts": message["ts"]}
+    if message.get("thread_ts"):
+        container["thread_ts"] = message["thread_ts"]
+    return {
+        "type": "block_actions",
+        "team": {"id": team},
+        "user": {"id": user},
+        "api_app_id": "A1",
+        "token": "legacy",
+        "trigger_id": "t",
+        "channel": {"id": channel},
+        "container": container,
+        "message": message,
+        "response_url": response_url,
+        "actions": [{"block_id": "b", **action}],
+    }

@@ -12,7 +12,7 @@ import time
 from core import audit
 from core.finetune import store as ft
 from tests.scenarios.blockkit import assert_valid_blocks
-from tests.scenarios.harness import HttpBot, mention, message
+from tests.scenarios.harness import HttpBot, block_action, mention, message
 
 ADMIN = "UADMIN"
 
@@ -34,19 +34,8 @@ def jsonl(n: int) -> bytes:
 def button(
     action_id: str, value: str, *, user: str = ADMIN, key: str, slack, message: dict | None = None
 ) -> dict:
-    return {
-        "type": "block_actions",
-        "team": {"id": "T1"},
-        "user": {"id": user},
-        "api_app_id": "A1",
-        "token": "legacy",
-        "trigger_id": "t",
-        "channel": {"id": "C1"},
-        "container": {"type": "message", "channel_id": "C1", "message_ts": (message or {}).get("ts", "1.0")},
-        "message": message or {"ts": "1.0"},
-        "response_url": slack.response_url(key),
-        "actions": [{"action_id": action_id, "block_id": "b", "type": "button", "value": value}],
-    }
+    action = {"action_id": action_id, "type": "button", "value": value}
+    return block_action(action, user=user, response_url=slack.response_url(key), message=message)
 
 
 async def command(bot, slack, text: str, key: str, *, user: str = ADMIN, count: int = 1) -> list[dict]:

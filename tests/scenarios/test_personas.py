@@ -6,7 +6,7 @@ import json
 
 from core import audit
 from tests.scenarios.blockkit import assert_valid_blocks
-from tests.scenarios.harness import mention, message
+from tests.scenarios.harness import block_action, mention, message
 from tests.standins.openai_api import Reply
 
 
@@ -148,31 +148,17 @@ async def test_first_reply_has_a_persona_menu_that_switches_the_thread(http_bot,
     assert_valid_blocks(first["blocks"])
     menu = [b for b in first["blocks"] if b.get("block_id") == "persona_menu"][0]
     assert "teacher" in [o["value"] for o in menu["elements"][0]["options"]]
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T1"},
-        "user": {"id": "U3"},
-        "api_app_id": "A1",
-        "token": "legacy",
-        "trigger_id": "t",
-        "channel": {"id": "C1"},
-        "container": {
-            "type": "message",
-            "message_ts": first["ts"],
-            "channel_id": "C1",
-            "thread_ts": event["ts"],
+    payload = block_action(
+        {
+            "action_id": "persona_select",
+            "block_id": "persona_menu",
+            "type": "static_select",
+            "selected_option": {"text": {"type": "plain_text", "text": "teacher"}, "value": "teacher"},
         },
-        "message": {"ts": first["ts"], "thread_ts": event["ts"], "text": first["text"]},
-        "response_url": slack.response_url("menu"),
-        "actions": [
-            {
-                "action_id": "persona_select",
-                "block_id": "persona_menu",
-                "type": "static_select",
-                "selected_option": {"text": {"type": "plain_text", "text": "teacher"}, "value": "teacher"},
-            }
-        ],
-    }
+        user="U3",
+        response_url=slack.response_url("menu"),
+        message={"ts": first["ts"], "thread_ts": event["ts"], "text": first["text"]},
+    )
     sent = await bot.action(payload)
     assert sent.status == 200
     await bot.idle()
@@ -228,25 +214,8 @@ async def test_optimize_posts_scored_variants_and_only_an_admin_click_adopts(htt
     assert "total 34/40" in json.dumps(card) and "total 23/40" in json.dumps(card)
 
     def click(user: str, key: str) -> dict:
-        return {
-            "type": "block_actions",
-            "team": {"id": "T1"},
-            "user": {"id": user},
-            "api_app_id": "A1",
-            "token": "legacy",
-            "trigger_id": "t",
-            "channel": {"id": "C1"},
-            "container": {"type": "message", "channel_id": "C1", "is_ephemeral": True},
-            "response_url": slack.response_url(key),
-            "actions": [
-                {
-                    "action_id": buttons[0]["action_id"],
-                    "block_id": "b",
-                    "type": "button",
-                    "value": buttons[0]["value"],
-                }
-            ],
-        }
+        action = {"action_id": buttons[0]["action_id"], "type": "button", "value": buttons[0]["value"]}
+        return block_action(action, user=user, response_url=slack.response_url(key))
 
     await bot.action(click("U1", "nope"))
     await bot.idle()
