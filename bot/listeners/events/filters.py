@@ -14,15 +14,3 @@ def is_from_a_person(event: dict, bot_user_id: str) -> bool:
         return False
     user = event.get("user")
     return bool(user) and user != bot_user_id
-
-
-def retry_num(request_headers: dict | None) -> int:
-    """Slack's retry count, from HTTP headers or the Socket Mode envelope (mapped by Bolt)."""
-    for name, values in (request_headers or {}).items():
-        if name.lower() == "x-slack-retry-num":
-            value = values[0] if isinstance(values, list | tuple) else values
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                return 0
-    return 0
