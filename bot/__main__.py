@@ -58,10 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if mode == "socket":
-        asyncio.run(run_socket_mode(settings))
-    else:
-        run_http_mode(settings)
+    try:
+        if mode == "socket":
+            asyncio.run(run_socket_mode(settings))
+        else:
+            run_http_mode(settings)
+    except ConfigError as exc:
+        print(f"Start-up failed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

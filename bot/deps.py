@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -17,7 +18,7 @@ from bot.streaming import NativeStreamBudget
 from bot.tasks import TaskRunner
 from core.conversations import CoreDeps
 from core.llm import create_openai
-from core.settings import Settings
+from core.settings import ConfigError, Settings
 from core.store import close_store, create_store
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,17 @@ async def create_deps(settings: Settings) -> BotDeps:
     )
     try:
         auth = await client.auth_test()
-    except Exception:
+    except SlackApiError as exc:
         await close_deps(deps)
-        raise
+        raise ConfigError(
+            f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}). Copy it again from your app's "
+            "'OAuth & Permissions' page, and reinstall the app if its scopes changed."
+        ) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        await close_deps(deps)
+        raise ConfigError(
+            f"Couldn't reach Slack at {slack_api_url(settings)} ({exc}). Check the network or SLACK_API_URL."
+        ) from exc
     deps.bot_user_id = auth.get("user_id", "")
     deps.bot_id = auth.get("bot_id", "")
     deps.team_id = auth.get("team_id", "")

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 
 class ConfigError(Exception):
@@ -118,7 +118,7 @@ class Settings:
         """
         if env is None:
             if dotenv:
-                load_dotenv(override=False)
+                load_dotenv(find_dotenv(usecwd=True), override=False)  # .env of the working directory
             env = dict(os.environ)
         g = env.get
         temperature = g("OPENAI_TEMPERATURE", "").strip()

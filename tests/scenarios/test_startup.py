@@ -1,0 +1,34 @@
+"""Start-up problems stop the bot with a message that says what to fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bot.deps import create_deps
+from core.settings import ConfigError, Settings
+
+
+async def test_rejected_token_is_named(env, slack):
+    slack.fail("auth.test", error="invalid_auth")
+    with pytest.raises(ConfigError, match=r"Slack rejected SLACK_BOT_TOKEN \(invalid_auth\)"):
+        await create_deps(Settings.from_env(env, dotenv=False))
+
+
+def test_missing_token_names_the_variable_and_where_to_get_it(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": repo}
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "--mode", "http"],
+        env=clean,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert "SLACK_BOT_TOKEN is not set" in out.stderr and "OAuth & Permissions" in out.stderr
