@@ -80,6 +80,8 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
         return True
     if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500 and "validation error" in str(exc).lower():
+            return False  # a server that rejects the request's shape will do so again
         return exc.status_code in (408, 409) or exc.status_code >= 500
     return False
 

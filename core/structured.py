@@ -45,18 +45,18 @@ def _schema_unsupported(exc: Exception) -> bool:
 
     OpenAI rejects a schema it can't use in strict mode with "Invalid schema for
     response_format ..."; that is the schema's fault and must be reported, not worked
-    around by switching the whole process to json_object.
+    around by switching the whole process to json_object. Local servers say "not
+    supported", or (llama.cpp) fail request validation with a 500 whose message says the
+    type "should be 'text' or 'json_object'".
     """
-    if not isinstance(exc, openai.BadRequestError):
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 422, 500):
         return False
     text = str(exc).lower()
     if "invalid schema" in text:
         return False
     mentions = "json_schema" in text or "response_format" in text
-    return mentions and any(
-        w in text
-        for w in ("not supported", "unsupported", "unknown", "not allowed", "invalid type", "must be one of")
-    )
+    signals = ("not supported", "unsupported", "unknown", "not allowed", "should be", "must be one of")
+    return mentions and any(w in text for w in signals)
 
 
 def _response_format(schema: NamedSchema, mode: str) -> dict:
@@ -125,7 +125,7 @@ async def ask_json(
                 response_format=_response_format(schema, mode),
                 **extra,
             )
-        except openai.BadRequestError as exc:
+        except openai.APIStatusError as exc:
             if mode != "json_schema" or not _schema_unsupported(exc):
                 raise
             log.info("Server rejected json_schema; falling back to json_object")

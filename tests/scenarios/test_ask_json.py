@@ -182,3 +182,18 @@ async def test_flagged_question_says_so_instead_of_hanging(http_bot, slack, open
     [posted] = slack.messages(channel="C1")
     assert "flagged by the content filter" in posted["text"]
     assert openai_api.chat_requests() == []
+
+
+async def test_llama_cpp_style_500_for_json_schema_falls_back_without_retrying(http_bot, slack, openai_api):
+    """llama.cpp's server answers json_schema with a 500 request-validation error."""
+    bot = await http_bot()
+    message = (
+        "1 validation error: {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+        "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}"
+    )
+    openai_api.enqueue(Reply(status=500, error_message=message), Reply(text=json.dumps(ITEMS)))
+    await _ask_json(bot, slack, "action_items list them")
+    first, second = openai_api.chat_requests()
+    assert first["response_format"]["type"] == "json_schema"
+    assert second["response_format"] == {"type": "json_object"}
+    assert "Ship v2" in json.dumps(slack.messages(channel="C1")[0]["blocks"])
