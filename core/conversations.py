@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -172,7 +173,7 @@ async def reply(deps: CoreDeps, turn: Prepared, result: llm.StreamResult) -> Asy
     messages = turn.messages
     for attempt in (1, 2):
         try:
-            async for delta in llm.stream_chat(
+            stream = llm.stream_chat(
                 deps.openai,
                 model=turn.model,
                 messages=messages,
@@ -180,7 +181,8 @@ async def reply(deps: CoreDeps, turn: Prepared, result: llm.StreamResult) -> Asy
                 max_tokens=s.max_output_tokens,
                 temperature=turn.temperature,
                 attempts=s.openai_max_attempts,
-            ):
+            )
+            async for delta in _without_speaker_echo(stream, result):
                 yield delta
             break
         except Exception as exc:
@@ -191,6 +193,33 @@ async def reply(deps: CoreDeps, turn: Prepared, result: llm.StreamResult) -> Asy
                 )
                 continue
             raise
+
+
+_SPEAKER_ECHO = re.compile(r"\s*<@[A-Z0-9]+>:\s*")
+_ECHO_SO_FAR = re.compile(r"\s*(<|<@[A-Z0-9]*|<@[A-Z0-9]+>|<@[A-Z0-9]+>:\s*)?")
+
+
+async def _without_speaker_echo(stream: AsyncIterator[str], result: llm.StreamResult) -> AsyncIterator[str]:
+    """Drop a leading `<@U123>: ` that some models copy from the user-message format.
+
+    Only the first few characters are held back, while they could still be that prefix.
+    """
+    head: str | None = ""
+    async for delta in stream:
+        if head is None:
+            yield delta
+            continue
+        head += delta
+        echo = _SPEAKER_ECHO.match(head)
+        if echo and echo.end() < len(head):
+            result.text = result.text.replace(echo.group(0), "", 1)
+            yield head[echo.end() :]
+            head = None
+        elif not _ECHO_SO_FAR.fullmatch(head):
+            yield head
+            head = None
+    if head:
+        yield head
 
 
 async def answer_json(deps: CoreDeps, turn: Prepared, schema: NamedSchema) -> JsonAnswer:

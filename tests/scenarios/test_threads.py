@@ -180,3 +180,19 @@ async def test_a_whole_turn_costs_three_redis_round_trips_at_any_length(http_bot
         await bot.idle()
         costs.append(RoundTrips.count - before)
     assert costs[0] == 3 and costs[-1] == 3, costs  # dedupe+append+window, persona, answer
+
+
+async def test_a_model_copying_the_speaker_tag_is_cleaned_up(http_bot, slack, openai_api):
+    bot = await http_bot()
+    openai_api.enqueue(
+        Reply(text="<@U1>: Paris is the capital.", chunk_size=3), Reply(text="<3 plain answer")
+    )
+    first = mention("capital of France?")
+    await bot.event(first)
+    await bot.idle()
+    assert slack.messages(thread_ts=first["ts"])[0]["text"] == "Paris is the capital."
+    stored = await history.messages(bot.deps.core.store, keys.conversation_id("T1", "C1", first["ts"]))
+    assert stored[-1]["content"] == "Paris is the capital."
+    await bot.event(message("and?", thread_ts=first["ts"]))
+    await bot.idle()
+    assert slack.messages(thread_ts=first["ts"])[-1]["text"] == "<3 plain answer"  # not a tag: untouched
