@@ -11,6 +11,7 @@ import os
 import uuid
 from pathlib import Path
 
+import openai
 import pytest
 
 from core.store import Store, connect
@@ -82,6 +83,13 @@ async def openai_api():
     await stand_in.start()
     yield stand_in
     await stand_in.close()
+
+
+@pytest.fixture
+async def openai_client(openai_api):
+    """A real AsyncOpenAI pointed at the stand-in, SDK retries off (as the bot runs it)."""
+    async with openai.AsyncOpenAI(base_url=openai_api.url, api_key="t", max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture

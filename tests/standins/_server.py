@@ -6,6 +6,7 @@ test's own event loop, so the real SDK clients exercise their real HTTP code pat
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any, Self
 from aiohttp import web
 
 
-class LocalServer:
+class LocalServer(abc.ABC):
     """Base class: owns the aiohttp runner and a change signal that waiters can block on."""
 
     #: how long close() lets in-flight handlers (e.g. deliberately delayed replies) finish
@@ -28,8 +29,9 @@ class LocalServer:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def _build_app(self) -> web.Application:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _build_app(self) -> web.Application:
+        """The aiohttp application with the stand-in's routes."""
 
     async def start(self) -> None:
         """Bind 127.0.0.1 on a free port (port 0) so parallel test runs never collide."""
@@ -51,6 +53,7 @@ class LocalServer:
 
     async def _on_shutdown(self, app: web.Application) -> None:
         """Hook for subclasses to close long-lived connections (websockets) before cleanup."""
+        return None
 
     async def __aenter__(self) -> Self:
         await self.start()

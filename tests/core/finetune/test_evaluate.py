@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -41,17 +41,13 @@ ANSWERS = {
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[OpenAIStandIn]:
-    stand_in = OpenAIStandIn()
-    await stand_in.start()
-    yield stand_in
-    await stand_in.close()
+def api(openai_api: OpenAIStandIn) -> OpenAIStandIn:
+    return openai_api
 
 
 @pytest.fixture
-async def client(api: OpenAIStandIn) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=api.url, api_key="t", max_retries=0) as c:
-        yield c
+def client(openai_client: openai.AsyncOpenAI) -> openai.AsyncOpenAI:
+    return openai_client
 
 
 def answers_of(judge_content: str) -> tuple[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
 
 import openai
 import pytest
@@ -21,17 +20,13 @@ MODEL = "gpt-4o-mini-2024-07-18"
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[OpenAIStandIn]:
-    stand_in = OpenAIStandIn()
-    await stand_in.start()
-    yield stand_in
-    await stand_in.close()
+def api(openai_api: OpenAIStandIn) -> OpenAIStandIn:
+    return openai_api
 
 
 @pytest.fixture
-async def client(api: OpenAIStandIn) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=api.url, api_key="t", max_retries=0) as c:
-        yield c
+def client(openai_client: openai.AsyncOpenAI) -> openai.AsyncOpenAI:
+    return openai_client
 
 
 def posts(api: OpenAIStandIn, path: str) -> list:
