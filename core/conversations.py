@@ -231,7 +231,6 @@ async def answer_json(deps: CoreDeps, turn: Prepared, schema: NamedSchema) -> Js
         system=turn.messages[0]["content"],
         messages=turn.messages[1:],
         schema=schema,
-        base_url=s.openai_base_url,
         attempts=s.openai_max_attempts,
         temperature=turn.temperature,
     )

@@ -57,7 +57,7 @@ SYSTEM = (
 
 
 async def propose(
-    client: AsyncOpenAI, *, model: str, persona: Persona, n: int = 3, base_url: str = "", attempts: int = 4
+    client: AsyncOpenAI, *, model: str, persona: Persona, n: int = 3, attempts: int = 4
 ) -> tuple[list[dict], str]:
     """[original, variant 1..n], each {"prompt", "scores"}; or ([], error message)."""
     answer = await structured.ask_json(
@@ -68,7 +68,6 @@ async def propose(
             {"role": "user", "content": f"Persona `{persona.name}`. Prompt to improve:\n\n{persona.prompt}"}
         ],
         schema=SCHEMA,
-        base_url=base_url,
         attempts=attempts,
     )
     if not answer.ok:

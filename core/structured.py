@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +22,9 @@ from core.schemas import NamedSchema
 
 log = logging.getLogger(__name__)
 
-# Base URLs that answered "json_schema not supported": ask them for json_object directly.
-_NO_JSON_SCHEMA: set[str] = set()
+# Clients whose server answered "json_schema not supported": ask them for json_object
+# directly. Keyed by the client (one per bot), so nothing leaks between bots or servers.
+_NO_JSON_SCHEMA: weakref.WeakSet[AsyncOpenAI] = weakref.WeakSet()
 
 
 @dataclass
@@ -101,13 +103,12 @@ async def ask_json(
     system: str,
     messages: list[dict],
     schema: NamedSchema,
-    base_url: str = "",
     attempts: int = 4,
     max_tokens: int = 4096,
     temperature: float | None = None,
 ) -> JsonAnswer:
     """Ask for JSON matching `schema`; repair once if it's broken, then say what's wrong."""
-    mode = "json_object" if base_url in _NO_JSON_SCHEMA else "json_schema"
+    mode = "json_object" if client in _NO_JSON_SCHEMA else "json_schema"
     convo = [{"role": "system", "content": f"{system}\n\n{_instructions(schema, mode)}"}, *messages]
     answer = JsonAnswer(mode=mode)
 
@@ -129,7 +130,7 @@ async def ask_json(
             if mode != "json_schema" or not _schema_unsupported(exc):
                 raise
             log.info("Server rejected json_schema; falling back to json_object")
-            _NO_JSON_SCHEMA.add(base_url)
+            _NO_JSON_SCHEMA.add(client)
             mode = answer.mode = "json_object"
             msgs = [{"role": "system", "content": f"{system}\n\n{_instructions(schema, mode)}"}, *msgs[1:]]
             convo[0] = msgs[0]

@@ -189,7 +189,6 @@ async def _judge(
         system=JUDGE_SYSTEM,
         messages=[{"role": "user", "content": content}],
         schema=JUDGE_SCHEMA,
-        base_url=str(client.base_url),
         temperature=0,
         max_tokens=512,
     )

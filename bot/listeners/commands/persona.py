@@ -204,7 +204,6 @@ async def _optimize(deps: BotDeps, *, team, channel, user, rest, say) -> None:
             deps.core.openai,
             model=deps.settings.openai_model,
             persona=persona,
-            base_url=deps.settings.openai_base_url,
             attempts=deps.settings.openai_max_attempts,
         )
     except Exception as exc:
