@@ -93,9 +93,13 @@ async def openai_client(openai_api):
 
 
 @pytest.fixture
-def env(redis_url, key_prefix, slack, openai_api, tmp_path) -> dict[str, str]:
-    """The environment a bot under test starts with; tests may add to it."""
-    return {
+async def env(redis_url, key_prefix, slack, openai_api, tmp_path):
+    """The environment a bot under test starts with; tests may add to it.
+
+    The bot's keys live under the test's own prefix and are removed afterwards, so a
+    shared Redis (TEST_REDIS_URL) is left as it was found.
+    """
+    yield {
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": "test-signing-secret",
         "SLACK_API_URL": slack.url,
@@ -108,3 +112,6 @@ def env(redis_url, key_prefix, slack, openai_api, tmp_path) -> dict[str, str]:
         "STREAMING_MODE": "update",
         "OPENAI_MAX_ATTEMPTS": "3",
     }
+    redis = connect(redis_url)
+    await _delete_prefix(redis, key_prefix)
+    await redis.aclose()
