@@ -37,6 +37,10 @@ async def run_socket_mode(settings: Settings) -> None:
 def run_http_mode(settings: Settings) -> None:
     import uvicorn
 
+    from bot.deps import check_slack
+
+    asyncio.run(check_slack(settings))
+
     from bot.http import create_asgi_app
 
     uvicorn.run(

@@ -120,3 +120,24 @@ async def close_deps(deps: BotDeps) -> None:
     await deps.core.openai.close()
     await deps.session.close()
     await close_store(deps.core.store)
+
+
+async def check_slack(settings: Settings) -> None:
+    """Fail fast, with a clear message, when the token is rejected or Slack unreachable.
+
+    HTTP mode runs this before uvicorn starts: inside uvicorn's lifespan the same error
+    would come out as a traceback.
+    """
+    async with aiohttp.ClientSession() as session:
+        client = create_slack_client(settings, session)
+        try:
+            await client.auth_test()
+        except SlackApiError as exc:
+            raise ConfigError(
+                f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}). Copy it again from your "
+                "app's 'OAuth & Permissions' page, and reinstall the app if its scopes changed."
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ConfigError(
+                f"Couldn't reach Slack at {slack_api_url(settings)} ({exc}). Check the network or SLACK_API_URL."
+            ) from exc

@@ -125,6 +125,11 @@ class SlackAnswer:
                 # Whatever Slack never received goes into a plain message, with the footer.
                 self._give_up_native(exc)
                 unsent, self.pending, self.stream = self.pending, "", None
+                if not unsent:  # everything was shown: only the footer is missing
+                    await self.client.chat_postMessage(
+                        channel=self.target.channel, thread_ts=self.target.thread_ts, text="—", blocks=footer
+                    )
+                    return
                 await self._post_placeholder()
                 self.current = unsent
         await self._edit(final=True, footer=footer)

@@ -195,7 +195,7 @@ async def reply(deps: CoreDeps, turn: Prepared, result: llm.StreamResult) -> Asy
             raise
 
 
-_SPEAKER_ECHO = re.compile(r"\s*<@[A-Z0-9]+>:\s*")
+_SPEAKER_ECHO = re.compile(r"\s*<@[A-Z0-9]+>:\s+")  # "<@U1>:wave:" is a mention, not an echo
 _ECHO_SO_FAR = re.compile(r"\s*(<|<@[A-Z0-9]*|<@[A-Z0-9]+>|<@[A-Z0-9]+>:\s*)?")
 
 
@@ -205,19 +205,24 @@ async def _without_speaker_echo(stream: AsyncIterator[str], result: llm.StreamRe
     Only the first few characters are held back, while they could still be that prefix.
     """
     head: str | None = ""
-    async for delta in stream:
-        if head is None:
-            yield delta
-            continue
-        head += delta
-        echo = _SPEAKER_ECHO.match(head)
-        if echo and echo.end() < len(head):
-            result.text = result.text.replace(echo.group(0), "", 1)
-            yield head[echo.end() :]
-            head = None
-        elif not _ECHO_SO_FAR.fullmatch(head):
-            yield head
-            head = None
+    try:
+        async for delta in stream:
+            if head is None:
+                yield delta
+                continue
+            head += delta
+            echo = _SPEAKER_ECHO.match(head)
+            if echo and echo.end() < len(head):
+                result.text = result.text.replace(echo.group(0), "", 1)
+                yield head[echo.end() :]
+                head = None
+            elif not _ECHO_SO_FAR.fullmatch(head):
+                yield head
+                head = None
+    except Exception:
+        if head:  # the stream broke while we held these characters back: nothing was shown
+            result.text = result.text[: len(result.text) - len(head)]
+        raise
     if head:
         yield head
 

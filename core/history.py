@@ -66,7 +66,13 @@ while count < n do
 end
 -- One JSON array string: a single reply to parse instead of one per message.
 local window = '[' .. table.concat(redis.call('LRANGE', msgs, -count, -1), ',') .. ']'
-return {'ok', redis.call('HGETALL', meta), window, n}
+local wanted = {'persona', 'turns', 'messages', 'history_tokens', 'created'}
+local values = redis.call('HMGET', meta, unpack(wanted))
+local fields = {}
+for i, name in ipairs(wanted) do
+  if values[i] then table.insert(fields, name) table.insert(fields, values[i]) end
+end
+return {'ok', fields, window, n}
 """
 
 
@@ -219,10 +225,21 @@ async def messages(store: Store, conv_id: str, start: int = 0, end: int = -1) ->
     return [json.loads(m) for m in raw]
 
 
+_CLAIM = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+return redis.call('GET', KEYS[1]) == ARGV[1] and 1 or 0
+"""
+
+
 async def claim(store: Store, conv_id: str, marker: str) -> bool:
-    """True the first time `marker` is seen in this conversation (dedupes retried commands)."""
+    """True the first time `marker` is seen in this conversation (dedupes retried commands).
+
+    The marker holds a token of this call, so a redis-py retry of the same call (its reply
+    was lost) still gets True.
+    """
+    script = store.redis.register_script(_CLAIM)
     key = keys.seen(store.prefix, conv_id, marker)
-    return bool(await store.redis.set(key, "1", nx=True, ex=keys.DEDUPE_TTL_SECONDS))
+    return bool(await script(keys=[key], args=[uuid.uuid4().hex, keys.DEDUPE_TTL_SECONDS]))
 
 
 _SEED = """

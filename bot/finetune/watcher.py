@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 from slack_sdk.errors import SlackApiError
 
@@ -19,6 +20,13 @@ from core.finetune import store as ft
 from core.finetune.charts import loss_chart_png, parse_result_csv
 
 log = logging.getLogger(__name__)
+
+
+REFRESH_LOCK_MS = 300_000
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 def lease_ms(deps: BotDeps) -> int:
@@ -68,12 +76,14 @@ async def refresh(deps: BotDeps, team: str, job_id: str) -> None:
     """
     store = deps.core.store
     lock = keys.finetune_lease(store.prefix, job_id) + ":refresh"
-    if not await store.redis.set(lock, deps.instance_id, nx=True, px=60_000):
-        return  # someone is refreshing it right now
+    token = f"{deps.instance_id}:{uuid.uuid4().hex[:8]}"
+    # Longer than the slowest refresh (retrieve with retries, results, chart, upload).
+    if not await store.redis.set(lock, token, nx=True, px=REFRESH_LOCK_MS):
+        return  # someone is refreshing it right now; the next poll sees the result
     try:
         await _refresh(deps, team, job_id)
     finally:
-        await store.redis.delete(lock)
+        await store.redis.register_script(_RELEASE)(keys=[lock], args=[token])
 
 
 async def _refresh(deps: BotDeps, team: str, job_id: str) -> None:
@@ -102,11 +112,12 @@ async def _refresh(deps: BotDeps, team: str, job_id: str) -> None:
         record.fine_tuned_model = view.fine_tuned_model or ""
         await ft.save_job(store, record)
     if view.terminal and not record.notified:
-        # Marked first: a failing upload must not repost the summary on every poll.
+        # If the summary can't be posted, the next poll tries again; a failing chart
+        # upload is handled inside and never causes a repost.
+        await _announce_end(deps, record, view)
         record.notified = True
         await ft.save_job(store, record)
         await ft.stop_watching(store, job_id)
-        await _announce_end(deps, record, view)
 
 
 async def _announce_end(deps: BotDeps, record: ft.JobRecord, view: jobs.JobView) -> None:

@@ -185,7 +185,9 @@ async def test_a_whole_turn_costs_three_redis_round_trips_at_any_length(http_bot
 async def test_a_model_copying_the_speaker_tag_is_cleaned_up(http_bot, slack, openai_api):
     bot = await http_bot()
     openai_api.enqueue(
-        Reply(text="<@U1>: Paris is the capital.", chunk_size=3), Reply(text="<3 plain answer")
+        Reply(text="<@U1>: Paris is the capital.", chunk_size=3),
+        Reply(text="<3 plain answer"),
+        Reply(text="<@U2>:wave: welcome!", chunk_size=2),
     )
     first = mention("capital of France?")
     await bot.event(first)
@@ -196,3 +198,8 @@ async def test_a_model_copying_the_speaker_tag_is_cleaned_up(http_bot, slack, op
     await bot.event(message("and?", thread_ts=first["ts"]))
     await bot.idle()
     assert slack.messages(thread_ts=first["ts"])[-1]["text"] == "<3 plain answer"  # not a tag: untouched
+    await bot.event(message("greet U2", thread_ts=first["ts"]))
+    await bot.idle()
+    assert (
+        slack.messages(thread_ts=first["ts"])[-1]["text"] == "<@U2>:wave: welcome!"
+    )  # mention + emoji stays
