@@ -33,6 +33,22 @@ def _fields(pairs: list[tuple[str, str]]) -> Block:
     }
 
 
+def _choice(block_id: str, token: str, *buttons: tuple[str, str, str | None]) -> Block:
+    """A row of buttons that all carry the pending action's token."""
+    elements = []
+    for action_id, label, style in buttons:
+        button: dict[str, Any] = {
+            "type": "button",
+            "action_id": action_id,
+            "text": {"type": "plain_text", "text": label},
+            "value": token,
+        }
+        if style:
+            button["style"] = style
+        elements.append(button)
+    return {"type": "actions", "block_id": block_id, "elements": elements}
+
+
 def job_card(job: Any, *, dataset: str, started_by: str) -> list[Block]:
     """The card updated in place as a job moves: status, progress, losses."""
     emoji = STATUS_EMOJI.get(job.status, ":grey_question:")
@@ -101,50 +117,24 @@ def confirm_start(*, token: str, dataset: str, model: str, estimate: dict, summa
             ]
         ),
         _section(summary),
-        {
-            "type": "actions",
-            "block_id": "finetune_confirm",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": "finetune_start_confirm",
-                    "style": "primary",
-                    "text": {"type": "plain_text", "text": "Confirm"},
-                    "value": token,
-                },
-                {
-                    "type": "button",
-                    "action_id": "finetune_start_cancel",
-                    "text": {"type": "plain_text", "text": "Cancel"},
-                    "value": token,
-                },
-            ],
-        },
+        _choice(
+            "finetune_confirm",
+            token,
+            ("finetune_start_confirm", "Confirm", "primary"),
+            ("finetune_start_cancel", "Cancel", None),
+        ),
     ]
 
 
 def confirm_cancel(*, token: str, job_id: str) -> list[Block]:
     return [
         _section(f"Cancel fine-tuning job `{job_id}`? Training so far is billed and can't be resumed."),
-        {
-            "type": "actions",
-            "block_id": "finetune_cancel",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": "finetune_cancel_confirm",
-                    "style": "danger",
-                    "text": {"type": "plain_text", "text": "Cancel the job"},
-                    "value": token,
-                },
-                {
-                    "type": "button",
-                    "action_id": "finetune_cancel_keep",
-                    "text": {"type": "plain_text", "text": "Keep it running"},
-                    "value": token,
-                },
-            ],
-        },
+        _choice(
+            "finetune_cancel",
+            token,
+            ("finetune_cancel_confirm", "Cancel the job", "danger"),
+            ("finetune_cancel_keep", "Keep it running", None),
+        ),
     ]
 
 
