@@ -1,9 +1,11 @@
 """Who may run admin actions: one helper for personas, schemas and fine-tuning.
 
 Admins are the users in ADMIN_USER_IDS plus the workspace's admins and owners (from
-users.info, cached for a few minutes). ADMIN_CHANNEL_IDS, if set, limits where admin
-commands work. Every decision, allowed or refused, goes to the audit log. Only a
-person's own command or button click reaches here, never model output.
+users.info, cached per process for at most a minute, so a demoted admin loses access
+within 60 s; the cache is bounded so a flood of distinct users can't grow it).
+ADMIN_CHANNEL_IDS, if set, limits where admin commands work. Every decision, allowed or
+refused, goes to the audit log. Only a person's own command or button click reaches
+here, never model output.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from core import audit
 
 log = logging.getLogger(__name__)
 
-CACHE_SECONDS = 300
-_cache: dict[tuple[str, str], tuple[float, bool]] = {}
+CACHE_SECONDS = 60
+CACHE_SIZE = 1000
+_clock = time.monotonic  # the cache's clock (a test moves it on instead of sleeping a minute)
 
 NOT_ADMIN = (
     ":lock: `{action}` is for admins only. Admins are the workspace's admins and owners and "
@@ -31,8 +34,9 @@ WRONG_CHANNEL = ":lock: Admin commands only work in these channels: {channels}. 
 async def is_admin(deps: BotDeps, team: str, user: str) -> bool:
     if user in deps.settings.admin_user_ids:
         return True
-    cached = _cache.get((team, user))
-    if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+    cache = deps.admin_cache  # per process on purpose: a copy of Slack's answer, at most a minute old
+    cached = cache.get((team, user))
+    if cached and _clock() - cached[0] < CACHE_SECONDS:
         return cached[1]
     try:
         info = (await deps.client.users_info(user=user))["user"]
@@ -40,7 +44,10 @@ async def is_admin(deps: BotDeps, team: str, user: str) -> bool:
         log.warning("users.info failed for an admin check: %s", exc.response.get("error"))
         return False
     allowed = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
-    _cache[(team, user)] = (time.monotonic(), allowed)
+    cache[(team, user)] = (_clock(), allowed)
+    cache.move_to_end((team, user))
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
     return allowed
 
 

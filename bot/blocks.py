@@ -11,11 +11,83 @@ Block = dict[str, Any]
 MARKDOWN_LIMIT = 11_500
 SECTION_LIMIT = 3_000
 FALLBACK_TEXT_LIMIT = 3_000
+# Slack also refuses a message whose blocks hold more than about 12,000 characters of
+# text in all (`msg_blocks_too_long`, undocumented), whatever each block's own limit.
+# Every message we build stays under this budget; what Slack refuses anyway falls back
+# (split, or attached as a file): see bot/streaming.py and bot/json_answers.py.
+BLOCKS_BUDGET = 11_500
+BLOCKS_REFUSED = frozenset({"msg_blocks_too_long", "invalid_blocks"})
+MORE = "…and {n} more"
+
+
+def text_size(value: Any) -> int:
+    """Characters of text in blocks, counted as Slack counts them for its total limit."""
+    if isinstance(value, dict):
+        return sum(len(v) if k == "text" and isinstance(v, str) else text_size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(text_size(v) for v in value)
+    return 0
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, ending in "…" when cut.
+
+    Never cuts inside a `<…>` token (a mention or link would turn into raw markup) or an
+    `&…;` entity (an escaped `<` would turn into a bare `&l`).
+    """
+    if len(text) <= limit:
+        return text
+    head = text[: max(0, limit - 1)]
+    if head.rfind("<") > head.rfind(">"):
+        head = head[: head.rfind("<")]
+    amp = head.rfind("&")
+    if amp > head.rfind(";") and len(head) - amp <= 8:
+        head = head[:amp]
+    return head + "…"
+
+
+def split_text(text: str, limit: int) -> tuple[str, str]:
+    """`text` in two at or before `limit`: at a paragraph or line break if there is one in
+    the second half, never inside a `<…>` token."""
+    if len(text) <= limit:
+        return text, ""
+    at = max(text.rfind("\n\n", 0, limit), text.rfind("\n", 0, limit))
+    if at < limit // 2:
+        at = limit
+        if text.rfind("<", 0, at) > text.rfind(">", 0, at):
+            at = text.rfind("<", 0, at)
+    return text[:at], text[at:].lstrip("\n")
+
+
+def cut_lines(lines: list[str], limit: int) -> str:
+    """Whole lines up to `limit` characters; a cut list ends with "…and N more"."""
+    if not lines:
+        return ""
+    reserve = len(MORE.format(n=len(lines))) + 1 if len(lines) > 1 else 0
+    kept: list[str] = []
+    size = 0
+    for i, line in enumerate(lines):
+        last = i == len(lines) - 1
+        line = cut(line, max(40, limit - (0 if last else reserve)))
+        if size + len(line) + (0 if last else reserve) > limit:
+            kept.append(MORE.format(n=len(lines) - i))
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)
+
+
+def escape(text: str) -> str:
+    """User text shown as typed: `<!channel>`, `<@U…>` and `<https://evil|docs>` stop being markup.
+
+    Slack's own rule: escape `&`, `<` and `>` (and nothing else) in text we post.
+    """
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def markdown(text: str) -> Block:
     """Model output as Slack renders standard Markdown (headings, tables, code)."""
-    return {"type": "markdown", "text": text[:MARKDOWN_LIMIT] or " "}
+    return {"type": "markdown", "text": cut(text, MARKDOWN_LIMIT) or " "}
 
 
 def context_line(*parts: str) -> Block:
@@ -32,7 +104,11 @@ def answer_blocks(text: str, *, footer: list[Block] | None = None) -> list[Block
 
 
 def notice(text: str) -> list[Block]:
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}]
+    return [section(text)]
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_LIMIT)}}
 
 
 def fallback_text(text: str) -> str:
@@ -65,29 +141,25 @@ def persona_list(
 ) -> list[Block]:
     """The `/persona` listing: name and one line each, and what's active here."""
 
-    def lines(items: list[tuple[str, str]]) -> str:
-        return "\n".join(f"• *{name}*{' ✅' if name == active else ''} — {desc}" for name, desc in items)
+    def lines(items: list[tuple[str, str]]) -> list[str]:
+        return [f"• *{name}*{' ✅' if name == active else ''} — {cut(desc, 300)}" for name, desc in items]
 
     out: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Personas"}},
-        {
-            "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": f"Active in this channel: *{active}* (set {active_scope})"[:SECTION_LIMIT],
-            },
-        },
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": ("*Built-in*\n" + lines(builtins))[:SECTION_LIMIT]},
-        },
+        section(f"Active in this channel: *{active}* (set {active_scope})"),
+        section("*Built-in*\n" + "\n".join(lines(builtins))),
     ]
     if custom:
-        text = "*Custom*\n" + lines(custom)
-        for start in range(0, len(text), SECTION_LIMIT):  # many personas: several sections
-            out.append(
-                {"type": "section", "text": {"type": "mrkdwn", "text": text[start : start + SECTION_LIMIT]}}
-            )
+        # Many personas: whole lines in as many sections as the message budget allows.
+        room = BLOCKS_BUDGET - text_size(out) - 300
+        listed = cut_lines(lines(custom), room)
+        chunk = "*Custom*"
+        for line in listed.split("\n"):
+            if len(chunk) + len(line) + 1 > SECTION_LIMIT:
+                out.append(section(chunk))
+                chunk = ""
+            chunk = f"{chunk}\n{line}" if chunk else line
+        out.append(section(chunk))
     out.append(
         context_line(
             "`/persona <name> [domain]` sets this channel's default",
@@ -105,6 +177,9 @@ def optimize_variants(persona: str, variants: list[dict], token: str) -> list[Bl
             "Scored 1-10 on clarity, specificity, conciseness and completeness. Nothing changes until you adopt one."
         ),
     ]
+    # Each prompt gets an equal share of the message budget (several 2,400-char prompts
+    # would pass Slack's total limit).
+    share = min(2400, (BLOCKS_BUDGET - 1500) // max(1, len(variants)))
     for i, v in enumerate(variants):
         s = v["scores"]
         total = sum(s.values())
@@ -114,9 +189,11 @@ def optimize_variants(persona: str, variants: list[dict], token: str) -> list[Bl
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": f"*{label}* — total {total}/40 ({score_line})\n>{v['prompt'][:2400].replace(chr(10), chr(10) + '>')}"[
-                    :SECTION_LIMIT
-                ],
+                "text": cut(
+                    f"*{label}* — total {total}/40 ({score_line})\n>"
+                    + cut(escape(v["prompt"]), share).replace("\n", "\n>"),
+                    SECTION_LIMIT,
+                ),
             },
         }
         if i > 0:
@@ -183,36 +260,35 @@ def readable(data: Any) -> str:
 
 
 def json_answer(
-    data: Any, *, question: str, user: str, schema: str, footer: list[Block], attached: bool = False
-) -> list[Block]:
+    data: Any, *, question: str, user: str, schema: str, footer: list[Block]
+) -> tuple[list[Block], bool]:
     """The JSON answer: who asked what, a readable rendering, and the pretty JSON.
 
-    When the JSON is too big for a message (`attached`), only the rendering is shown and
-    the full JSON goes in a file.
+    Everything must fit Slack's total text budget beside the question and the footer;
+    when the JSON doesn't, only the rendering is shown and the second value is True: the
+    caller attaches the full JSON as a file.
     """
     import json as _json
 
-    pretty = _json.dumps(data, indent=2, ensure_ascii=False)
-    head = (
-        f"<@{user}> asked (schema `{schema}`): {question}" if question else f"<@{user}> asked for `{schema}`"
-    )
+    head = section(asked_line(user=user, schema=schema, question=question))
+    room = BLOCKS_BUDGET - text_size([head, *footer]) - 100
     body = readable(data)
-    if not attached:
-        body = (body + "\n\n" if body else "") + f"```json\n{pretty}\n```"
-    else:
-        body = (body + "\n\n" if body else "") + "_The full JSON is attached as a file in the thread._"
-    return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": head[:SECTION_LIMIT]}},
-        markdown(body),
-        *footer,
-    ]
+    inline = (
+        body + "\n\n" if body else ""
+    ) + f"```json\n{_json.dumps(data, indent=2, ensure_ascii=False)}\n```"
+    attached = len(inline) > min(room, MARKDOWN_LIMIT)
+    if attached:
+        note = "_The full JSON is attached as a file in the thread._"
+        body = cut(body, min(room, MARKDOWN_LIMIT) - len(note) - 2)
+        inline = (body + "\n\n" if body else "") + note
+    return [head, markdown(inline), *footer], attached
 
 
-def json_fits(data: Any) -> bool:
-    import json as _json
-
-    pretty = _json.dumps(data, indent=2, ensure_ascii=False)
-    return len(pretty) + len(readable(data)) + 200 <= MARKDOWN_LIMIT
+def asked_line(*, user: str, schema: str, question: str) -> str:
+    """Who asked what, above a JSON answer; the question is the asker's text, shown literally."""
+    if not question:
+        return f"<@{user}> asked for `{schema}`"
+    return f"<@{user}> asked (schema `{schema}`): {escape(question)}"
 
 
 def schema_list(items: list[tuple[str, str, bool]]) -> list[Block]:
@@ -222,7 +298,7 @@ def schema_list(items: list[tuple[str, str, bool]]) -> list[Block]:
     ]
     return [
         {"type": "header", "text": {"type": "plain_text", "text": "JSON schemas"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:SECTION_LIMIT]}},
+        section(cut_lines(lines, SECTION_LIMIT)),
         context_line("`/ask-json <schema> <question>` · or pass an inline JSON Schema instead of a name"),
     ]
 

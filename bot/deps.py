@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -54,6 +55,8 @@ class BotDeps:
     bot_user_id: str = ""
     bot_id: str = ""
     team_id: str = ""
+    # Per process, at most a minute old and bounded: see bot/auth.py.
+    admin_cache: OrderedDict[tuple[str, str], tuple[float, bool]] = field(default_factory=OrderedDict)
 
 
 def slack_api_url(settings: Settings) -> str:

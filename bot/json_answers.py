@@ -26,14 +26,14 @@ async def resolve_schema(deps: BotDeps, team: str, arg: str) -> NamedSchema:
     found = await schemas.lookup(deps.core.store, team, arg)
     if found is None:
         names = ", ".join(f"`{s.name}`" for s in await schemas.list_all(deps.core.store, team))
-        raise SchemaProblem(messages.UNKNOWN_SCHEMA.format(name=arg, names=names))
+        raise SchemaProblem(messages.UNKNOWN_SCHEMA.format(name=arg[:80], names=names))
     return found
 
 
 def _footer(turn: conversations.Prepared, schema: NamedSchema, answer) -> list[dict]:
     notes = [f"Schema: `{schema.name}`"]
     if schema.notes:
-        notes.append("normalized for strict mode: " + "; ".join(schema.notes)[:300])
+        notes.append(blocks.cut(blocks.escape("normalized for strict mode: " + "; ".join(schema.notes)), 300))
     if answer.mode == "json_object":
         notes.append("server lacks json_schema: used json_object + validation")
     if answer.repaired:
@@ -60,31 +60,36 @@ async def _render(
     user,
 ) -> None:
     footer = _footer(turn, schema, answer)
+    attached = False
     if answer.refusal:
-        text = messages.JSON_REFUSED.format(refusal=answer.refusal)
+        text = messages.JSON_REFUSED.format(refusal=blocks.escape(answer.refusal[:1000]))
         payload = {"text": text, "blocks": blocks.notice(text) + footer}
     elif not answer.ok:
-        text = messages.JSON_INVALID.format(schema=schema.name, error=answer.error[:500])
+        text = messages.JSON_INVALID.format(schema=schema.name, error=blocks.escape(answer.error[:500]))
         payload = {"text": text, "blocks": blocks.notice(text) + footer}
     else:
-        fits = blocks.json_fits(answer.data)
+        layout, attached = blocks.json_answer(
+            answer.data, question=question, user=user, schema=schema.name, footer=footer
+        )
         payload = {
             "text": blocks.fallback_text(json.dumps(answer.data, ensure_ascii=False)),
-            "blocks": blocks.json_answer(
-                answer.data,
-                question=question,
-                user=user,
-                schema=schema.name,
-                footer=footer,
-                attached=not fits,
-            ),
+            "blocks": layout,
         }
-    if update:
-        await deps.client.chat_update(channel=channel, ts=ts, **payload)
-    else:
-        response = await deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **payload)
-        ts = response["ts"]
-    if answer.ok and not blocks.json_fits(answer.data):
+    try:
+        ts = await _show(deps, channel=channel, ts=ts, thread_ts=thread_ts, update=update, payload=payload)
+    except SlackApiError as exc:
+        if exc.response.get("error") not in blocks.BLOCKS_REFUSED or not answer.ok:
+            raise
+        # Slack refused the layout anyway: the question and a pointer stay, the JSON is a file.
+        log.warning("Slack refused a JSON answer's blocks (%s); attaching it", exc.response.get("error"))
+        note = blocks.asked_line(user=user, schema=schema.name, question=question)
+        payload = {
+            "text": messages.JSON_ATTACHED,
+            "blocks": blocks.notice(note) + blocks.notice(messages.JSON_ATTACHED) + footer,
+        }
+        ts = await _show(deps, channel=channel, ts=ts, thread_ts=thread_ts, update=update, payload=payload)
+        attached = True
+    if attached:
         await deps.client.files_upload_v2(
             channel=channel,
             thread_ts=thread_ts,
@@ -92,6 +97,14 @@ async def _render(
             title=f"{schema.name}.json",
             content=json.dumps(answer.data, indent=2, ensure_ascii=False),
         )
+
+
+async def _show(deps: BotDeps, *, channel: str, ts: str, thread_ts: str, update: bool, payload: dict) -> str:
+    if update:
+        await deps.client.chat_update(channel=channel, ts=ts, **payload)
+        return ts
+    response = await deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **payload)
+    return response["ts"]
 
 
 async def _run(deps: BotDeps, incoming: Incoming, schema: NamedSchema):
@@ -104,7 +117,7 @@ async def _run(deps: BotDeps, incoming: Incoming, schema: NamedSchema):
 def _openai_problem(exc: Exception) -> str:
     if isinstance(exc, BadRequestError) and "schema" in str(exc).lower():
         detail = getattr(exc, "message", str(exc))[:500]
-        return messages.SCHEMA_REJECTED.format(detail=detail)
+        return messages.SCHEMA_REJECTED.format(detail=blocks.escape(detail))
     return messages.llm_error(llm.error_kind(exc))
 
 
@@ -127,7 +140,7 @@ async def answer_in_channel(
     request_id: str,
 ) -> None:
     """Post the question in the channel, answer it there, and make that message a thread."""
-    head = f"<@{user}> asked (schema `{schema.name}`): {question}"
+    head = blocks.asked_line(user=user, schema=schema.name, question=question)
     try:
         placeholder = await deps.client.chat_postMessage(
             channel=channel,
@@ -186,7 +199,7 @@ async def answer_in_thread(deps: BotDeps, incoming: Incoming, schema_arg: str, q
     try:
         schema = await resolve_schema(deps, incoming.team, schema_arg)
     except SchemaProblem as exc:
-        await post_in_thread(deps, incoming.channel, incoming.thread_ts, str(exc))
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, blocks.escape(str(exc)))
         return
     except RedisError:
         await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)

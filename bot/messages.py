@@ -76,6 +76,10 @@ NOT_IN_CHANNEL = (
     "I'm not a member of this channel, so I can't post here. Invite me with `/invite @Threadwise`. "
     "The setting was saved anyway."
 )
+QUESTION_TOO_LONG = (
+    "Your question is {n:,} characters; the limit is {limit:,}. Shorten it, or mention me in a thread "
+    "and ask `@Threadwise json <schema>` over the whole discussion."
+)
 EMPTY_QUESTION = (
     "Please add a question after the schema, e.g. `/ask-json action_items What came out of today's standup?`"
 )
@@ -103,6 +107,10 @@ THREAD_HELP = (
 )
 NOT_SAVED = "_Note: I couldn't save that answer to memory (Redis is unreachable), so I may not remember it._"
 FEEDBACK_THANKS = "Thanks: your {rating} on this answer was recorded."
+ANSWER_ATTACHED = "_Slack couldn't show this answer in a message, so it is attached as a file below._"
+JSON_ATTACHED = (
+    "_Slack couldn't show this answer in a message, so the JSON is attached as a file in the thread._"
+)
 JSON_DUPLICATE = "_This request was already answered._"
 SCHEMA_REJECTED = (
     ":warning: The model service rejected this schema for strict structured output: {detail} "

@@ -228,14 +228,49 @@ class SlackAnswer:
     async def _edit(self, *, final: bool = False, footer: list[dict] | None = None) -> None:
         if self.ts is None:
             await self._post_placeholder()
+        footer = (footer or []) if final else []
+        room = blocks.BLOCKS_BUDGET - blocks.text_size(footer)
+        if final and footer and len(self.current) > room:
+            # The footer (buttons, persona menu) must fit beside the text in Slack's total:
+            # this message keeps what fits, the rest and the footer go in the next one.
+            head, rest = blocks.split_text(self.current, room)
+            self.current = head
+            await self._edit(final=True, footer=[])
+            await self._post_placeholder()
+            self.current = rest
+            await self._edit(final=True, footer=footer)
+            return
         text = self.current if final else self.current + " …"
-        await self.client.chat_update(
-            channel=self.target.channel,
-            ts=self.ts,
-            text=blocks.fallback_text(text),
-            blocks=blocks.answer_blocks(text, footer=footer if final else None),
-        )
+        try:
+            await self.client.chat_update(
+                channel=self.target.channel,
+                ts=self.ts,
+                text=blocks.fallback_text(text),
+                blocks=blocks.answer_blocks(text, footer=footer),
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") not in blocks.BLOCKS_REFUSED:
+                raise
+            if not final:
+                return  # the next edit tries again; the final one falls back below
+            await self._attach_instead(text, footer, exc.response.get("error"))
         self.last_edit = time.monotonic()
+
+    async def _attach_instead(self, text: str, footer: list[dict], error: str) -> None:
+        """Slack refused the blocks: show a short notice (never the "…" placeholder forever)
+        and the whole answer as a file."""
+        log.warning("Slack refused an answer's blocks (%s); attaching it as a file", error)
+        note = blocks.notice(messages.ANSWER_ATTACHED)
+        await self.client.chat_update(
+            channel=self.target.channel, ts=self.ts, text=messages.ANSWER_ATTACHED, blocks=note + footer
+        )
+        await self.client.files_upload_v2(
+            channel=self.target.channel,
+            thread_ts=self.target.thread_ts,
+            filename="answer.md",
+            title="Answer",
+            content=text,
+        )
 
     async def _roll_over(self) -> None:
         """The message is full: close it and continue the answer in a new one."""

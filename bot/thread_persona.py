@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis.exceptions import RedisError
 
-from bot import messages
+from bot import blocks, messages
 from bot.deps import BotDeps
 from bot.turns import post_in_thread
 from core import history, keys, personas
@@ -24,18 +24,24 @@ async def switch_thread_persona(
                 deps,
                 channel,
                 thread_ts,
-                messages.UNKNOWN_PERSONA.format(name=name) + " " + ", ".join(f"`{n}`" for n in names),
+                messages.UNKNOWN_PERSONA.format(name=blocks.escape(name[:80]))
+                + " "
+                + ", ".join(f"`{n}`" for n in names),
             )
             return
+        domain = personas.check_domain(domain)
         conv = keys.conversation_id(team, channel, thread_ts)
         choice = Choice(persona.name, domain, by=user)
         await history.set_meta(
             store, conv, {"persona": choice.to_json()}, ttl=deps.settings.conversation_ttl_seconds
         )
+    except personas.PersonaError as exc:
+        await post_in_thread(deps, channel, thread_ts, blocks.escape(str(exc)))
+        return
     except RedisError:
         await post_in_thread(deps, channel, thread_ts, messages.STORE_DOWN)
         return
-    label = persona.name + (f" ({domain})" if domain else "")
+    label = persona.name + (f" ({blocks.escape(domain)})" if domain else "")
     await post_in_thread(
         deps, channel, thread_ts, messages.PERSONA_SET_THREAD.format(user=user, persona=label)
     )

@@ -132,7 +132,7 @@ def _footer(turn: conversations.Prepared, incoming: Incoming) -> list[dict]:
     resolved = turn.resolved
     persona = resolved.choice.name if resolved else "default"
     if resolved and resolved.choice.domain:
-        persona += f" ({resolved.choice.domain})"
+        persona += f" ({blocks.escape(resolved.choice.domain[: personas.MAX_DOMAIN_CHARS])})"
     notes = ()
     if resolved and resolved.missing:
         notes = (f"persona `{resolved.missing}` no longer exists",)

@@ -18,6 +18,8 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 MAX_PROMPT_CHARS = 4000
 MAX_CONSTRAINTS = 10
 MAX_CONSTRAINT_CHARS = 300
+# A domain shows in every answer's footer in its scope; a long one would crowd it out.
+MAX_DOMAIN_CHARS = 80
 # Room reserved in every prompt for the system message, so history trimming can run
 # before the persona is known (see conversations.py).
 SYSTEM_RESERVE_TOKENS = 2500
@@ -323,6 +325,16 @@ async def set_workspace(
         fields["prompt"] = prompt
     if fields:
         await store.redis.hset(keys.workspace(store.prefix, team)["settings"], mapping=fields)
+
+
+def check_domain(domain: str) -> str:
+    domain = " ".join(domain.split())
+    if len(domain) > MAX_DOMAIN_CHARS:
+        raise PersonaError(
+            f"The domain is {len(domain)} characters; the limit is {MAX_DOMAIN_CHARS}. "
+            "Name the field in a few words (e.g. `tax law`), and put details in `/persona team`."
+        )
+    return domain
 
 
 def describe(persona: Persona) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bot.blocks import SECTION_LIMIT, Block, context_line
+from bot.blocks import SECTION_LIMIT, Block, context_line, cut, cut_lines, escape
 
 STATUS_EMOJI = {
     "validating_files": ":mag:",
@@ -23,13 +23,13 @@ def _fmt_loss(value: float | None) -> str:
 
 
 def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_LIMIT)}}
 
 
 def _fields(pairs: list[tuple[str, str]]) -> Block:
     return {
         "type": "section",
-        "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in pairs[:10]],
+        "fields": [{"type": "mrkdwn", "text": cut(f"*{k}*\n{v}", 2000)} for k, v in pairs[:10]],
     }
 
 
@@ -72,7 +72,7 @@ def job_card(job: Any, *, dataset: str, started_by: str) -> list[Block]:
     if job.status == "failed":
         out.append(
             _section(
-                f":x: *Failed:* {job.error_message or 'no reason given'} (`{job.error_code or 'error'}`)"
+                f":x: *Failed:* {escape(job.error_message or 'no reason given')} (`{escape(job.error_code or 'error')}`)"
             )
         )
     out.append(
@@ -138,13 +138,26 @@ def confirm_cancel(*, token: str, job_id: str) -> list[Block]:
     ]
 
 
+def confirm_overwrite(*, token: str, name: str, old: str, new: str) -> list[Block]:
+    """Saving under a taken name asks first: the old dataset may be what a job was built on."""
+    return [
+        _section(f"A dataset called `{name}` already exists ({old}). Replace it with the new one ({new})?"),
+        _choice(
+            "finetune_overwrite",
+            token,
+            ("finetune_overwrite_confirm", "Replace", "danger"),
+            ("finetune_overwrite_cancel", "Keep the old one", None),
+        ),
+    ]
+
+
 def validation_summary(report: Any, *, title: str) -> list[Block]:
     """The compact report: verdict, counts, the first problems; the full one is a file."""
     verdict = ":white_check_mark: Ready to train" if report.ok else ":x: Not ready: fix the errors below"
     problems = report.problems[:8]
     lines = [
         f"• {'❌' if p.severity == 'error' else '⚠️'} {'line ' + str(p.line) if p.line else 'dataset'}"
-        f"{' (' + p.file + ')' if getattr(p, 'file', 'train') != 'train' else ''}: {p.message}"
+        f"{' (' + p.file + ')' if getattr(p, 'file', 'train') != 'train' else ''}: {cut(escape(p.message), 300)}"
         for p in problems
     ]
     more = len(report.problems) - len(problems)
@@ -166,7 +179,8 @@ def validation_summary(report: Any, *, title: str) -> list[Block]:
 
 
 def lines_block(title: str, lines: list[str], *, empty: str) -> list[Block]:
-    body = "\n".join(lines) if lines else empty
+    """A titled list in one section; a long one is cut at a line and says how many are left."""
+    body = cut_lines(lines, SECTION_LIMIT - len(title) - 4) if lines else empty
     return [_section(f"*{title}*\n{body}")]
 
 
@@ -175,7 +189,7 @@ def eval_side_by_side(headline: str, rows: list[Any], *, limit: int = 3) -> list
     out: list[Block] = [_section(headline)]
     for row in rows[:limit]:
         verdict = f" · judge: *{row.judge}*" if row.judge else ""
-        out.append(_section(f"*Example {row.index + 1}:* {row.prompt_preview[:400]}{verdict}"))
+        out.append(_section(f"*Example {row.index + 1}:* {cut(escape(row.prompt_preview), 400)}{verdict}"))
         out.append(
             {
                 "type": "section",

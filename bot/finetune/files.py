@@ -24,11 +24,19 @@ async def find_file(deps: BotDeps, *, channel: str, link: str, extensions: tuple
         if not m:
             raise FileProblem(f"`{link}` doesn't look like a Slack file link (…/files/U…/F…/name).")
         try:
-            return (await deps.client.files_info(file=m.group(1) or m.group(2)))["file"]
+            file = (await deps.client.files_info(file=m.group(1) or m.group(2)))["file"]
         except SlackApiError as exc:
             raise FileProblem(
                 f"I can't open that file ({exc.response.get('error')}); is it shared in this channel?"
             ) from exc
+        if channel not in shared_in(file):
+            # What we post about it (its report, the dataset) would show it to this
+            # channel's members, who may not be able to see where it was shared.
+            raise FileProblem(
+                "That file isn't shared in this channel, so I won't read it here: share it in this "
+                "channel first, or run the command where it is shared."
+            )
+        return file
     try:
         listed = await deps.client.files_list(channel=channel, count=50)
     except SlackApiError as exc:
@@ -38,6 +46,15 @@ async def find_file(deps: BotDeps, *, channel: str, link: str, extensions: tuple
             return f
     kinds = " or ".join(extensions)
     raise FileProblem(f"I found no {kinds} file in this channel. Upload one here, or pass a file link.")
+
+
+def shared_in(file: dict) -> set[str]:
+    """Every conversation a Slack file is shared in (public, private, DMs)."""
+    where = {*file.get("channels", []), *file.get("groups", []), *file.get("ims", [])}
+    for scope in (file.get("shares") or {}).values():
+        if isinstance(scope, dict):
+            where.update(scope)
+    return where
 
 
 async def download(deps: BotDeps, file: dict) -> str:

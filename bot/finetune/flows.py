@@ -13,7 +13,8 @@ from typing import Any
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot import blocks, visibility
+from bot.blocks import cut
 from bot.deps import BotDeps
 from bot.finetune import cards
 from bot.finetune.files import download, find_file
@@ -25,10 +26,12 @@ from core.finetune.render import format_report
 from core.finetune.report import Problem
 from core.finetune.split import split_dataset
 from core.finetune.validate import Report, valid_examples, validate_dataset
+from core.visibility import DIRECT, PRIVATE, PUBLIC, SourceRefused, select_sources
 
 log = logging.getLogger(__name__)
+_e = blocks.escape
 
-_CHANNEL = re.compile(r"<#(C[A-Z0-9]+)(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>")
 _SINCE = re.compile(r"^(\d+)([hdw])$")
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -61,26 +64,36 @@ def parse_args(text: str) -> tuple[list[str], dict[str, str]]:
 def _dataset_name(raw: str) -> str:
     name = re.sub(r"[^a-z0-9_.-]+", "-", raw.lower()).strip("-.")[:64] or f"dataset-{int(time.time())}"
     if not DATASET_NAME.match(name):
-        raise UserError(f"`{raw}` isn't a usable dataset name (letters, digits, `-`, `_`, `.`).")
+        raise UserError(f"`{_e(raw[:80])}` isn't a usable dataset name (letters, digits, `-`, `_`, `.`).")
     return name
 
 
 def _since(raw: str) -> float:
     m = _SINCE.match(raw or "30d")
     if not m:
-        raise UserError(f"`since={raw}` should look like `30d`, `12h` or `2w`.")
+        raise UserError(f"`since={_e(raw[:40])}` should look like `30d`, `12h` or `2w`.")
     n, unit = int(m.group(1)), m.group(2)
     return time.time() - n * {"h": 3600, "d": 86400, "w": 7 * 86400}[unit]
 
 
 async def _post_report(
-    ctx: Ctx, report: Report, *, title: str, dataset_jsonl: str = "", dataset_name: str = ""
+    ctx: Ctx,
+    report: Report,
+    *,
+    title: str,
+    target: str,
+    dataset_jsonl: str = "",
+    dataset_name: str = "",
 ) -> None:
-    """The compact summary in the channel, the full report (and dataset) as files."""
+    """The compact summary, the full report (and dataset) as files, in `target`.
+
+    `target` is the channel, or the admin's DM when the content comes from a private
+    conversation the channel's members can't read (see bot/visibility.py).
+    """
     client = ctx.deps.client
     summary = cards.validation_summary(report, title=title)
     try:
-        posted = await client.chat_postMessage(channel=ctx.channel, text=title, blocks=summary)
+        posted = await client.chat_postMessage(channel=target, text=title, blocks=summary)
     except SlackApiError as exc:
         if exc.response.get("error") not in ("not_in_channel", "channel_not_found"):
             raise
@@ -90,7 +103,7 @@ async def _post_report(
         return
     thread = posted["ts"]
     await client.files_upload_v2(
-        channel=ctx.channel,
+        channel=target,
         thread_ts=thread,
         filename=f"{dataset_name or 'dataset'}-report.txt",
         title="Full validation report",
@@ -98,7 +111,7 @@ async def _post_report(
     )
     if dataset_jsonl:
         await client.files_upload_v2(
-            channel=ctx.channel,
+            channel=target,
             thread_ts=thread,
             filename=f"{dataset_name}.jsonl",
             title=dataset_name,
@@ -152,8 +165,52 @@ async def _validate(
 # -- datasets ------------------------------------------------------------------------
 
 
+async def _here_audience(ctx: Ctx) -> str:
+    """Who may see content from a file shared here: everyone, or this channel's members."""
+    return "" if await visibility.kind_of(ctx.deps, ctx.channel) == PUBLIC else ctx.channel
+
+
+async def _save(ctx: Ctx, ds: ft.Dataset, train: str, valid: str) -> bool:
+    """Save, or (when the name is taken) keep it aside and ask before overwriting."""
+    try:
+        await ft.save_dataset(ctx.deps.core.store, ctx.team, ds, train, valid)
+        return True
+    except ft.DatasetExists as exc:
+        token = await ft.stage_dataset(ctx.deps.core.store, ctx.team, ds, train, valid)
+        old = exc.existing
+        await ctx.say(
+            f"Replace dataset {ds.name}?",
+            cards.confirm_overwrite(
+                token=token,
+                name=ds.name,
+                old=f"{old.examples:,} examples, {blocks.escape(old.source)}, by <@{old.created_by}>",
+                new=f"{ds.examples:,} examples",
+            ),
+        )
+        return False
+
+
+def _excluded_note(excluded: dict[str, int]) -> str:
+    parts = []
+    if excluded.get(PRIVATE):
+        parts.append(f"{excluded[PRIVATE]} from private channels")
+    if excluded.get(DIRECT):
+        parts.append(f"{excluded[DIRECT]} from DMs and group DMs")
+    if not parts:
+        return ""
+    return (
+        f" Left out {' and '.join(parts)} rated conversation(s): a private channel's conversations go "
+        "into a dataset built in that channel, or named with `#channel` (the file then comes to your DM); "
+        "DMs never do."
+    )
+
+
 async def dataset_build(ctx: Ctx, args: str) -> None:
-    """Rated-good conversations as chat-format JSONL, stored under a name and posted."""
+    """Rated-good conversations as chat-format JSONL, stored under a name and posted.
+
+    Only conversations everyone who will see the result can already read go in: see
+    core/visibility.select_sources.
+    """
     positional, named = parse_args(args)
     only_channel = next((m.group(1) for w in positional if (m := _CHANNEL.match(w))), None)
     since = _since(named.get("since", "30d"))
@@ -162,6 +219,17 @@ async def dataset_build(ctx: Ctx, args: str) -> None:
     store = ctx.deps.core.store
     examples: list[dict] = []
     convs = await feedback.rated_conversations(store, ctx.team, since=since, channel=only_channel)
+    conv_channels = [c.split(":")[1] for c in convs]
+    kinds = await visibility.kinds_of(ctx.deps, {*conv_channels, ctx.channel, *filter(None, [only_channel])})
+    try:
+        sources = select_sources(kinds, conv_channels, here=ctx.channel, named=only_channel)
+    except SourceRefused as exc:
+        raise UserError(str(exc)) from exc
+    # Checked before any work: an admin may only take a private channel they can read.
+    target = await visibility.destination(
+        ctx.deps, audience=sources.audience, channel=ctx.channel, user=ctx.user
+    )
+    convs = [c for c in convs if c.split(":")[1] in sources.channels]
     for conv in convs:
         messages, good, meta = await feedback.good_replies(store, conv)
         if not good:
@@ -183,38 +251,46 @@ async def dataset_build(ctx: Ctx, args: str) -> None:
             )
             system = resolved.system
         examples += ds_build.conversation_examples(messages, good, system=system)
+    left_out = _excluded_note(sources.excluded)
     if not examples:
         scope = f" in <#{only_channel}>" if only_channel else ""
         raise UserError(
             f"No answers rated 👍 (and none 👎) since then{scope}. Ask people to rate good answers with 👍, "
-            "or widen `since=`."
+            "or widen `since=`." + left_out
         )
-    train, valid = _split(examples)
+    train, valid = await asyncio.to_thread(_split, examples)
     report = await _validate(ctx, train, valid)
-    await ft.save_dataset(
-        store,
-        ctx.team,
-        ft.Dataset(
-            name,
-            report.n_examples,
-            report.validation_examples or 0,
-            "conversations",
-            ctx.user,
-            persona=persona_filter,
-        ),
-        train,
-        valid,
+    ds = ft.Dataset(
+        name,
+        report.n_examples,
+        report.validation_examples or 0,
+        "conversations",
+        ctx.user,
+        persona=persona_filter,
+        audience=sources.audience,
     )
+    saved = await _save(ctx, ds, train, valid)
     await _post_report(
         ctx,
         report,
         title=f"Dataset `{name}` from {len(convs)} rated conversations",
+        target=target,
         dataset_jsonl=train,
         dataset_name=name,
     )
-    await ctx.say(
-        f"Saved dataset `{name}` ({report.n_examples} examples). Start with `/finetune start {name}`."
+    where = (
+        " I sent it to you in a DM: it holds a private channel's conversations."
+        if target != ctx.channel
+        else ""
     )
+    if saved:
+        await ctx.say(
+            f"Saved dataset `{name}` ({report.n_examples} examples). Start with `/finetune start {name}`."
+            + where
+            + left_out
+        )
+    elif where or left_out:
+        await ctx.say(where.strip() + left_out)
 
 
 async def dataset_import(ctx: Ctx, args: str) -> None:
@@ -224,38 +300,47 @@ async def dataset_import(ctx: Ctx, args: str) -> None:
         raise UserError("Usage: `/finetune dataset import <persona> [file link] [name=…]`")
     persona = await personas.get(ctx.deps.core.store, ctx.team, positional[0])
     if persona is None:
-        raise UserError(f"I don't know a persona called `{positional[0]}`; see `/persona`.")
+        raise UserError(
+            f"I don't know a persona called `{blocks.escape(positional[0][:80])}`; see `/persona`."
+        )
     file = await find_file(
         ctx.deps, channel=ctx.channel, link=" ".join(positional[1:]), extensions=(".csv", ".jsonl")
     )
     text = await download(ctx.deps, file)
     fmt = "csv" if file["name"].lower().endswith(".csv") else "jsonl"
     system = personas.system_prompt(persona, team_prompt=ctx.deps.settings.workspace_persona_prompt)
-    examples, problems = ds_build.qa_examples(text, fmt=fmt, system=system)
+    examples, problems = await asyncio.to_thread(ds_build.qa_examples, text, fmt=fmt, system=system)
+    file_name = blocks.escape(file["name"])
     if problems:
-        listed = "\n".join(f"• {p}" for p in problems[:15])
-        raise UserError(f"`{file['name']}` has problems; nothing was stored:\n{listed}")
+        listed = "\n".join(f"• {blocks.escape(p)}" for p in problems[:15])
+        raise UserError(f"`{file_name}` has problems; nothing was stored:\n{listed}")
     name = _dataset_name(named.get("name") or file["name"].rsplit(".", 1)[0])
-    train, valid = _split(examples)
+    train, valid = await asyncio.to_thread(_split, examples)
     report = await _validate(ctx, train, valid)
-    await ft.save_dataset(
-        ctx.deps.core.store,
-        ctx.team,
-        ft.Dataset(
-            name,
-            report.n_examples,
-            report.validation_examples or 0,
-            f"qa:{file['name']}",
-            ctx.user,
-            persona.name,
-        ),
-        train,
-        valid,
+    ds = ft.Dataset(
+        name,
+        report.n_examples,
+        report.validation_examples or 0,
+        f"qa:{file['name']}",
+        ctx.user,
+        persona.name,
+        audience=await _here_audience(ctx),
     )
+    saved = await _save(ctx, ds, train, valid)
     await _post_report(
-        ctx, report, title=f"Dataset `{name}` from {file['name']}", dataset_jsonl=train, dataset_name=name
+        ctx,
+        report,
+        title=f"Dataset `{name}` from {file_name}",
+        target=ctx.channel,
+        dataset_jsonl=train,
+        dataset_name=name,
     )
-    await ctx.say(f"Saved dataset `{name}` ({report.n_examples} examples).")
+    if saved:
+        await ctx.say(f"Saved dataset `{name}` ({report.n_examples} examples).")
+
+
+def _usable_split(text: str) -> tuple[str, str]:
+    return _split([ex for _, ex in valid_examples(text)])
 
 
 async def validate_file(ctx: Ctx, args: str) -> None:
@@ -266,30 +351,51 @@ async def validate_file(ctx: Ctx, args: str) -> None:
     model = named.get("model") or ctx.deps.settings.finetune_base_model
     report = await _validate(ctx, text, "", model=model)
     name = _dataset_name(named.get("name") or file["name"].rsplit(".", 1)[0])
+    file_name = blocks.escape(file["name"])
+    saved = False
     if report.ok:
-        train, valid = _split([ex for _, ex in valid_examples(text)])
-        await ft.save_dataset(
-            ctx.deps.core.store,
-            ctx.team,
-            ft.Dataset(name, report.n_examples, 0, f"file:{file['name']}", ctx.user),
-            train,
-            valid,
+        train, valid = await asyncio.to_thread(_usable_split, text)
+        ds = ft.Dataset(
+            name,
+            report.n_examples,
+            0,
+            f"file:{file['name']}",
+            ctx.user,
+            audience=await _here_audience(ctx),
         )
-    await _post_report(ctx, report, title=f"Validation of `{file['name']}`", dataset_name=name)
-    if report.ok:
+        saved = await _save(ctx, ds, train, valid)
+    await _post_report(
+        ctx, report, title=f"Validation of `{file_name}`", target=ctx.channel, dataset_name=name
+    )
+    if saved:
         await ctx.say(
-            f"`{file['name']}` is valid and saved as dataset `{name}`. Start with `/finetune start {name}`."
+            f"`{file_name}` is valid and saved as dataset `{name}`. Start with `/finetune start {name}`."
         )
-    else:
+    elif not report.ok:
         await ctx.say(
-            f"`{file['name']}` has {len(report.errors)} error(s); nothing was stored or uploaded. See the report."
+            f"`{file_name}` has {len(report.errors)} error(s); nothing was stored or uploaded. See the report."
         )
+
+
+async def confirm_overwrite(deps: BotDeps, *, team: str, user: str, token: str, say) -> None:
+    """After "Replace": the staged dataset takes the name, in one step."""
+    pending = await ft.take_pending(deps.core.store, team, token)
+    ds = await ft.commit_staged(deps.core.store, team, token, pending) if pending else None
+    if ds is None:
+        await say("This confirmation has expired or was already used; build or validate the dataset again.")
+        return
+    await audit.record(
+        deps.core.store, team, user=user, action="finetune dataset replace", allowed=True, detail=ds.name
+    )
+    await say(
+        f"Replaced dataset `{ds.name}` ({ds.examples} examples). Start with `/finetune start {ds.name}`."
+    )
 
 
 async def dataset_list(ctx: Ctx, args: str) -> None:
     items = await ft.list_datasets(ctx.deps.core.store, ctx.team)
     lines = [
-        f"• `{d.name}` — {d.examples} examples (+{d.validation_examples} validation), {d.source}, by <@{d.created_by}>"
+        f"• `{d.name}` — {d.examples} examples (+{d.validation_examples} validation), {_e(d.source)}, by <@{d.created_by}>"
         for d in items[:30]
     ]
     await ctx.say(
@@ -306,7 +412,9 @@ async def start(ctx: Ctx, args: str) -> None:
         raise UserError("Usage: `/finetune start <dataset> [model=…] [epochs=auto|N] [suffix=…]`")
     loaded = await ft.load_dataset(ctx.deps.core.store, ctx.team, positional[0])
     if loaded is None:
-        raise UserError(f"There's no dataset called `{positional[0]}`; see `/finetune dataset list`.")
+        raise UserError(
+            f"There's no dataset called `{_e(positional[0][:80])}`; see `/finetune dataset list`."
+        )
     ds, train, valid = loaded
     model = named.get("model") or ctx.deps.settings.finetune_base_model
     epochs_raw = named.get("epochs", "auto")
@@ -406,8 +514,14 @@ async def confirm_start(deps: BotDeps, *, team: str, user: str, token: str, say)
 
 
 async def _job_or_error(ctx: Ctx, job_id: str) -> jobs.JobView:
+    """A job this workspace started: another workspace's job (same OpenAI organisation) is
+    answered exactly like one that doesn't exist, so its existence isn't revealed either."""
     if not job_id:
         raise UserError("Give a job id, e.g. `ftjob-abc123`; see `/finetune list`.")
+    if await ft.load_job(ctx.deps.core.store, ctx.team, job_id) is None:
+        raise UserError(
+            f"`{blocks.escape(job_id[:80])}` isn't a job this workspace started; see `/finetune list`."
+        )
     try:
         return await jobs.retrieve(ctx.deps.core.openai, job_id)
     except jobs.FineTuneError as exc:
@@ -445,8 +559,6 @@ async def status(ctx: Ctx, args: str) -> None:
 
 async def cancel(ctx: Ctx, args: str) -> None:
     job_id = args.split()[0] if args.split() else ""
-    if job_id and await ft.load_job(ctx.deps.core.store, ctx.team, job_id) is None:
-        raise UserError(f"`{job_id}` isn't a job this workspace started; see `/finetune list`.")
     view = await _job_or_error(ctx, job_id)
     if view.terminal:
         raise UserError(f"Job `{job_id}` has already {view.status}.")
@@ -480,7 +592,7 @@ async def events(ctx: Ctx, args: str) -> None:
     await _job_or_error(ctx, job_id)
     items = await jobs.events(ctx.deps.core.openai, job_id, limit=20)
     lines = [
-        f"• <!date^{int(e['created_at'])}^{{date_short_pretty}} {{time}}|{e['created_at']}> [{e['level']}] {e['message']}"
+        f"• <!date^{int(e['created_at'])}^{{date_short_pretty}} {{time}}|{e['created_at']}> [{_e(e['level'])}] {_e(e['message'])}"
         for e in items
     ]
     await ctx.say(
@@ -490,6 +602,10 @@ async def events(ctx: Ctx, args: str) -> None:
 
 
 # -- compare and deploy ----------------------------------------------------------------
+
+
+def _held_out(jsonl: str) -> list[dict]:
+    return [json.loads(line) for line in jsonl.splitlines() if line.strip()]
 
 
 async def evaluate(ctx: Ctx, args: str) -> None:
@@ -515,26 +631,32 @@ async def evaluate(ctx: Ctx, args: str) -> None:
     loaded = await ft.load_dataset(store, ctx.team, dataset_name) if dataset_name else None
     if loaded is None:
         raise UserError("I don't know which held-out examples to use; add `dataset=<name>`.")
-    _, train, valid = loaded
-    held_out = [json.loads(line) for line in (valid or train).splitlines() if line.strip()]
+    dataset, train, valid = loaded
+    # Held-out prompts and answers are the dataset's content: shown only where its source may be.
+    target = await visibility.destination(
+        ctx.deps, audience=dataset.audience, channel=ctx.channel, user=ctx.user
+    )
+    held_out = await asyncio.to_thread(_held_out, valid or train)
     base = tokens.base_model(tuned)
     judge = ctx.deps.settings.openai_model if named.get("judge", "on") != "off" else None
-    await ctx.say(f"_Comparing `{tuned}` with `{base}` on {min(n, len(held_out))} held-out examples…_")
+    await ctx.say(f"_Comparing `{_e(tuned)}` with `{base}` on {min(n, len(held_out))} held-out examples…_")
     report = await ev.compare(
         ctx.deps.core.openai, tuned=tuned, base=base, examples=held_out, n=n, judge_model=judge
     )
     summary = ev.eval_summary(report)
     text = (
-        f"*Evaluation:* `{tuned}` vs base `{base}` on {report.n} held-out examples\n"
+        f"*Evaluation:* `{_e(tuned)}` vs base `{base}` on {report.n} held-out examples\n"
         f"Judge wins — tuned {report.tuned_wins} · base {report.base_wins} · ties {report.ties}\n"
         f"Token F1 vs reference — tuned {report.tuned_mean_f1:.3f} · base {report.base_mean_f1:.3f}"
         + (f"\n_{len(report.errors)} example(s) failed; see the file._" if report.errors else "")
     )
     posted = await ctx.deps.client.chat_postMessage(
-        channel=ctx.channel, text=text, blocks=cards.eval_side_by_side(text, report.rows)
+        channel=target, text=text, blocks=cards.eval_side_by_side(text, report.rows)
     )
+    if target != ctx.channel:
+        await ctx.say("The results hold a private channel's conversations, so I sent them to you in a DM.")
     await ctx.deps.client.files_upload_v2(
-        channel=ctx.channel,
+        channel=target,
         thread_ts=posted["ts"],
         filename="evaluation.txt",
         title="Full evaluation",
@@ -555,7 +677,7 @@ async def use(ctx: Ctx, args: str) -> None:
         await ctx.deps.core.openai.models.retrieve(model)
     except Exception as exc:
         raise UserError(
-            f"OpenAI doesn't know the model `{model}` (or I can't reach it): check the id."
+            f"OpenAI doesn't know the model `{_e(model[:120])}` (or I can't reach it): check the id."
         ) from exc
     info = tokens.model_info(model)
     store = ctx.deps.core.store
@@ -563,7 +685,7 @@ async def use(ctx: Ctx, args: str) -> None:
     if "persona" in named:
         persona = await personas.get(store, ctx.team, named["persona"])
         if persona is None:
-            raise UserError(f"I don't know a persona called `{named['persona']}`.")
+            raise UserError(f"I don't know a persona called `{_e(named['persona'][:80])}`.")
         if persona.builtin:
             raise UserError(f"`{persona.name}` is built-in; create a custom persona to give it a model.")
         updated = personas.make_custom(
@@ -581,7 +703,7 @@ async def use(ctx: Ctx, args: str) -> None:
         await store.redis.hset(keys.workspace(store.prefix, ctx.team)["channel_models"], channel, model)
         where = f"<#{channel}>"
     await ctx.say(
-        f"{where} now uses `{model}` (base `{info.base}`, {info.encoding}, {info.context_window:,}-token context)."
+        f"{where} now uses `{_e(model)}` (base `{info.base}`, {info.encoding}, {info.context_window:,}-token context)."
     )
 
 
@@ -589,7 +711,7 @@ async def audit_log(ctx: Ctx, args: str) -> None:
     entries = await audit.recent(ctx.deps.core.store, ctx.team, 25)
     lines = [
         f"• <!date^{int(e['at'])}^{{date_short}} {{time}}|{e['at']}> <@{e['user']}> "
-        f"{'✅' if e['allowed'] else '⛔'} `{e['action']}` {e.get('detail', '')[:80]}"
+        f"{'✅' if e['allowed'] else '⛔'} `{_e(e['action'])}` {_e(cut(e.get('detail', ''), 80))}"
         for e in entries
     ]
     await ctx.say(

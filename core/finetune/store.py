@@ -12,8 +12,11 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 
+from redis.exceptions import WatchError
+
 from core import keys
 from core.store import Store
+from core.visibility import UNKNOWN_AUDIENCE
 
 PENDING_TTL = 3600
 MAX_DATASET_BYTES = 200 * 1024 * 1024  # Redis strings hold 512 MB; OpenAI's file limit is 512 MB
@@ -28,6 +31,17 @@ class Dataset:
     created_by: str = ""
     created_at: float = field(default_factory=time.time)
     persona: str = ""
+    # Who may see the content: "" = anyone in the workspace, else one conversation's
+    # members (see core/visibility.py). Records from before this field are UNKNOWN.
+    audience: str = UNKNOWN_AUDIENCE
+
+
+class DatasetExists(Exception):
+    """A dataset of that name exists; saving over it needs the admin's confirmation."""
+
+    def __init__(self, existing: Dataset) -> None:
+        super().__init__(existing.name)
+        self.existing = existing
 
 
 @dataclass
@@ -48,15 +62,75 @@ class JobRecord:
     created_at: float = field(default_factory=time.time)
 
 
-async def save_dataset(store: Store, team: str, ds: Dataset, train: str, valid: str = "") -> None:
+def _check_size(train: str, valid: str) -> None:
     if len(train.encode()) + len(valid.encode()) > MAX_DATASET_BYTES:
         raise ValueError(f"The dataset is over {MAX_DATASET_BYTES // 1024 // 1024} MB.")
-    k = keys.workspace(store.prefix, team)
+
+
+async def save_dataset(
+    store: Store, team: str, ds: Dataset, train: str, valid: str = "", *, replace: bool = False
+) -> None:
+    """Store a dataset; an existing one of that name raises DatasetExists unless `replace`.
+
+    The existence check and the write are one optimistic transaction (WATCH on the index),
+    so two admins saving the same name at once can't silently overwrite each other.
+    """
+    _check_size(train, valid)
+    index = keys.workspace(store.prefix, team)["datasets"]
     async with store.redis.pipeline(transaction=True) as pipe:
+        await pipe.watch(index)
+        current = await pipe.hget(index, ds.name)
+        if current is not None and not replace:
+            raise DatasetExists(Dataset(**json.loads(current)))
+        pipe.multi()
         pipe.set(keys.dataset(store.prefix, team, ds.name, "train"), train)
         pipe.set(keys.dataset(store.prefix, team, ds.name, "valid"), valid)
-        pipe.hset(k["datasets"], ds.name, json.dumps(asdict(ds)))
+        pipe.hset(index, ds.name, json.dumps(asdict(ds)))
+        try:
+            await pipe.execute()
+        except WatchError:
+            raise DatasetExists(ds) from None
+
+
+def _staged(token: str) -> str:
+    return f".staged-{token}"  # a leading dot is never a valid dataset name
+
+
+async def stage_dataset(store: Store, team: str, ds: Dataset, train: str, valid: str) -> str:
+    """Keep a dataset aside until an admin confirms it may replace `ds.name`; returns the token.
+
+    The staged JSONL expires with the confirmation, so an unanswered question leaves nothing.
+    """
+    _check_size(train, valid)
+    token = await put_pending(store, team, {"kind": "overwrite", "dataset": asdict(ds)})
+    async with store.redis.pipeline(transaction=True) as pipe:
+        pipe.set(keys.dataset(store.prefix, team, _staged(token), "train"), train, ex=PENDING_TTL)
+        pipe.set(keys.dataset(store.prefix, team, _staged(token), "valid"), valid, ex=PENDING_TTL)
         await pipe.execute()
+    return token
+
+
+_COMMIT = """
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('RENAME', KEYS[1], KEYS[3])
+redis.call('RENAME', KEYS[2], KEYS[4])
+redis.call('PERSIST', KEYS[3])
+redis.call('PERSIST', KEYS[4])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+async def commit_staged(store: Store, team: str, token: str, pending: dict) -> Dataset | None:
+    """Move a staged dataset over the old one, all or nothing (a script: a MULTI would
+    still write the index if a RENAME failed); None if the staged copy expired."""
+    ds = Dataset(**pending["dataset"])
+    staged = [keys.dataset(store.prefix, team, _staged(token), part) for part in ("train", "valid")]
+    real = [keys.dataset(store.prefix, team, ds.name, part) for part in ("train", "valid")]
+    script = store.redis.register_script(_COMMIT)
+    index = keys.workspace(store.prefix, team)["datasets"]
+    done = await script(keys=[*staged, *real, index], args=[ds.name, json.dumps(asdict(ds))])
+    return ds if done else None
 
 
 async def load_dataset(store: Store, team: str, name: str) -> tuple[Dataset, str, str] | None:

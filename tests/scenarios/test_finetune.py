@@ -52,7 +52,7 @@ async def stored_dataset(bot, name: str = "support", n: int = 12) -> None:
     await ft.save_dataset(
         bot.deps.core.store,
         "T1",
-        ft.Dataset(name, n - held, held, "test", ADMIN),
+        ft.Dataset(name, n - held, held, "test", ADMIN, audience=""),  # from public channels
         to_jsonl(examples[: n - held]),
         to_jsonl(examples[n - held :]) if held else "",
     )
@@ -314,7 +314,7 @@ async def test_status_events_list_cancel_and_unknown_job(http_bot, slack, openai
     [events] = await command(bot, slack, f"events {record.job_id}", "ev")
     assert "Events of" in json.dumps(events["blocks"])
     [unknown] = await command(bot, slack, "status ftjob-nope", "nope")
-    assert "no fine-tuning job `ftjob-nope`" in unknown["text"]
+    assert "`ftjob-nope` isn't a job this workspace started" in unknown["text"]
     [confirm] = await command(bot, slack, f"cancel {record.job_id}", "c")
     token = [e for b in confirm["blocks"] if b["type"] == "actions" for e in b["elements"]][0]["value"]
     await bot.action(button("finetune_cancel_confirm", token, key="cc", slack=slack))

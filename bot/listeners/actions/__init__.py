@@ -20,6 +20,6 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
     app.action(re.compile(r"^adopt_prompt_\d+$"))(partial(handle_adopt_prompt, deps=deps))
     for action_id in (FEEDBACK_GOOD, FEEDBACK_BAD):
         app.action(action_id)(partial(handle_feedback, deps=deps))
-    app.action(re.compile(r"^finetune_(start|cancel)_(confirm|cancel|keep)$"))(
+    app.action(re.compile(r"^finetune_(start|cancel|overwrite)_(confirm|cancel|keep)$"))(
         partial(handle_finetune_button, deps=deps)
     )

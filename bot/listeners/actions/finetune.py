@@ -1,4 +1,4 @@
-"""Confirm / Cancel buttons for starting and cancelling fine-tuning jobs."""
+"""Confirm / Cancel buttons for starting and cancelling fine-tuning jobs, and replacing datasets."""
 
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ async def _run(deps: BotDeps, body: dict, respond) -> None:
             await flows.confirm_start(deps, team=team, user=user, token=token, say=say)
         elif kind == "finetune_cancel_confirm":
             await flows.confirm_cancel(deps, team=team, user=user, token=token, say=say)
+        elif kind == "finetune_overwrite_confirm":
+            await flows.confirm_overwrite(deps, team=team, user=user, token=token, say=say)
         else:  # "Cancel" on a start, "Keep it running" on a cancel
             await ft.take_pending(deps.core.store, team, token)
             await say("OK, nothing was changed.")

@@ -16,6 +16,8 @@ from core import schemas
 from core.schemas import SchemaProblem
 
 log = logging.getLogger(__name__)
+# The question is posted in the channel above the answer; a section holds 3,000 characters.
+MAX_QUESTION_CHARS = 2_000
 
 
 async def handle_ask_json(ack, command: dict, respond, deps: BotDeps) -> None:
@@ -43,6 +45,9 @@ async def run_ask_json(deps: BotDeps, command: dict, respond) -> None:
         if not question:
             await say(messages.EMPTY_QUESTION)
             return
+        if len(question) > MAX_QUESTION_CHARS:
+            await say(messages.QUESTION_TOO_LONG.format(n=len(question), limit=MAX_QUESTION_CHARS))
+            return
         await answer_in_channel(
             deps,
             respond=respond,
@@ -54,7 +59,7 @@ async def run_ask_json(deps: BotDeps, command: dict, respond) -> None:
             request_id=command.get("trigger_id", ""),
         )
     except SchemaProblem as exc:
-        await say(f":warning: {exc}")
+        await say(f":warning: {blocks.escape(str(exc))}")
     except RedisError:
         await say(messages.STORE_DOWN)
     except SlackApiError as exc:

@@ -13,6 +13,7 @@ from bot.deps import BotDeps
 from bot.finetune import flows
 from bot.finetune.files import FileProblem
 from bot.replies import ephemeral
+from bot.visibility import NotAllowed
 from core import llm
 from core.finetune.jobs import FineTuneError
 
@@ -85,7 +86,7 @@ async def run_finetune(deps: BotDeps, command: dict, respond) -> None:
             await say(USAGE)
             return
         await SUBCOMMANDS[key](flows.Ctx(deps, team, channel, user, say), rest)
-    except (flows.UserError, FileProblem, ValueError) as exc:
+    except (flows.UserError, FileProblem, NotAllowed, ValueError) as exc:
         await say(f":warning: {exc}")
     except FineTuneError as exc:
         await say(f":warning: {exc.message}")

@@ -52,7 +52,7 @@ async def run_persona(deps: BotDeps, command: dict, respond) -> None:
             return
         await set_channel(deps, team=team, channel=channel, user=user, name=sub, domain=rest.strip(), say=say)
     except PersonaError as exc:
-        await say(f":warning: {exc}")
+        await say(f":warning: {blocks.escape(str(exc))}")
     except RedisError:
         await say(
             messages.STORE_DOWN.replace("didn't answer and your message wasn't saved", "changed nothing")
@@ -65,20 +65,24 @@ async def listing(deps: BotDeps, team: str, channel: str) -> list[dict]:
         store, team, channel, None, default_team_prompt=deps.settings.workspace_persona_prompt
     )
     custom = await personas.list_custom(store, team)
-    active = resolved.choice.name + (f" ({resolved.choice.domain})" if resolved.choice.domain else "")
+    active = resolved.choice.name + (
+        f" ({blocks.escape(resolved.choice.domain)})" if resolved.choice.domain else ""
+    )
     scope = {"channel": "for this channel", "workspace": "for the workspace", "built-in": "by default"}.get(
         resolved.choice.scope, resolved.choice.scope
     )
     return blocks.persona_list(
-        [(p.name, personas.describe(p)) for p in personas.BUILTINS.values()],
-        [(p.name, personas.describe(p)) for p in custom],
+        [(p.name, blocks.escape(personas.describe(p))) for p in personas.BUILTINS.values()],
+        [(p.name, blocks.escape(personas.describe(p))) for p in custom],
         active=resolved.choice.name,
         active_scope=f"{scope}: {active}",
     )
 
 
 async def _unknown(deps: BotDeps, team: str, channel: str, name: str, say) -> None:
-    await say(messages.UNKNOWN_PERSONA.format(name=name), await listing(deps, team, channel))
+    await say(
+        messages.UNKNOWN_PERSONA.format(name=blocks.escape(name[:80])), await listing(deps, team, channel)
+    )
 
 
 async def set_channel(deps: BotDeps, *, team, channel, user, name, domain, say) -> None:
@@ -86,8 +90,9 @@ async def set_channel(deps: BotDeps, *, team, channel, user, name, domain, say) 
     if persona is None:
         await _unknown(deps, team, channel, name, say)
         return
+    domain = personas.check_domain(domain)
     await personas.set_channel(deps.core.store, team, channel, Choice(persona.name, domain, by=user))
-    label = persona.name + (f" ({domain})" if domain else "")
+    label = persona.name + (f" ({blocks.escape(domain)})" if domain else "")
     note = messages.PERSONA_SET_CHANNEL.format(user=user, persona=label)
     try:
         await deps.client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note))
@@ -107,7 +112,7 @@ def _build(name: str, rest: str, base: personas.Persona | None = None) -> person
         try:
             temperature = None if raw.lower() == "none" else float(raw)
         except ValueError as exc:
-            raise PersonaError(f"temperature must be a number, got `{raw}`.") from exc
+            raise PersonaError(f"temperature must be a number, got `{raw[:40]}`.") from exc
     constraints = list(base.constraints) if base else []
     if "constraint" in opts:
         given = [c for c in opts["constraint"] if c.lower() != "none"]
@@ -142,7 +147,7 @@ async def _create(deps: BotDeps, *, team, channel, user, rest, say) -> None:
             f":warning: A persona called `{persona.name}` already exists; use `/persona edit {persona.name} …`."
         )
         return
-    await say(f"Created persona *{persona.name}*: {personas.describe(persona)}")
+    await say(f"Created persona *{persona.name}*: {blocks.escape(personas.describe(persona))}")
 
 
 async def _edit(deps: BotDeps, *, team, channel, user, rest, say) -> None:
@@ -156,7 +161,7 @@ async def _edit(deps: BotDeps, *, team, channel, user, rest, say) -> None:
         return
     updated = _build(current.name, body, base=current)
     await personas.replace(deps.core.store, team, updated)
-    await say(f"Updated *{updated.name}*: {personas.describe(updated)}")
+    await say(f"Updated *{updated.name}*: {blocks.escape(personas.describe(updated))}")
 
 
 async def _delete(deps: BotDeps, *, team, channel, user, rest, say) -> None:
@@ -176,7 +181,8 @@ async def _workspace(deps: BotDeps, *, team, channel, user, rest, say) -> None:
     if persona is None:
         await _unknown(deps, team, channel, name, say)
         return
-    await personas.set_workspace(deps.core.store, team, choice=Choice(persona.name, domain.strip(), by=user))
+    domain = personas.check_domain(domain)
+    await personas.set_workspace(deps.core.store, team, choice=Choice(persona.name, domain, by=user))
     await say(messages.PERSONA_SET_WORKSPACE.format(persona=persona.name))
 
 
