@@ -2,6 +2,11 @@
 
 Dependencies are created in Starlette's lifespan, inside uvicorn's loop, and closed
 there too, so answers in flight finish before the process exits.
+
+Anyone on the internet can reach the two POST routes, so each request is checked in
+the order that costs an unknown sender least: its size (before reading), its signature
+(before parsing), then its shape (before any handler sees it). Bad input is answered
+with a 4xx; a 500 means a bug of ours.
 """
 
 from __future__ import annotations
@@ -13,14 +18,16 @@ import logging
 import time
 from collections import deque
 from dataclasses import asdict
+from urllib.parse import parse_qsl
 
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from openai import InvalidWebhookSignatureError
+from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.app import create_app
@@ -30,6 +37,118 @@ from core.settings import Settings
 from core.store import RoundTrips
 
 log = logging.getLogger(__name__)
+
+# Slack's largest payloads are interactions that carry a whole message or modal: 50 (or
+# 100) blocks of at most 3,000 characters, plus the view's state, a few hundred KB at
+# worst after JSON escaping. OpenAI's webhook events carry only ids. 1 MiB is room for
+# both, and is all an unsigned sender can make us buffer before we check who it is.
+MAX_BODY_BYTES = 1024 * 1024
+
+# Slack's deepest payloads (a rich-text list in a message in an event or an action) nest
+# a dozen or so levels. Far deeper is not Slack's, and would reach our handlers as a
+# RecursionError waiting to happen (json.loads itself gives up only near Python's
+# recursion limit, wherever the stack happens to be).
+MAX_JSON_DEPTH = 64
+
+# Slack's SSL check for slash commands is the one request it sends unsigned: a short
+# form `ssl_check=1&token=...`, answered with an empty 200.
+SSL_CHECK_MAX_BYTES = 512
+
+
+class Refused(Exception):
+    """A request answered with `status` before any handler sees it."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def _refused(request: Request, exc: Refused) -> Response:
+    return PlainTextResponse(exc.reason, status_code=exc.status)
+
+
+async def read_capped_body(request: Request, cap: int = MAX_BODY_BYTES) -> bytes:
+    """The body, or 413 as soon as it is known to pass `cap`.
+
+    A declared Content-Length over the cap is refused before a byte is read; a chunked
+    (or slow) body is read piece by piece and dropped once it passes the cap, so a
+    50 MB upload costs us at most 1 MiB of memory and no parsing.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise Refused(400, "invalid Content-Length") from None
+        if length > cap:
+            raise Refused(413, "body too large")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cap:
+                raise Refused(413, "body too large")
+    except ClientDisconnect:  # gone mid-upload: nobody to answer, nothing to log as our error
+        raise Refused(400, "client disconnected") from None
+    return bytes(body)
+
+
+def _decode(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused(400, "body is not UTF-8") from None
+
+
+def _too_deep(value: object, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Nesting depth checked without recursion, so the check can't overflow the stack."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _is_ssl_check(request: Request, text: str) -> bool:
+    if len(text) > SSL_CHECK_MAX_BYTES:
+        return False
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return False
+    fields = dict(parse_qsl(text, keep_blank_values=True))
+    return fields.get("ssl_check") == "1" and set(fields) <= {"ssl_check", "token"}
+
+
+def _signed_by_slack(verifier: SignatureVerifier, text: str, request: Request) -> bool:
+    try:
+        return verifier.is_valid(
+            text,
+            request.headers.get("x-slack-request-timestamp"),
+            request.headers.get("x-slack-signature"),
+        )
+    except ValueError:  # a timestamp that isn't a number
+        return False
+
+
+def _bolt_request(request: Request, text: str) -> AsyncBoltRequest:
+    """Parse a verified body the way Bolt will, answering 400 to anything malformed.
+
+    Bolt parses in AsyncBoltRequest's constructor and then reads fields from the result;
+    a body that is not JSON (or whose `payload` field is not), a JSON array, or a field
+    of the wrong type fails there. None of that is a bug of ours.
+    """
+    headers = {k: request.headers.getlist(k) for k in request.headers.keys()}
+    try:
+        bolt_request = AsyncBoltRequest(body=text, query=request.url.query, headers=headers)
+    except (ValueError, RecursionError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        log.info("Refused a malformed Slack request: %s", type(exc).__name__)
+        raise Refused(400, "malformed body") from None
+    if not isinstance(bolt_request.body, dict) or _too_deep(bolt_request.body):
+        raise Refused(400, "malformed body")
+    return bolt_request
 
 
 class AckTimer:
@@ -64,6 +183,15 @@ def ack_percentiles(samples: deque[float]) -> dict[str, float]:
     return {"acks": len(ordered), "ack_p50_ms": ms(0.5), "ack_p99_ms": ms(0.99), "ack_max_ms": ms(1.0)}
 
 
+def counters(values: dict[str, object]) -> dict[str, int | float]:
+    """Only numbers leave through /metrics, whatever Stats grows to hold.
+
+    /metrics is unauthenticated; an id, a URL or an error message added to Stats for
+    debugging must not become readable by anyone who can reach the port.
+    """
+    return {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 # Under a burst, acks of requests still arriving would wait behind the work that earlier
 # events start. Starting that work 20 ms later lets the acks go first (measured with
 # bench/turns.py part c); 20 ms is invisible next to a model's answer.
@@ -75,22 +203,12 @@ async def _after_burst(work) -> None:
     await work
 
 
-def _is_event_callback(request: Request, body: bytes) -> bool:
-    if not request.headers.get("content-type", "").startswith("application/json"):
-        return False
-    try:
-        return json.loads(body).get("type") == "event_callback"
-    except (ValueError, AttributeError):
-        return False
-
-
 def create_asgi_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(web: Starlette):
         deps = await create_deps(settings)
         web.state.deps = deps
         web.state.bolt = create_app(deps)
-        web.state.handler = AsyncSlackRequestHandler(web.state.bolt)
         start_watcher(deps)
         log.info("HTTP mode: listening for Slack events on /slack/events")
         try:
@@ -101,45 +219,59 @@ def create_asgi_app(settings: Settings) -> Starlette:
     verifier = SignatureVerifier(settings.slack_signing_secret)
 
     async def slack_events(request: Request) -> Response:
-        """Events are acked as soon as their signature checks out; Bolt runs after.
+        """Every request is size-capped and signature-checked before it is parsed.
 
-        An event's ack carries nothing, so there is no reason to make Slack (and every
-        request queued behind this one in a burst) wait for Bolt's middleware chain.
-        Commands, interactions and URL verification answer with content: Bolt handles
-        those before responding.
+        Events are then acked at once and Bolt runs after: an event's ack carries
+        nothing, so there is no reason to make Slack (and every request queued behind
+        this one in a burst) wait for Bolt's middleware chain. Commands, interactions
+        and URL verification answer with content: Bolt handles those before responding.
+        Bolt checks the signature again; that costs one HMAC and keeps its guard on.
         """
-        body = await request.body()
-        if not _is_event_callback(request, body):
-            return await request.app.state.handler.handle(request)
-        text = body.decode()
-        if not verifier.is_valid_request(text, dict(request.headers)):
+        text = _decode(await read_capped_body(request))
+        if not _signed_by_slack(verifier, text, request):
+            if _is_ssl_check(request, text):
+                return Response(status_code=200)
             return Response(status_code=401)
-        headers = {k: request.headers.getlist(k) for k in request.headers.keys()}
-        bolt_request = AsyncBoltRequest(body=text, query=request.url.query, headers=headers)
-        deps = request.app.state.deps
-        deps.tasks.spawn(_after_burst(request.app.state.bolt.async_dispatch(bolt_request)), name="dispatch")
-        return Response(status_code=200)
+        bolt_request = _bolt_request(request, text)
+        bolt = request.app.state.bolt
+        if bolt_request.body.get("type") == "event_callback":
+            deps = request.app.state.deps
+            deps.tasks.spawn(_after_burst(bolt.async_dispatch(bolt_request)), name="dispatch")
+            return Response(status_code=200)
+        return to_starlette_response(await bolt.async_dispatch(bolt_request))
 
     async def openai_webhook(request: Request) -> Response:
-        """OpenAI's fine-tuning webhooks: verified, then the job is refreshed at once."""
+        """OpenAI's fine-tuning webhooks: capped, verified, parsed, then the job refreshed."""
         deps = request.app.state.deps
         if not settings.openai_webhook_secret:
             return JSONResponse(
                 {"error": "webhooks are not configured (OPENAI_WEBHOOK_SECRET)"}, status_code=404
             )
-        body = await request.body()
+        body = await read_capped_body(request)
         try:
-            event = deps.core.openai.webhooks.unwrap(
+            deps.core.openai.webhooks.verify_signature(
                 body, dict(request.headers), secret=settings.openai_webhook_secret
             )
-        except Exception as exc:  # InvalidWebhookSignatureError, or a malformed body
+        except (InvalidWebhookSignatureError, ValueError) as exc:  # ValueError: a header missing, not UTF-8
             log.warning("Rejected an OpenAI webhook: %s", type(exc).__name__)
             return JSONResponse({"error": "invalid signature"}, status_code=400)
-        if getattr(event, "type", "").startswith("fine_tuning.job."):
-            deps.tasks.spawn(refresh_from_webhook(deps, event.data.id))
+        try:
+            event = json.loads(_decode(body))
+        except (ValueError, RecursionError):
+            raise Refused(400, "malformed body") from None
+        if not isinstance(event, dict) or _too_deep(event):
+            raise Refused(400, "malformed body")
+        event_type = event.get("type")
+        if isinstance(event_type, str) and event_type.startswith("fine_tuning.job."):
+            data = event.get("data")
+            job_id = data.get("id") if isinstance(data, dict) else None
+            if not isinstance(job_id, str) or not job_id:
+                raise Refused(400, "fine-tuning event without data.id")
+            deps.tasks.spawn(refresh_from_webhook(deps, job_id))
         return JSONResponse({"ok": True})
 
     async def healthz(request: Request) -> Response:
+        """Up or down, and nothing else: this route answers anyone who can reach the port."""
         deps = request.app.state.deps
         try:
             await deps.core.store.redis.ping()
@@ -154,12 +286,14 @@ def create_asgi_app(settings: Settings) -> Starlette:
     async def metrics(request: Request) -> Response:
         deps = request.app.state.deps
         return JSONResponse(
-            {
-                **asdict(deps.stats),
-                "in_flight": deps.tasks.in_flight,
-                "redis_round_trips": RoundTrips.count,
-                **ack_percentiles(ack_samples),
-            }
+            counters(
+                {
+                    **asdict(deps.stats),
+                    "in_flight": deps.tasks.in_flight,
+                    "redis_round_trips": RoundTrips.count,
+                    **ack_percentiles(ack_samples),
+                }
+            )
         )
 
     ack_samples: deque[float] = deque(maxlen=10_000)
@@ -171,5 +305,6 @@ def create_asgi_app(settings: Settings) -> Starlette:
             Route("/openai/webhooks", openai_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
+        exception_handlers={Refused: _refused},
         lifespan=lifespan,
     )

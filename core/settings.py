@@ -158,28 +158,75 @@ class Settings:
         )
 
     def require_slack(self, mode: str) -> None:
-        """Stop start-up early, naming the missing token and where to find it."""
+        """Stop start-up early, naming the missing or placeholder value and where to get it."""
         where = "Create the app from manifest.yml at https://api.slack.com/apps, then copy it from "
+        bot_token_source = where + "'OAuth & Permissions' -> 'Bot User OAuth Token' (starts with xoxb-)."
+        app_token_source = (
+            where
+            + "'Basic Information' -> 'App-Level Tokens', with the connections:write scope (starts with xapp-)."
+        )
+        signing_secret_source = where + "'Basic Information' -> 'App Credentials' -> 'Signing Secret'."
+        openai_key_source = (
+            "Get one at https://platform.openai.com/api-keys, "
+            "or set OPENAI_BASE_URL to a local OpenAI-compatible server."
+        )
         if not self.slack_bot_token:
-            raise ConfigError(
-                "SLACK_BOT_TOKEN is not set. "
-                + where
-                + "'OAuth & Permissions' -> 'Bot User OAuth Token' (starts with xoxb-)."
+            raise ConfigError("SLACK_BOT_TOKEN is not set. " + bot_token_source)
+        _require_real("SLACK_BOT_TOKEN", self.slack_bot_token, bot_token_source, prefix="xoxb-")
+        if self.slack_app_token:
+            _require_real(
+                "SLACK_APP_TOKEN",
+                self.slack_app_token,
+                app_token_source + " Or leave it empty to run in HTTP mode.",
+                prefix="xapp-",
             )
-        if mode == "socket" and not self.slack_app_token:
+        elif mode == "socket":
+            raise ConfigError("SLACK_APP_TOKEN is not set (needed for Socket Mode). " + app_token_source)
+        if self.slack_signing_secret:
+            _require_real("SLACK_SIGNING_SECRET", self.slack_signing_secret, signing_secret_source)
+        elif mode == "http":
             raise ConfigError(
-                "SLACK_APP_TOKEN is not set (needed for Socket Mode). "
-                + where
-                + "'Basic Information' -> 'App-Level Tokens', with the connections:write scope (starts with xapp-)."
+                "SLACK_SIGNING_SECRET is not set (needed for HTTP mode). " + signing_secret_source
             )
-        if mode == "http" and not self.slack_signing_secret:
-            raise ConfigError(
-                "SLACK_SIGNING_SECRET is not set (needed for HTTP mode). "
-                + where
-                + "'Basic Information' -> 'App Credentials' -> 'Signing Secret'."
+        if self.openai_api_key:
+            _require_real("OPENAI_API_KEY", self.openai_api_key, openai_key_source)
+        elif not self.openai_base_url:
+            raise ConfigError("OPENAI_API_KEY is not set. " + openai_key_source)
+        if self.openai_webhook_secret:
+            _require_real(
+                "OPENAI_WEBHOOK_SECRET",
+                self.openai_webhook_secret,
+                "Copy the signing secret (whsec_...) shown when you create the webhook at "
+                "https://platform.openai.com/settings/organization/webhooks, or leave it empty.",
             )
-        if not self.openai_api_key and not self.openai_base_url:
-            raise ConfigError(
-                "OPENAI_API_KEY is not set. Get one at https://platform.openai.com/api-keys, "
-                "or set OPENAI_BASE_URL to a local OpenAI-compatible server."
-            )
+
+
+# What a copied example or a half-edited .env looks like. Real tokens and keys are
+# random letters and digits: they never hold an ellipsis, angle brackets or these words,
+# and a dash-separated part made only of x's (xoxb-xxxx-...) is a template, not a token.
+_PLACEHOLDER_MARKS = ("...", "\u2026", "<", ">", "your-", "your_", "changeme", "change-me", "placeholder")
+_BARE_PREFIXES = frozenset({"xoxb-", "xoxp-", "xapp-", "sk-", "sk-proj-", "whsec_"})
+
+
+def is_placeholder(value: str) -> bool:
+    """True for values like `xoxb-...`, `sk-<your key>`, `xapp-xxxx` or a bare `sk-`.
+
+    Example:
+        >>> is_placeholder("xoxb-..."), is_placeholder("xoxb-123-456-AbCxxx9")
+        (True, False)
+    """
+    lowered = value.lower()
+    if lowered in _BARE_PREFIXES or any(mark in lowered for mark in _PLACEHOLDER_MARKS):
+        return True
+    parts = [part for part in lowered.replace("_", "-").split("-") if part]
+    return any(len(part) >= 3 and set(part) == {"x"} for part in parts)
+
+
+def _require_real(name: str, value: str, source: str, *, prefix: str = "") -> None:
+    """Refuse a placeholder or a token of the wrong kind without echoing the value."""
+    if is_placeholder(value):
+        raise ConfigError(f"{name} is still a placeholder from .env.example. {source}")
+    if prefix and not value.startswith(prefix):
+        head = value.split("-", 1)[0]
+        seen = f"it starts with {head}-" if "-" in value and len(head) <= 4 else "it has no such prefix"
+        raise ConfigError(f"{name} must start with {prefix} ({seen}). {source}")

