@@ -51,7 +51,9 @@ def split_text(text: str, limit: int) -> tuple[str, str]:
     the second half, never inside a `<…>` token."""
     if len(text) <= limit:
         return text, ""
-    at = max(text.rfind("\n\n", 0, limit), text.rfind("\n", 0, limit))
+    at = text.rfind("\n\n", 0, limit)
+    if at < limit // 2:
+        at = text.rfind("\n", 0, limit)
     if at < limit // 2:
         at = limit
         if text.rfind("<", 0, at) > text.rfind(">", 0, at):

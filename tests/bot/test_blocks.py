@@ -44,3 +44,56 @@ def test_mention_parsing():
 def test_option_parsing():
     opts, rest = parse_options('model=gpt-4o constraint="Be kind" constraint=\u201cCite\u201d You are nice.')
     assert opts == {"model": ["gpt-4o"], "constraint": ["Be kind", "Cite"]} and rest == "You are nice."
+
+
+def test_escape_turns_markup_into_text():
+    assert (
+        blocks.escape("<!channel> & <https://evil|docs>")
+        == "&lt;!channel&gt; &amp; &lt;https://evil|docs&gt;"
+    )
+
+
+def test_cut_never_splits_a_token_or_an_entity():
+    text = "see <@U123456> now"
+    for limit in range(5, len(text)):
+        out = blocks.cut(text, limit)
+        assert len(out) <= limit and out.endswith("…")
+        assert out.count("<") == out.count(">")
+    assert blocks.cut("a &lt;b", 5) == "a …"
+    assert blocks.cut("short", 10) == "short"
+
+
+def test_cut_lines_says_how_many_were_left_out():
+    lines = [f"• <@U{i:05d}> did thing {i}" for i in range(500)]
+    out = blocks.cut_lines(lines, 3000)
+    assert len(out) <= 3000
+    kept = out.split("\n")
+    assert kept[-1] == f"…and {500 - (len(kept) - 1)} more"
+    assert all(line in lines for line in kept[:-1])
+    assert blocks.cut_lines(lines[:3], 3000) == "\n".join(lines[:3])
+
+
+def test_split_text_prefers_paragraphs_and_respects_tokens():
+    text = "a" * 60 + "\n\n" + "b" * 60
+    assert blocks.split_text(text, 100) == ("a" * 60, "b" * 60)
+    head, rest = blocks.split_text("x" * 95 + "<@U123>" + "y" * 10, 100)
+    assert head == "x" * 95 and rest.startswith("<@U123>")
+
+
+def test_json_answer_stays_under_slacks_total_beside_a_long_question():
+    footer = blocks.answer_footer(persona="default", model="m")
+    data = {"summary": "s" * 10_000}
+    layout, attached = blocks.json_answer(
+        data, question="q" * 2000, user="U1", schema="summary", footer=footer
+    )
+    assert attached and blocks.text_size(layout) <= blocks.BLOCKS_BUDGET
+    small, attached = blocks.json_answer({"a": 1}, question="q", user="U1", schema="s", footer=footer)
+    assert not attached and '"a": 1' in small[1]["text"]
+
+
+def test_many_custom_personas_fit_one_message():
+    custom = [(f"persona-{i:03d}", "d" * 200) for i in range(200)]
+    out = blocks.persona_list([("default", "d")], custom, active="default", active_scope="s")
+    assert_valid_blocks(out)
+    assert blocks.text_size(out) <= blocks.BLOCKS_BUDGET
+    assert "more" in out[-2]["text"]["text"]
