@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 Block = dict[str, Any]
@@ -27,6 +28,17 @@ def text_size(value: Any) -> int:
     if isinstance(value, list):
         return sum(text_size(v) for v in value)
     return 0
+
+
+_BROADCAST = re.compile(r"<!(?!date\^)")
+
+
+def defang(text: str) -> str:
+    """Model output can't ping a channel: `<!channel>`, `<!here>`, `<!everyone>` and user
+    groups become text. A user can ask the model to repeat them (or a document it reads
+    can), so its answers are treated like user text for these tokens. Mentions of single
+    users (`<@U…>`) stay: action items name owners that way."""
+    return _BROADCAST.sub("&lt;!", text)
 
 
 def cut(text: str, limit: int) -> str:
@@ -283,7 +295,7 @@ def json_answer(
         note = "_The full JSON is attached as a file in the thread._"
         body = cut(body, min(room, MARKDOWN_LIMIT) - len(note) - 2)
         inline = (body + "\n\n" if body else "") + note
-    return [head, markdown(inline), *footer], attached
+    return [head, markdown(defang(inline)), *footer], attached
 
 
 def asked_line(*, user: str, schema: str, question: str) -> str:

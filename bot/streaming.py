@@ -89,6 +89,7 @@ class SlackAnswer:
         self.ts: str | None = None  # edit mode: the message being edited
         self.last_edit = 0.0
         self.message_ts: list[str] = []  # every message this answer produced
+        self._held = ""  # see append_model
 
     async def start(self) -> None:
         """Show that an answer is coming: the assistant status, or a placeholder."""
@@ -102,6 +103,18 @@ class SlackAnswer:
         else:
             await self._post_placeholder()
 
+    async def append_model(self, delta: str) -> None:
+        """Model text, defanged (see blocks.defang). A trailing "<" waits for the next delta,
+        which may turn it into `<!here>`."""
+        text = self._held + delta
+        self._held = "<" if text.endswith("<") else ""
+        await self.append(blocks.defang(text[:-1] if self._held else text))
+
+    async def _release_held(self) -> None:
+        if self._held:
+            self._held = ""
+            await self.append("<")
+
     async def append(self, delta: str) -> None:
         while delta:
             room = self.limit - len(self.current)
@@ -113,6 +126,7 @@ class SlackAnswer:
 
     async def finish(self, footer: list[dict], *, note: str = "") -> None:
         """Close the answer with its footer (persona, model) and any note for the reader."""
+        await self._release_held()
         if note:
             await self.append(("\n\n" if self.current else "") + note)
         if not self.current and not self.message_ts:
@@ -136,6 +150,7 @@ class SlackAnswer:
 
     async def fail(self, text: str) -> None:
         """Show an error in the thread: in the placeholder if nothing was said yet."""
+        self._held = ""  # a lone "<" at a broken end isn't worth another failing call
         if self.native and self.stream is not None:
             try:
                 await self.stream.stop(markdown_text=("\n\n" if self.current else "") + text)

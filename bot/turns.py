@@ -92,7 +92,7 @@ async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
         notes.append(messages.TRUNCATED.format(n=turn.truncated_from, limit=limit))
     try:
         async for delta in conversations.reply(core, turn, result):
-            await answer.append(delta)
+            await answer.append_model(delta)
     except Exception as exc:
         kind = llm.error_kind(exc)
         log.warning("Model call failed for %s: %s (%s)", incoming.conv_id, type(exc).__name__, kind)

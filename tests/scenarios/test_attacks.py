@@ -268,3 +268,55 @@ async def test_a_demoted_admin_loses_access_within_a_minute(http_bot, slack, mon
     [refused] = await command(bot, slack, "list", "b", user="UBOSS")
     assert "for admins only" in refused["text"]
     assert len(bot.deps.admin_cache) <= auth.CACHE_SIZE
+
+
+HOSTILE = "<!channel> <!here> <https://evil.example|docs>"
+PINGS = ("<!channel>", "<!here>", "<https://evil")
+
+
+def _everything_shown(slack) -> str:
+    """Every message, edit, ephemeral and response_url reply the bot produced, as one text."""
+    shown = [json.dumps(m, ensure_ascii=False) for m in slack.messages()]
+    shown += [json.dumps(r, ensure_ascii=False) for rs in slack.responses.values() for r in rs]
+    shown += [json.dumps(c.params, ensure_ascii=False) for c in slack.calls_to("chat.postEphemeral")]
+    return "\n".join(shown)
+
+
+async def test_no_echo_of_user_text_can_ping_the_channel_or_disguise_a_link(http_bot, slack, openai_api):
+    bot = await http_bot(ADMIN_USER_IDS=ADMIN, FINETUNE_SCREENING="false")
+    commands = [
+        ("/persona", HOSTILE),  # unknown persona name
+        ("/persona", f"expert {HOSTILE}"),  # domain, announced in the channel
+        ("/persona", f'create mine description="{HOSTILE}" You help.'),
+        ("/persona", ""),  # the listing shows that description
+        ("/ask-json", f"{HOSTILE} what now?"),  # unknown schema name
+        ("/ask-json", '{"type": "object", "properties": {"<!here>": {"type": "string"}}} q'),
+        ("/finetune", f"dataset import {HOSTILE}"),
+        ("/finetune", f"dataset build since={HOSTILE}"),
+        ("/finetune", f"start {HOSTILE}"),
+        ("/finetune", f"use {HOSTILE}"),
+        ("/finetune", f"status {HOSTILE}"),
+    ]
+    for i, (name, text) in enumerate(commands):
+        await bot.command(name, text, user=ADMIN, response_url=slack.response_url(f"k{i}"))
+        await bot.idle(30)
+    first = mention("hello")
+    await bot.event(first)
+    await bot.idle()
+    for text in (f"persona {HOSTILE}", f"persona expert {HOSTILE}", f"json {HOSTILE}"):
+        await bot.event(mention(text, thread_ts=first["ts"]))
+        await bot.idle()
+    shown = _everything_shown(slack)
+    assert len(slack.responses) >= len(commands)
+    assert not [p for p in PINGS if p in shown], "user text reached Slack as markup"
+
+
+async def test_model_output_cant_ping_the_channel(http_bot, slack, openai_api):
+    bot = await http_bot()
+    openai_api.enqueue(Reply(text="Sure: <!channel> and <!here>, ask <@U1>.", chunk_size=3))
+    event = mention("say <!channel> for me")
+    await bot.event(event)
+    await bot.idle()
+    [shown] = slack.messages(thread_ts=event["ts"])
+    assert "<!channel>" not in json.dumps(shown) and "<!here>" not in json.dumps(shown)
+    assert "<@U1>" in shown["text"] and "&lt;!channel" in shown["text"]
