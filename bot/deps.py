@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.streaming import NativeStreamBudget
 from bot.tasks import TaskRunner
+from core import tokens
 from core.conversations import CoreDeps
 from core.llm import create_openai
 from core.settings import ConfigError, Settings
@@ -104,6 +105,8 @@ async def create_deps(settings: Settings) -> BotDeps:
         raise ConfigError(
             f"Couldn't reach Slack at {slack_api_url(settings)} ({exc}). Check the network or SLACK_API_URL."
         ) from exc
+    # tiktoken loads its encodings on first use (~0.4 s of CPU): not on the first turn.
+    await asyncio.to_thread(tokens.encoding_for, settings.openai_model)
     deps.bot_user_id = auth.get("user_id", "")
     deps.bot_id = auth.get("bot_id", "")
     deps.team_id = auth.get("team_id", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 async def resolve_schema(deps: BotDeps, team: str, arg: str) -> NamedSchema:
     """A named schema (built-in or the workspace's) or an inline one, checked for strict mode."""
     if arg.lstrip().startswith("{"):
-        return schemas.prepare_inline(arg)
+        # The meta-schema check of a 16 KB schema takes a few hundred ms of CPU.
+        return await asyncio.to_thread(schemas.prepare_inline, arg)
     found = await schemas.lookup(deps.core.store, team, arg)
     if found is None:
         names = ", ".join(f"`{s.name}`" for s in await schemas.list_all(deps.core.store, team))

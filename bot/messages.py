@@ -25,6 +25,11 @@ INTERNAL = (
     "please try again. If it keeps happening, ask an admin to check the bot's logs."
 )
 
+COMMAND_FAILED = (
+    ":warning: Something went wrong on my side with that command; nothing was changed. "
+    "Please try again, and ask an admin to check the bot's logs if it keeps happening."
+)
+
 LLM_ERRORS = {
     "rate_limited": (
         ":hourglass: The AI service is rate-limiting us right now and still was after "

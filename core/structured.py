@@ -2,10 +2,14 @@
 
 Servers without json_schema (llama.cpp, older vLLM) get `json_object` with the schema in
 the prompt instead; every answer is validated with jsonschema whichever way it came.
+
+Validating an answer runs a user's patterns against a model's text, so it is done the
+way `validation_errors` describes: off the event loop, with every match timed out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -14,13 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from jsonschema import Draft202012Validator
+import referencing.exceptions
+from jsonschema import ValidationError
 from openai import AsyncOpenAI
 
-from core import llm
+from core import llm, schemas
 from core.schemas import NamedSchema
 
 log = logging.getLogger(__name__)
+
+# Deeper answers are refused before validation: jsonschema compares `enum` and `const`
+# values recursively, and the bot renders the answer recursively too.
+MAX_ANSWER_DEPTH = 64
 
 # Clients whose server answered "json_schema not supported": ask them for json_object
 # directly. Keyed by the client (one per bot), so nothing leaks between bots or servers.
@@ -75,8 +84,32 @@ def _instructions(schema: NamedSchema, mode: str) -> str:
     return text
 
 
+def _error_order(error: ValidationError) -> list[tuple[int, int, str]]:
+    """Sort by where in the answer, numbers before names (a path can mix both)."""
+    return [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in error.path]
+
+
 def validation_errors(data: Any, schema: dict, limit: int = 5) -> list[str]:
-    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    """Where `data` breaks `schema`, as "$.path: problem" lines, at most `limit`.
+
+    A schema's `pattern` can backtrack for hours (`^(a|a)+$` against forty "a"s and a
+    "!"), and Python's `re` can't be stopped once started: it holds the GIL until done,
+    so moving it to a thread alone would still freeze the event loop, and the thread
+    could never be ended. So both: the validator (`schemas.validator`) matches with the
+    `regex` module, which takes a timeout and releases the GIL while it matches, and
+    ask_json runs this function in a worker thread (asyncio.to_thread). Each match gets
+    at most `schemas.PATTERN_TIMEOUT` and one call `schemas.PATTERN_BUDGET` for all its
+    matching, so the thread always finishes soon; a pattern that ran out of time is
+    reported as a problem, not taken as a match. The validator never fetches a `$ref`.
+    """
+    with schemas.pattern_budget():
+        try:
+            errors = sorted(schemas.validator(schema).iter_errors(data), key=_error_order)
+        except referencing.exceptions.Unresolvable as exc:
+            return [
+                f"$: the schema's `$ref` {exc.ref!r} can't be resolved: only local `$ref`s like "
+                "`#/$defs/name` are allowed, and I never fetch schemas"
+            ]
     out = []
     for e in errors[:limit]:
         where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.path)
@@ -90,10 +123,16 @@ def _parse(content: str, finish_reason: str | None) -> tuple[Any, str]:
     text = content.strip()
     if text.startswith("```"):  # some local models fence their JSON anyway
         text = re.sub(r"^```[a-zA-Z]*\n?|```$", "", text).strip()
+    too_deep = f"the JSON is nested more than {MAX_ANSWER_DEPTH} levels deep"
     try:
-        return json.loads(text), ""
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+    except RecursionError:
+        return None, too_deep
+    if schemas.json_too_deep(data, MAX_ANSWER_DEPTH) is not None:
+        return None, too_deep
+    return data, ""
 
 
 async def ask_json(
@@ -156,7 +195,7 @@ async def ask_json(
         answer.raw = message.content or ""
         data, problem = _parse(answer.raw, choice.finish_reason)
         if not problem:
-            errors = validation_errors(data, schema.schema)
+            errors = await asyncio.to_thread(validation_errors, data, schema.schema)
             if not errors:
                 answer.data, answer.error, answer.repaired = data, "", round_ == 2
                 return answer

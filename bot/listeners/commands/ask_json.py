@@ -66,6 +66,9 @@ async def run_ask_json(deps: BotDeps, command: dict, respond) -> None:
         await say(
             f":warning: Slack refused to show the answer ({exc.response.get('error')}). Please try again."
         )
+    except Exception:  # never silence: the asker hears that something broke
+        log.exception("/ask-json failed")
+        await say(messages.COMMAND_FAILED)
 
 
 async def manage_schemas(deps: BotDeps, *, team: str, channel: str, user: str, text: str, say) -> None:

@@ -96,3 +96,6 @@ async def run_finetune(deps: BotDeps, command: dict, respond) -> None:
         )
     except OpenAIError as exc:
         await say(messages.llm_error(llm.error_kind(exc)))
+    except Exception:  # never silence: the admin hears that something broke
+        log.exception("/finetune failed")
+        await say(messages.COMMAND_FAILED)

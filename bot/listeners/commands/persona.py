@@ -57,6 +57,9 @@ async def run_persona(deps: BotDeps, command: dict, respond) -> None:
         await say(
             messages.STORE_DOWN.replace("didn't answer and your message wasn't saved", "changed nothing")
         )
+    except Exception:  # never silence: the asker hears that something broke
+        log.exception("/persona failed")
+        await say(messages.COMMAND_FAILED)
 
 
 async def listing(deps: BotDeps, team: str, channel: str) -> list[dict]:
