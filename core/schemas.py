@@ -1,40 +1,27 @@
-"""JSON Schemas for structured answers: built-ins, workspace ones, and strict-mode checks.
+"""Named JSON Schemas for structured answers: built-ins, workspace ones, and strict mode.
 
 OpenAI's strict mode accepts a subset of JSON Schema: objects must list every property
 as required and set `additionalProperties: false`, and some keywords are not supported.
 We normalize what can be normalized (saying so) and refuse the rest, naming the path.
 
-Schemas come from anyone who can type a slash command, so reading one must be safe
-whatever it holds. Nothing is ever fetched: only local `$ref`s pass the check, and every
-validator is built by `validator()` with a registry that refuses to retrieve. Nesting is
-measured without recursion before anything recursive (json.loads, jsonschema, our own
-walker) reads the schema. Patterns are compiled and matched by the `regex` module, with
-their size bounded before compiling and a timeout on every match (see `validator()`).
+Schemas come from anyone who can type a slash command, so everything here that reads one
+goes through `core.schema_guard` first: it refuses remote `$ref`s, patterns that could
+stall, nesting that could overflow the stack, and schemas over OpenAI's size limits.
+SchemaProblem is defined there, beside the checks that raise most of them, and is
+importable from here as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
-import functools
 import json
 import re
-import time
-import urllib.parse
-from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-import referencing
-import referencing.exceptions
-import regex
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
-from jsonschema.protocols import Validator
-from jsonschema.validators import Draft3Validator, Draft4Validator, extend, validator_for
-
 from core import keys
+from core.schema_guard import MAX_DEPTH, SchemaProblem, check_schema, json_path, loads_schema
 from core.store import Store
 
 MAX_SCHEMA_BYTES = 16 * 1024
@@ -55,62 +42,11 @@ UNSUPPORTED = {
     "contains",
 }
 
-# OpenAI's documented limits for strict structured-output schemas, from "Supported schemas"
-# in the Structured Outputs guide (https://developers.openai.com/api/docs/guides/structured-outputs
-# #supported-schemas, formerly platform.openai.com/docs/guides/structured-outputs):
-#   "A schema may have up to 5000 object properties total, with up to 10 levels of nesting."
-#   "In a schema, total string length of all property names, definition names, enum values,
-#    and const values cannot exceed 120,000 characters."
-#   "A schema may have up to 1000 enum values across all enum properties."
-#   "For a single enum property with string values, the total string length of all enum
-#    values cannot exceed 15,000 characters when there are more than 250 enum values."
-# (Older versions of the page said 100 properties and 5 levels.) The page doesn't say how
-# levels are counted; we count every step into a subschema, which errs on refusing.
-MAX_DEPTH = 10
-MAX_PROPERTIES = 5_000
-MAX_NAME_CHARS = 120_000
-MAX_ENUM_VALUES = 1_000
-BIG_ENUM = 250
-MAX_BIG_ENUM_CHARS = 15_000
-
-# Ours, not OpenAI's. A schema level is one or two JSON levels (`properties`, then the
-# property), so 32 leaves room for 10 levels and their enums; past it the schema is refused
-# before jsonschema's check, which takes about ten Python frames per schema level, could
-# run out of stack (a 500-level schema raised RecursionError).
-MAX_JSON_DEPTH = 32
-# A pattern is compiled by `regex`, which spells counted repeats out (`(a{1000}){1000}` is a
-# million-character program, and three levels of that exhausts memory): bound its length,
-# group nesting (the parser recurses), each count, and the spelled-out size, per pattern and
-# per schema, before compiling. Matching is bounded by time: PATTERN_TIMEOUT per match, and
-# PATTERN_BUDGET for all the matching in one validation.
-MAX_PATTERN_CHARS = 1_000
-MAX_PATTERN_NESTING = 20
-MAX_PATTERN_REPEAT = 1_000
-MAX_PATTERN_SIZE = 5_000
-MAX_SCHEMA_PATTERN_SIZE = 20_000
-PATTERN_TIMEOUT = 0.1
-PATTERN_BUDGET = 1.0
-
-# Keywords that give a schema its own base URI or anchor, or resolve dynamically: with them
-# a `#/...` could mean something else to jsonschema than to OpenAI, so they are refused.
-RESOLUTION_WORDS = ("$id", "$anchor", "$dynamicAnchor", "$dynamicRef", "$recursiveAnchor", "$recursiveRef")
-_LOCAL_REF = re.compile(r"#(?:/.*)?", re.DOTALL)
-# Inline flags for verbose mode (`x`: whitespace and `#` comments) or version-1 syntax
-# (nested sets) change how a pattern reads, which `pattern_size` can't follow.
-_SYNTAX_FLAGS = re.compile(r"\(\?[a-zA-Z0-9^-]*[xV]")
-_REPEAT = re.compile(r"\{(\d*)(,?)(\d*)\}")
-
-
-class SchemaProblem(ValueError):
-    """A schema can't be used; the message says where and why."""
-
-
-class PatternProblem(ValueError):
-    """A pattern can't be compiled safely; the message finishes "the pattern `p` ..."."""
-
 
 @dataclass(frozen=True)
 class NamedSchema:
+    """A schema ready to send in strict mode, with the name users call it by."""
+
     name: str
     schema: dict
     description: str = ""
@@ -119,6 +55,7 @@ class NamedSchema:
 
 
 def _obj(properties: dict, description: str = "") -> dict:
+    """A closed object requiring every property: the built-ins are strict as written."""
     out = {
         "type": "object",
         "properties": properties,
@@ -232,516 +169,17 @@ BUILTINS: dict[str, NamedSchema] = {
 }
 
 
-# -- reading schemas safely ------------------------------------------------------------
-
-
-def _path(parts: list[str]) -> str:
-    return "$" + "".join(f".{p}" if not p.startswith("[") else p for p in parts)
-
-
-def _short_path(parts: list[str], keep: int = 12) -> str:
-    """A path that stays readable when it is hundreds of levels long."""
-    return _path(parts[:keep]) + ("…" if len(parts) > keep else "")
-
-
-def _quote(value: Any, limit: int = 100) -> str:
-    text = value if isinstance(value, str) else json.dumps(value)
-    text = text.replace("`", "'")
-    return f"`{text[:limit]}…`" if len(text) > limit else f"`{text}`"
-
-
-def json_too_deep(value: Any, limit: int) -> list[str] | None:
-    """The path to the first container nested deeper than `limit`, or None.
-
-    Iterative, so it is safe on input that would make anything recursive (json.dumps,
-    copy.deepcopy, jsonschema) raise RecursionError.
-    """
-    stack: list[tuple[Any, int, tuple[str, ...]]] = [(value, 1, ())]
-    while stack:
-        node, depth, parts = stack.pop()
-        if isinstance(node, dict):
-            children = [(str(k), v) for k, v in node.items()]
-        elif isinstance(node, list):
-            children = [(f"[{i}]", v) for i, v in enumerate(node)]
-        else:
-            continue
-        if depth > limit:
-            return list(parts)
-        stack.extend((child, depth + 1, (*parts, key)) for key, child in children)
-    return None
-
-
-def _text_too_deep(raw: str, limit: int) -> tuple[int, int] | None:
-    """(line, column) where JSON text opens more than `limit` levels, before json.loads recurses."""
-    depth, in_string, escaped, line, column = 0, False, False, 1, 0
-    for ch in raw:
-        column += 1
-        if ch == "\n":
-            line, column = line + 1, 0
-        elif in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > limit:
-                return line, column
-        elif ch in "]}":
-            depth -= 1
-    return None
-
-
-def _deep_problem(where: str) -> SchemaProblem:
-    return SchemaProblem(
-        f"{where}: the schema is nested more than {MAX_JSON_DEPTH} levels deep; "
-        f"strict mode allows at most {MAX_DEPTH} levels of nesting."
-    )
-
-
-# Keywords whose value is one subschema or a list of them, and those mapping names to
-# subschemas, across drafts 3 to 2020-12 (a superset, so nothing jsonschema evaluates is missed).
-_SUBSCHEMA_WORDS = (
-    "anyOf",
-    "allOf",
-    "oneOf",
-    "prefixItems",
-    "additionalItems",
-    "additionalProperties",
-    "unevaluatedItems",
-    "unevaluatedProperties",
-    "contains",
-    "propertyNames",
-    "not",
-    "if",
-    "then",
-    "else",
-    "contentSchema",
-    "extends",
-    "type",  # draft 3: a list of type names and schemas
-    "disallow",
-)
-_SUBSCHEMA_MAPS = ("patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies")
-_MISSING = object()
-
-
-def _children(node: dict) -> Iterator[tuple[list[str], dict]]:
-    props = node.get("properties")
-    if isinstance(props, dict):
-        yield from (([str(name)], sub) for name, sub in props.items() if isinstance(sub, dict))
-    items = node.get("items")
-    if isinstance(items, dict):
-        yield ["[]"], items
-    elif isinstance(items, list):
-        yield from (([f"items[{i}]"], sub) for i, sub in enumerate(items) if isinstance(sub, dict))
-    for word in _SUBSCHEMA_WORDS:
-        value = node.get(word)
-        if isinstance(value, dict):
-            yield [word], value
-        elif isinstance(value, list):
-            yield from (([f"{word}[{i}]"], sub) for i, sub in enumerate(value) if isinstance(sub, dict))
-    for word in _SUBSCHEMA_MAPS:
-        value = node.get(word)
-        if isinstance(value, dict):
-            yield from (([word, str(name)], sub) for name, sub in value.items() if isinstance(sub, dict))
-
-
-def _pointer_parts(ref: str) -> list[str]:
-    """The keys of a local `$ref` (`#/$defs/a~1b` -> ["$defs", "a/b"]), decoded as referencing does."""
-    if ref == "#":
-        return []
-    return [p.replace("~1", "/").replace("~0", "~") for p in urllib.parse.unquote(ref[1:]).split("/")[1:]]
-
-
-def _resolve_local(root: Any, ref: str) -> Any:
-    node = root
-    for part in _pointer_parts(ref):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return _MISSING
-    return node
-
-
-def _schema_nodes(root: dict) -> Iterator[tuple[dict, list[str]]]:
-    """Every subschema jsonschema could evaluate, once each, with its path, without recursion.
-
-    Besides the keywords' subschemas this follows local `$ref`s, which can point anywhere in
-    the document (`#/x` where `x` is no keyword at all).
-    """
-    seen: set[int] = set()
-    stack: list[tuple[Any, list[str]]] = [(root, [])]
-    while stack:
-        node, parts = stack.pop()
-        if not isinstance(node, dict) or id(node) in seen:
-            continue
-        seen.add(id(node))
-        yield node, parts
-        ref = node.get("$ref")
-        if isinstance(ref, str) and _LOCAL_REF.fullmatch(ref):
-            stack.append((_resolve_local(root, ref), _pointer_parts(ref)))
-        stack.extend((sub, [*parts, *more]) for more, sub in reversed(list(_children(node))))
-
-
-# -- patterns ---------------------------------------------------------------------------
-
-
-def pattern_size(pattern: str) -> int:
-    """About how large `regex` makes `pattern` once its counted repeats are spelled out.
-
-    Raises PatternProblem when it is too big to compile safely. A conservative scan (no
-    recursion, linear in the pattern): it may overestimate, never wave a bomb through.
-    """
-    if len(pattern) > MAX_PATTERN_CHARS:
-        raise PatternProblem(f"is {len(pattern):,} characters long; the limit is {MAX_PATTERN_CHARS:,}")
-    if _SYNTAX_FLAGS.search(pattern):
-        raise PatternProblem("turns on verbose (`x`) or version (`V0`/`V1`) syntax, which I don't support")
-    sizes = [0]  # spelled-out size of each open group, outermost first
-    last = 0  # size of the previous atom: what a `{m,n}` after it repeats
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        atom = 1
-        if ch == "\\":
-            escaped = pattern[i + 1 : i + 2]
-            i += 2
-            if escaped in ("p", "P", "N", "x", "g") and pattern[i : i + 1] in ("{", "<"):
-                close = pattern.find("}" if pattern[i] == "{" else ">", i)
-                i = n if close < 0 else close + 1
-        elif ch == "[":
-            i += 1
-            if pattern[i : i + 1] == "^":
-                i += 1
-            if pattern[i : i + 1] == "]":
-                i += 1
-            while i < n and pattern[i] != "]":
-                i += 2 if pattern[i] == "\\" else 1
-            i += 1
-        elif ch == "(" and pattern.startswith("(?#", i):
-            close = pattern.find(")", i)
-            i, atom = (n if close < 0 else close + 1), 0
-        elif ch == "(":
-            if len(sizes) > MAX_PATTERN_NESTING:
-                raise PatternProblem(f"nests groups more than {MAX_PATTERN_NESTING} deep")
-            sizes.append(0)
-            i, last = i + 1, 0
-            continue
-        elif ch == ")":
-            i += 1
-            atom = max(1, sizes.pop()) if len(sizes) > 1 else 1
-        elif ch == "{" and (m := _REPEAT.match(pattern, i)) and (m.group(1) or m.group(3)):
-            i = m.end()
-            low = int(m.group(1) or 0)
-            count = max(low, int(m.group(3) or 0)) if m.group(2) else low
-            if count > MAX_PATTERN_REPEAT:
-                raise PatternProblem(
-                    f"repeats something {count:,} times; the limit is {MAX_PATTERN_REPEAT:,}"
-                )
-            sizes[-1] += last * max(count - 1, 0)
-            atom, last = 0, last * count
-        else:
-            i += 1
-            if ch in "*+?|^$":
-                atom = 0
-        sizes[-1] += atom
-        if ch != "{":
-            last = atom
-        if sum(sizes) > MAX_PATTERN_SIZE:
-            raise PatternProblem(
-                f"is too large once its repeats are spelled out (over {MAX_PATTERN_SIZE:,} characters)"
-            )
-    return max(1, sum(sizes))
-
-
-@functools.lru_cache(maxsize=512)
-def compiled_pattern(pattern: str) -> regex.Pattern:
-    """`pattern` compiled by `regex` (which takes a match timeout), if it is safe to compile."""
-    pattern_size(pattern)
-    try:
-        return regex.compile(pattern)
-    except (regex.error, OverflowError, RecursionError, ValueError) as exc:
-        raise PatternProblem(f"isn't a valid regular expression ({exc})") from exc
-
-
-_pattern_deadline: ContextVar[float | None] = ContextVar("pattern_deadline", default=None)
-
-
-@contextlib.contextmanager
-def pattern_budget(seconds: float = PATTERN_BUDGET) -> Iterator[None]:
-    """Bound all pattern matching inside the block (one answer's validation) to `seconds`."""
-    token = _pattern_deadline.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _pattern_deadline.reset(token)
-
-
-def _search(pattern: str, text: str) -> bool:
-    """Whether `pattern` matches somewhere in `text`; TimeoutError when time ran out."""
-    compiled = compiled_pattern(pattern)
-    timeout = PATTERN_TIMEOUT
-    deadline = _pattern_deadline.get()
-    if deadline is not None:
-        timeout = min(timeout, deadline - time.monotonic())
-        if timeout <= 0:
-            raise TimeoutError("no time left for patterns")
-    return compiled.search(text, timeout=timeout) is not None
-
-
-def _pattern_failure(pattern: str, exc: Exception) -> ValidationError:
-    if isinstance(exc, TimeoutError):
-        return ValidationError(
-            f"the pattern {_quote(pattern)} took too long to check, so I couldn't confirm this value matches it"
-        )
-    return ValidationError(f"the pattern {_quote(pattern)} can't be used: it {exc}")
-
-
-def _pattern_keyword(v: Validator, pattern: str, instance: Any, schema: dict) -> Iterator[ValidationError]:
-    if not v.is_type(instance, "string"):
-        return
-    try:
-        matched = _search(pattern, instance)
-    except (TimeoutError, PatternProblem) as exc:
-        yield _pattern_failure(pattern, exc)
-        return
-    if not matched:
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-def _matching(patterns: list[str], key: str) -> tuple[list[str], list[ValidationError]]:
-    """The patterns matching property name `key`, and a problem for each that couldn't be checked."""
-    hits, problems = [], []
-    for pattern in patterns:
-        try:
-            if _search(pattern, key):
-                hits.append(pattern)
-        except (TimeoutError, PatternProblem) as exc:
-            problem = _pattern_failure(pattern, exc)
-            problem.path.appendleft(key)
-            problems.append(problem)
-    return hits, problems
-
-
-def _pattern_properties_keyword(
-    v: Validator, pattern_properties: dict, instance: Any, schema: dict
-) -> Iterator[ValidationError]:
-    if not v.is_type(instance, "object"):
-        return
-    for key, value in instance.items():
-        hits, problems = _matching(list(pattern_properties), key)
-        yield from problems
-        for pattern in hits:
-            yield from v.descend(value, pattern_properties[pattern], path=key, schema_path=pattern)
-
-
-def _additional_properties_keyword(
-    v: Validator, additional: Any, instance: Any, schema: dict
-) -> Iterator[ValidationError]:
-    """jsonschema's, matching patternProperties safely; a name whose patterns couldn't be
-    checked isn't called additional (patternProperties already reported it)."""
-    if not v.is_type(instance, "object"):
-        return
-    properties = schema.get("properties", {})
-    patterns = list(schema.get("patternProperties", {}))
-    extras = [k for k in instance if k not in properties and not any(_matching(patterns, k))]
-    if v.is_type(additional, "object"):
-        for extra in extras:
-            yield from v.descend(instance[extra], additional, path=extra)
-    elif not additional and extras:
-        names = ", ".join(repr(k) for k in sorted(extras))
-        yield ValidationError(f"Additional properties are not allowed ({names} unexpected)")
-
-
-@functools.cache
-def _safe_class(base: type[Validator]) -> type[Validator]:
-    return extend(
-        base,
-        {
-            "pattern": _pattern_keyword,
-            "patternProperties": _pattern_properties_keyword,
-            "additionalProperties": _additional_properties_keyword,
-        },
-    )
-
-
-def _refuse_retrieval(uri: str) -> referencing.Resource:
-    """Every `$ref` that leaves the schema ends here: nothing is ever fetched."""
-    raise referencing.exceptions.NoSuchResource(ref=uri)
-
-
-# jsonschema adds the known meta-schemas to it, so `$schema` and meta-schema checks still work.
-_NO_FETCH: referencing.Registry = referencing.Registry(retrieve=_refuse_retrieval)
-
-
-def _without_dialects(schema: dict) -> dict:
-    """A copy without `$schema` anywhere.
-
-    The class was already picked from it, and jsonschema re-picks the stock class (whose
-    `pattern` uses `re`) for any subschema that names one, including the root reached by
-    `$ref: "#"`.
-    """
-    out = copy.deepcopy(schema)
-    for node, _ in _schema_nodes(out):
-        node.pop("$schema", None)
-    return out
-
-
-def validator(schema: dict, *, format_checker: FormatChecker | None = None) -> Validator:
-    """The one way this project builds a jsonschema validator (answers, and schema checks).
-
-    - Its registry refuses every retrieval: jsonschema would otherwise fetch any remote
-      `$ref` with urlopen, with no timeout, on the event loop (SSRF). strictify already
-      refuses non-local refs; this holds even for a schema that skipped it.
-    - `pattern`, `patternProperties` and `additionalProperties` (which applies
-      patternProperties) match with the `regex` module instead of `re`: `re` can't be
-      interrupted and holds the GIL for the whole match, so `^(a|a)+$` would stall every
-      conversation even from a worker thread. `regex` takes a timeout and releases the
-      GIL while matching a str. A pattern that runs out of time is reported as a problem
-      ("took too long to check"), never as a match. `format` isn't asserted on answers,
-      so `format: regex` compiles nothing; `unevaluatedProperties` (which would still read
-      patternProperties with `re`) is refused by strictify.
-    Validation is still blocking work: run it off the event loop, inside `pattern_budget()`.
-    """
-    cls = _safe_class(validator_for(schema, default=Draft202012Validator))
-    return cls(_without_dialects(schema), registry=_NO_FETCH, format_checker=format_checker)
-
-
-# check_schema asserts `format: regex` on every `pattern`, compiling it with `re`; this
-# checker (and nothing else: no other format matters there) compiles it safely instead.
-_SCHEMA_FORMATS = FormatChecker(formats=())
-
-
-@_SCHEMA_FORMATS.checks("regex", raises=PatternProblem)
-def _is_safe_regex(instance: object) -> bool:
-    if isinstance(instance, str):
-        compiled_pattern(instance)
-    return True
-
-
-@functools.cache
-def _meta_validator(dialect: type[Validator]) -> Validator:
-    return validator(dialect.META_SCHEMA, format_checker=_SCHEMA_FORMATS)
-
-
-def _refuse_unsafe(schema: dict) -> None:
-    """Refuse what could make reading or using the schema fetch, recurse or stall, and what
-    is over OpenAI's size limits, naming the path. Runs before anything recursive."""
-    if (where := json_too_deep(schema, MAX_JSON_DEPTH)) is not None:
-        raise _deep_problem(f"`{_short_path(where)}`")
-    dialect = schema.get("$schema")
-    if dialect is not None and (not isinstance(dialect, str) or validator_for(schema, default=None) is None):
-        raise SchemaProblem(
-            f"`$`: `$schema` {_quote(dialect)} isn't a JSON Schema version I know (I never fetch "
-            "meta-schemas); use `https://json-schema.org/draft/2020-12/schema`, or leave it out."
-        )
-    words = RESOLUTION_WORDS
-    if validator_for(schema, default=Draft202012Validator) in (Draft3Validator, Draft4Validator):
-        words = (*words, "id")  # these drafts spell `$id` as `id`
-    properties = enums = names = pattern_total = 0
-    for node, parts in _schema_nodes(schema):
-        here = _path(parts)
-        if parts and "$schema" in node:
-            raise SchemaProblem(f"`{here}`: `$schema` is only allowed at the root.")
-        for word in words:
-            if word in node:
-                raise SchemaProblem(
-                    f"`{here}`: `{word}` isn't supported: it changes what references point at "
-                    "(only local `$ref`s like `#/$defs/name` are allowed)."
-                )
-        if "$ref" in node:
-            ref = node["$ref"]
-            if not isinstance(ref, str) or not _LOCAL_REF.fullmatch(ref):
-                raise SchemaProblem(
-                    f"`{here}`: only local `$ref`s like `#/$defs/name` are allowed; "
-                    f"{_quote(ref)} was refused (I never fetch schemas)."
-                )
-            if not isinstance(_resolve_local(schema, ref), dict | bool):
-                raise SchemaProblem(f"`{here}`: `$ref` {_quote(ref)} doesn't point at a schema in this one.")
-        patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
-        if isinstance(node.get("patternProperties"), dict):
-            patterns += list(node["patternProperties"])
-        for pattern in patterns:
-            try:
-                pattern_total += pattern_size(pattern)
-                if pattern_total > MAX_SCHEMA_PATTERN_SIZE:
-                    raise PatternProblem(
-                        f"takes the schema's patterns over {MAX_SCHEMA_PATTERN_SIZE:,} characters "
-                        "once their repeats are spelled out"
-                    )
-                compiled_pattern(pattern)
-            except PatternProblem as exc:
-                raise SchemaProblem(f"`{here}`: the pattern {_quote(pattern)} {exc}.") from exc
-        if isinstance(node.get("properties"), dict):
-            properties += len(node["properties"])
-            names += sum(len(str(k)) for k in node["properties"])
-            if properties > MAX_PROPERTIES:
-                raise SchemaProblem(
-                    f"`{here}`: the schema has more than {MAX_PROPERTIES:,} properties in all; "
-                    f"strict mode allows at most {MAX_PROPERTIES:,}."
-                )
-        for word in ("$defs", "definitions"):
-            if isinstance(node.get(word), dict):
-                names += sum(len(str(k)) for k in node[word])
-        if isinstance(node.get("enum"), list):
-            enum = node["enum"]
-            enums += len(enum)
-            if enums > MAX_ENUM_VALUES:
-                raise SchemaProblem(
-                    f"`{here}`: the schema has more than {MAX_ENUM_VALUES:,} enum values in all; "
-                    f"strict mode allows at most {MAX_ENUM_VALUES:,}."
-                )
-            chars = sum(len(x) for x in enum if isinstance(x, str))
-            if len(enum) > BIG_ENUM and chars > MAX_BIG_ENUM_CHARS:
-                raise SchemaProblem(
-                    f"`{here}`: this enum has {len(enum):,} values totalling {chars:,} characters; strict "
-                    f"mode allows at most {MAX_BIG_ENUM_CHARS:,} characters in an enum of over {BIG_ENUM} values."
-                )
-            names += sum(len(x) if isinstance(x, str) else len(json.dumps(x)) for x in enum)
-        if "const" in node:
-            const = node["const"]
-            names += len(const) if isinstance(const, str) else len(json.dumps(const))
-        if names > MAX_NAME_CHARS:
-            raise SchemaProblem(
-                f"`{here}`: property names, definition names, enum values and const values add up "
-                f"to more than {MAX_NAME_CHARS:,} characters; strict mode allows at most {MAX_NAME_CHARS:,}."
-            )
-
-
-def _refuse_invalid(schema: dict) -> None:
-    """Check `schema` against its draft's meta-schema (jsonschema's check_schema, made safe)."""
-    meta = _meta_validator(validator_for(schema, default=Draft202012Validator))
-    error = next(iter(meta.iter_errors(schema)), None)
-    if error is not None:
-        where = _path([str(p) for p in error.path])
-        raise SchemaProblem(f"Not a valid JSON Schema at `{where}`: {error.message}")
-
-
 # -- strict mode ------------------------------------------------------------------------
 
 
 def validate_name(name: str) -> str:
+    """The name normalized, if it is one users can type and Redis can key on."""
     name = name.strip().lower()
     if not NAME_RE.match(name):
         raise SchemaProblem(
             f"`{name}` is not a valid schema name: use 2-64 characters, lowercase letters, digits, `-` or `_`."
         )
     return name
-
-
-def _loads(raw: str) -> Any:
-    """json.loads, refusing text nested too deeply before the parser recurses into it."""
-    if (deep := _text_too_deep(raw, MAX_JSON_DEPTH)) is not None:
-        raise _deep_problem(f"At line {deep[0]}, column {deep[1]}")
-    try:
-        return json.loads(raw)
-    except RecursionError as exc:  # _text_too_deep should have caught it first
-        raise _deep_problem("The schema") from exc
 
 
 def parse_inline(text: str) -> dict:
@@ -755,7 +193,7 @@ def parse_inline(text: str) -> dict:
     # Slack may turn quotes into smart quotes when users paste
     raw = raw.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
     try:
-        schema = _loads(raw)
+        schema = loads_schema(raw)
     except json.JSONDecodeError as exc:
         snippet = raw[max(0, exc.pos - 20) : exc.pos + 20]
         raise SchemaProblem(
@@ -766,71 +204,87 @@ def parse_inline(text: str) -> dict:
     return schema
 
 
+def _is_object(node: dict) -> bool:
+    """Whether strict mode treats `node` as an object (and so wants it closed and all-required)."""
+    types = node.get("type")
+    return types == "object" or (isinstance(types, list) and "object" in types) or "properties" in node
+
+
+def _make_nullable(sub: dict) -> None:
+    """Let an optional property be null, so making it required keeps its meaning."""
+    t = sub.get("type")
+    if isinstance(t, str) and t != "null":
+        sub["type"] = [t, "null"]
+    elif isinstance(t, list) and "null" not in t:
+        sub["type"] = [*t, "null"]
+    elif t is None and "anyOf" in sub:
+        sub["anyOf"] = [*sub["anyOf"], {"type": "null"}]
+
+
+def _strict_object(node: dict, parts: list[str], notes: list[str]) -> None:
+    """Close the object at `node` and require every property, noting each change."""
+    props = node.setdefault("properties", {})
+    extra = node.get("additionalProperties")
+    if extra not in (None, False):
+        raise SchemaProblem(
+            f"`{json_path(parts)}`: `additionalProperties` must be false in strict mode "
+            "(list every property instead)."
+        )
+    if extra is None:
+        node["additionalProperties"] = False
+        notes.append(f"added `additionalProperties: false` at `{json_path(parts)}`")
+    required = set(node.get("required", []))
+    for name, sub in props.items():
+        if name not in required and isinstance(sub, dict):
+            _make_nullable(sub)
+            notes.append(f"made `{name}` required but nullable at `{json_path(parts)}`")
+    node["required"] = list(props)
+
+
+def _strict_node(node: Any, parts: list[str], depth: int, notes: list[str]) -> None:
+    """Normalize `node` and its subschemas in place, refusing what strict mode can't express.
+
+    Recursive, which is safe: check_schema has already bounded the nesting.
+    """
+    if not isinstance(node, dict):
+        return
+    if depth > MAX_DEPTH:
+        raise SchemaProblem(f"`{json_path(parts)}`: nested deeper than {MAX_DEPTH} levels.")
+    for word in UNSUPPORTED & node.keys():
+        raise SchemaProblem(f"`{json_path(parts)}`: `{word}` isn't supported in strict mode.")
+    if _is_object(node):
+        _strict_object(node, parts, notes)
+        for name, sub in node["properties"].items():
+            _strict_node(sub, [*parts, name], depth + 1, notes)
+    if "items" in node:
+        _strict_node(node["items"], [*parts, "[]"], depth + 1, notes)
+    for i, sub in enumerate(node.get("anyOf", [])):
+        _strict_node(sub, [*parts, f"anyOf[{i}]"], depth + 1, notes)
+    for word in ("$defs", "definitions"):
+        for name, sub in node.get(word, {}).items():
+            _strict_node(sub, [*parts, word, name], depth + 1, notes)
+
+
 def strictify(schema: dict) -> tuple[dict, list[str]]:
     """A strict-mode version of `schema`, with notes on what changed.
 
     Missing `additionalProperties: false` is added; optional properties become required
     but nullable, which keeps their meaning. Anything strict mode can't express, or that
-    would be unsafe to use (see the module docstring), raises SchemaProblem naming the path.
+    would be unsafe to use (see `core.schema_guard`), raises SchemaProblem naming the path.
     """
-    _refuse_unsafe(schema)
-    _refuse_invalid(schema)
+    check_schema(schema)
     schema = copy.deepcopy(schema)
     notes: list[str] = []
     if schema.get("type") != "object":
         raise SchemaProblem('`$`: the root must have `"type": "object"` (wrap a list in an object property).')
-
-    def walk(node: Any, parts: list[str], depth: int) -> None:
-        if not isinstance(node, dict):
-            return
-        if depth > MAX_DEPTH:
-            raise SchemaProblem(f"`{_path(parts)}`: nested deeper than {MAX_DEPTH} levels.")
-        for word in UNSUPPORTED & node.keys():
-            raise SchemaProblem(f"`{_path(parts)}`: `{word}` isn't supported in strict mode.")
-        types = node.get("type")
-        is_object = (
-            types == "object" or (isinstance(types, list) and "object" in types) or "properties" in node
-        )
-        if is_object:
-            props = node.setdefault("properties", {})
-            extra = node.get("additionalProperties")
-            if extra not in (None, False):
-                raise SchemaProblem(
-                    f"`{_path(parts)}`: `additionalProperties` must be false in strict mode "
-                    "(list every property instead)."
-                )
-            if extra is None:
-                node["additionalProperties"] = False
-                notes.append(f"added `additionalProperties: false` at `{_path(parts)}`")
-            required = set(node.get("required", []))
-            for name, sub in props.items():
-                if name not in required and isinstance(sub, dict):
-                    t = sub.get("type")
-                    if isinstance(t, str) and t != "null":
-                        sub["type"] = [t, "null"]
-                    elif isinstance(t, list) and "null" not in t:
-                        sub["type"] = [*t, "null"]
-                    elif t is None and "anyOf" in sub:
-                        sub["anyOf"] = [*sub["anyOf"], {"type": "null"}]
-                    notes.append(f"made `{name}` required but nullable at `{_path(parts)}`")
-            node["required"] = list(props)
-            for name, sub in props.items():
-                walk(sub, [*parts, name], depth + 1)
-        if "items" in node:
-            walk(node["items"], [*parts, "[]"], depth + 1)
-        for i, sub in enumerate(node.get("anyOf", [])):
-            walk(sub, [*parts, f"anyOf[{i}]"], depth + 1)
-        for word in ("$defs", "definitions"):
-            for name, sub in node.get(word, {}).items():
-                walk(sub, [*parts, word, name], depth + 1)
-
-    walk(schema, [], 0)
+    _strict_node(schema, [], 0, notes)
     if "anyOf" in schema:
         raise SchemaProblem("`$`: the root can't be `anyOf` in strict mode.")
     return schema, notes
 
 
 def prepare_inline(text: str) -> NamedSchema:
+    """An inline schema from a command, parsed and made strict, keeping the notes to show."""
     schema, notes = strictify(parse_inline(text))
     return NamedSchema("inline", schema, schema.get("description", ""), notes=tuple(notes))
 
@@ -850,10 +304,12 @@ async def save(store: Store, team: str, name: str, text: str) -> NamedSchema:
 
 
 async def delete(store: Store, team: str, name: str) -> bool:
+    """Remove a saved schema; False if there was none by that name."""
     return bool(await store.redis.hdel(keys.workspace(store.prefix, team)["schemas"], name.strip().lower()))
 
 
 async def list_all(store: Store, team: str) -> list[NamedSchema]:
+    """Built-ins first, then saved schemas by name, for listing (`lookup` checks one before use)."""
     raw = await store.redis.hgetall(keys.workspace(store.prefix, team)["schemas"])
     custom = [
         NamedSchema(k.decode(), json.loads(v), json.loads(v).get("description", "")) for k, v in raw.items()
@@ -873,7 +329,7 @@ async def lookup(store: Store, team: str, name: str) -> NamedSchema | None:
     if raw is None:
         return None
     try:
-        schema, _ = await asyncio.to_thread(lambda: strictify(_loads(raw.decode())))
+        schema, _ = await asyncio.to_thread(lambda: strictify(loads_schema(raw.decode())))
     except SchemaProblem as exc:
         raise SchemaProblem(
             f"The saved schema `{name}` can't be used: {exc} An admin can save a fixed one with "

@@ -22,7 +22,7 @@ import referencing.exceptions
 from jsonschema import ValidationError
 from openai import AsyncOpenAI
 
-from core import llm, schemas
+from core import llm, schema_guard
 from core.schemas import NamedSchema
 
 log = logging.getLogger(__name__)
@@ -95,16 +95,16 @@ def validation_errors(data: Any, schema: dict, limit: int = 5) -> list[str]:
     A schema's `pattern` can backtrack for hours (`^(a|a)+$` against forty "a"s and a
     "!"), and Python's `re` can't be stopped once started: it holds the GIL until done,
     so moving it to a thread alone would still freeze the event loop, and the thread
-    could never be ended. So both: the validator (`schemas.validator`) matches with the
-    `regex` module, which takes a timeout and releases the GIL while it matches, and
+    could never be ended. So both: the validator (`schema_guard.validator`) matches with
+    the `regex` module, which takes a timeout and releases the GIL while it matches, and
     ask_json runs this function in a worker thread (asyncio.to_thread). Each match gets
-    at most `schemas.PATTERN_TIMEOUT` and one call `schemas.PATTERN_BUDGET` for all its
-    matching, so the thread always finishes soon; a pattern that ran out of time is
-    reported as a problem, not taken as a match. The validator never fetches a `$ref`.
+    at most `schema_guard.PATTERN_TIMEOUT` and one call `schema_guard.PATTERN_BUDGET` for
+    all its matching, so the thread always finishes soon; a pattern that ran out of time
+    is reported as a problem, not taken as a match. The validator never fetches a `$ref`.
     """
-    with schemas.pattern_budget():
+    with schema_guard.pattern_budget():
         try:
-            errors = sorted(schemas.validator(schema).iter_errors(data), key=_error_order)
+            errors = sorted(schema_guard.validator(schema).iter_errors(data), key=_error_order)
         except referencing.exceptions.Unresolvable as exc:
             return [
                 f"$: the schema's `$ref` {exc.ref!r} can't be resolved: only local `$ref`s like "
@@ -130,9 +130,77 @@ def _parse(content: str, finish_reason: str | None) -> tuple[Any, str]:
         return None, f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
     except RecursionError:
         return None, too_deep
-    if schemas.json_too_deep(data, MAX_ANSWER_DEPTH) is not None:
+    if schema_guard.json_too_deep(data, MAX_ANSWER_DEPTH) is not None:
         return None, too_deep
     return data, ""
+
+
+@dataclass
+class _Caller:
+    """Sends one ask_json conversation, in json_schema mode until the server says it can't.
+
+    The mode lives on the answer, so a fallback mid-conversation is reported with it.
+    """
+
+    client: AsyncOpenAI
+    model: str
+    system: str
+    schema: NamedSchema
+    attempts: int
+    extra: dict[str, Any]
+    answer: JsonAnswer
+
+    def system_message(self) -> dict:
+        """The system prompt with instructions for the current mode."""
+        return {
+            "role": "system",
+            "content": f"{self.system}\n\n{_instructions(self.schema, self.answer.mode)}",
+        }
+
+    async def _complete(self, msgs: list[dict]) -> Any:
+        """One completion in the current mode (llm.complete does the retrying)."""
+        return await llm.complete(
+            self.client,
+            model=self.model,
+            messages=msgs,
+            attempts=self.attempts,
+            response_format=_response_format(self.schema, self.answer.mode),
+            **self.extra,
+        )
+
+    async def __call__(self, convo: list[dict]) -> Any:
+        """A completion for `convo`; on "json_schema not supported", switch this client to
+        json_object for good, rewrite the system prompt in `convo` to match, and retry."""
+        try:
+            return await self._complete(convo)
+        except openai.APIStatusError as exc:
+            if self.answer.mode != "json_schema" or not _schema_unsupported(exc):
+                raise
+            log.info("Server rejected json_schema; falling back to json_object")
+            _NO_JSON_SCHEMA.add(self.client)
+            self.answer.mode = "json_object"
+            msgs = [self.system_message(), *convo[1:]]
+            convo[0] = msgs[0]
+            return await self._complete(msgs)
+
+
+def _add_usage(answer: JsonAnswer, response: Any) -> None:
+    """Add a response's token counts to the answer's, so a repair is counted too."""
+    if response.usage:
+        for k in ("prompt_tokens", "completion_tokens"):
+            answer.usage[k] = answer.usage.get(k, 0) + (getattr(response.usage, k, 0) or 0)
+
+
+def _repair_request(convo: list[dict], raw: str, problem: str) -> list[dict]:
+    """`convo` with the unusable answer and a request to fix it, naming what was wrong."""
+    return [
+        *convo,
+        {"role": "assistant", "content": raw[:8000]},
+        {
+            "role": "user",
+            "content": f"That answer is not usable: {problem}. Reply with the corrected JSON object only.",
+        },
+    ]
 
 
 async def ask_json(
@@ -147,46 +215,15 @@ async def ask_json(
     temperature: float | None = None,
 ) -> JsonAnswer:
     """Ask for JSON matching `schema`; repair once if it's broken, then say what's wrong."""
-    mode = "json_object" if client in _NO_JSON_SCHEMA else "json_schema"
-    convo = [{"role": "system", "content": f"{system}\n\n{_instructions(schema, mode)}"}, *messages]
-    answer = JsonAnswer(mode=mode)
-
-    async def call(msgs: list[dict]) -> Any:
-        nonlocal mode
-        extra: dict[str, Any] = {"max_completion_tokens": max_tokens}
-        if temperature is not None:
-            extra["temperature"] = temperature
-        try:
-            return await llm.complete(
-                client,
-                model=model,
-                messages=msgs,
-                attempts=attempts,
-                response_format=_response_format(schema, mode),
-                **extra,
-            )
-        except openai.APIStatusError as exc:
-            if mode != "json_schema" or not _schema_unsupported(exc):
-                raise
-            log.info("Server rejected json_schema; falling back to json_object")
-            _NO_JSON_SCHEMA.add(client)
-            mode = answer.mode = "json_object"
-            msgs = [{"role": "system", "content": f"{system}\n\n{_instructions(schema, mode)}"}, *msgs[1:]]
-            convo[0] = msgs[0]
-            return await llm.complete(
-                client,
-                model=model,
-                messages=msgs,
-                attempts=attempts,
-                response_format=_response_format(schema, mode),
-                **extra,
-            )
-
+    answer = JsonAnswer(mode="json_object" if client in _NO_JSON_SCHEMA else "json_schema")
+    extra: dict[str, Any] = {"max_completion_tokens": max_tokens}
+    if temperature is not None:
+        extra["temperature"] = temperature
+    call = _Caller(client, model, system, schema, attempts, extra, answer)
+    convo = [call.system_message(), *messages]
     for round_ in (1, 2):
         response = await call(convo)
-        if response.usage:
-            for k in ("prompt_tokens", "completion_tokens"):
-                answer.usage[k] = answer.usage.get(k, 0) + (getattr(response.usage, k, 0) or 0)
+        _add_usage(answer, response)
         choice = response.choices[0]
         message = choice.message
         if getattr(message, "refusal", None):
@@ -202,12 +239,5 @@ async def ask_json(
             problem = "it does not match the schema: " + "; ".join(errors)
         answer.error = problem
         if round_ == 1:
-            convo = [
-                *convo,
-                {"role": "assistant", "content": answer.raw[:8000]},
-                {
-                    "role": "user",
-                    "content": f"That answer is not usable: {problem}. Reply with the corrected JSON object only.",
-                },
-            ]
+            convo = _repair_request(convo, answer.raw, problem)
     return answer

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from core import schemas, structured
+from core import schema_guard, schemas, structured
 from core.schemas import NamedSchema
 from tests.standins.openai_api import Reply
 
@@ -69,7 +69,7 @@ def test_catastrophic_pattern_is_reported_as_unchecked():
     time, within the per-match timeout, rather than blocking or being waved through."""
     started = time.perf_counter()
     errors = structured.validation_errors({"code": BACKTRACKER}, _object({"code": SLOW}))
-    assert time.perf_counter() - started < schemas.PATTERN_TIMEOUT + 0.3
+    assert time.perf_counter() - started < schema_guard.PATTERN_TIMEOUT + 0.3
     assert errors == [
         "$.code: the pattern `^(a|a)+$` took too long to check, so I couldn't confirm this value matches it"
     ]
@@ -81,7 +81,7 @@ def test_many_catastrophic_values_share_one_time_budget():
     errors = structured.validation_errors(
         {"codes": [BACKTRACKER] * 40}, _object({"codes": {"type": "array", "items": SLOW}})
     )
-    assert time.perf_counter() - started < schemas.PATTERN_BUDGET + 0.5
+    assert time.perf_counter() - started < schema_guard.PATTERN_BUDGET + 0.5
     assert len(errors) == 5 and all("took too long to check" in e for e in errors)
 
 
@@ -111,7 +111,7 @@ def test_root_dialect_and_recursion_cannot_switch_back_to_re():
     errors = structured.validation_errors(
         {"code": "a", "child": {"code": BACKTRACKER, "child": None}}, schema
     )
-    assert time.perf_counter() - started < 2 * schemas.PATTERN_TIMEOUT + 0.3
+    assert time.perf_counter() - started < 2 * schema_guard.PATTERN_TIMEOUT + 0.3
     assert errors == [
         "$.child: {'code': '" + BACKTRACKER + "', 'child': None} is not valid under any of the given schemas"
     ]
