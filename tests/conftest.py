@@ -7,8 +7,13 @@ Redis on these machines keeps its data.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import openai
@@ -115,3 +120,47 @@ async def env(redis_url, key_prefix, slack, openai_api, tmp_path):
     redis = connect(redis_url)
     await _delete_prefix(redis, key_prefix)
     await redis.aclose()
+
+
+# What an internal document would say; a leak of it into Slack would show this string.
+INTERNAL_SECRET = "INTERNAL-ONLY-DOCUMENT"
+
+
+@dataclass
+class FetchTarget:
+    """An internal-looking HTTP server that records every request it gets."""
+
+    url: str
+    hits: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def fetch_target() -> Iterator[FetchTarget]:
+    """A plain HTTP server on its own thread, not on the test's event loop.
+
+    A vulnerable bot fetches with a blocking urlopen on the test's loop: a server on that
+    loop could never answer, and the test would hang instead of failing.
+    """
+    target = FetchTarget("")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            target.hits.append(self.path)
+            body = json.dumps({"type": "string", "description": INTERNAL_SECRET}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/schema+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    target.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield target
+    server.shutdown()
+    server.server_close()
+    thread.join(5)

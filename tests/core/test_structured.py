@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 from core import schema_guard, schemas, structured
 from core.schemas import NamedSchema
@@ -25,37 +20,10 @@ def _object(properties: dict, **extra) -> dict:
     return {"type": "object", "properties": properties, "required": list(properties), **extra}
 
 
-@pytest.fixture
-def fetch_log() -> Iterator[tuple[str, list[str]]]:
-    """(base URL, paths requested) of an HTTP server on its own thread: a vulnerable
-    validator fetches with a blocking urlopen, which a server on the test's loop can't answer."""
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            body = b'{"type": "string"}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-def test_answer_validation_never_fetches_a_remote_ref(fetch_log):
+def test_answer_validation_never_fetches_a_remote_ref(fetch_target):
     """A schema that skipped the checks (saved before they existed, say) still can't make
     answer validation fetch its remote `$ref`; the problem is reported instead."""
-    url, hits = fetch_log
+    url, hits = fetch_target.url, fetch_target.hits
     errors = structured.validation_errors({"x": "hi"}, _object({"x": {"$ref": f"{url}/x"}}))
     assert hits == []
     assert errors == [

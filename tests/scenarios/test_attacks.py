@@ -1,19 +1,39 @@
 """Attack list: hostile input and private data, each driven through the real bot.
 
 Every test is one attack (or one careless-admin mistake) from the hardening issue, named
-for what must hold. Slack and OpenAI are the local stand-ins behind the real SDKs; Redis
-is real. The Slack stand-in enforces Slack's block limits (`msg_blocks_too_long`,
-`invalid_blocks`), so a message Slack would refuse fails here too.
+for what must hold, in the issue's order:
+  1. datasets leaking private conversations      5. Slack markup injection
+  2. schemas that fetch URLs (SSRF) or crash     6. admin work stalling everyone
+  3. user regexes that stall the bot             7. messages Slack would refuse
+  4. HTTP bodies read before the signature       8. a newcomer's wrong .env
+                                                 9. loose ends
+Slack and OpenAI are the local stand-ins behind the real SDKs; Redis is real. The Slack
+stand-in enforces Slack's block limits (`msg_blocks_too_long`, `invalid_blocks`), so a
+message Slack would refuse fails here too. Items 8 (start-up refusing placeholders) and
+the embedded Valkey's password and file modes (9) run the bot as a process, so they live
+in tests/scenarios/test_startup.py and tests/core/test_store.py.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import hmac
 import json
+import time
+import urllib.parse
+from collections.abc import Awaitable
+
+import pytest
 
 from bot import auth
+from bot.http import MAX_BODY_BYTES
+from core import keys
 from core.finetune import store as ft
+from tests.conftest import INTERNAL_SECRET
 from tests.scenarios.blockkit import assert_valid_blocks
-from tests.scenarios.harness import block_action, mention, message
+from tests.scenarios.harness import HttpBot, block_action, mention, message
 from tests.scenarios.test_finetune import ADMIN, command, jsonl, stored_dataset
 from tests.standins.openai_api import Reply
 
@@ -47,6 +67,99 @@ async def _three_rated_conversations(bot, slack) -> None:
 
 def _uploaded_text(slack, channel: str) -> str:
     return "\n".join(u.content.decode() for u in slack.uploads if u.channel_id == channel)
+
+
+async def _ask_json(bot, slack, text: str, key: str = "r") -> None:
+    await bot.command("/ask-json", text, response_url=slack.response_url(key))
+    await bot.idle()
+
+
+async def _refusal(slack, key: str = "r") -> str:
+    [reply] = await slack.wait_response(key)
+    assert reply["response_type"] == "ephemeral"
+    return reply["text"]
+
+
+def _remote_ref_schema(url: str) -> str:
+    return json.dumps({"type": "object", "properties": {"x": {"$ref": f"{url}/x"}}})
+
+
+def _nothing_leaked(slack) -> None:
+    everything = json.dumps([slack.messages(), slack.responses])
+    assert INTERNAL_SECRET not in everything
+
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+async def _status_line(reader: asyncio.StreamReader, timeout: float = 5.0) -> int:
+    line = await asyncio.wait_for(reader.readline(), timeout)
+    assert line.startswith(b"HTTP/1.1 "), line
+    return int(line.split()[1])
+
+
+async def _open(bot: HttpBot) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = bot.url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+async def _claims_50_mb(bot: HttpBot, path: str) -> int:
+    """Send headers announcing 50 MB, then 64 KiB of it, and wait for an answer."""
+    reader, writer = await _open(bot)
+    try:
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {50 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        writer.write(b"[" * 65536)
+        await writer.drain()
+        return await _status_line(reader)
+    finally:
+        writer.close()
+
+
+async def _chunked_past_the_cap(bot: HttpBot, path: str) -> tuple[int, int]:
+    """Stream a body with no length, 64 KiB at a time, until answered: (status, bytes sent)."""
+    reader, writer = await _open(bot)
+    sent = 0
+    try:
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        chunk = b"x" * 65536
+        answer = asyncio.ensure_future(_status_line(reader, timeout=30))
+        while not answer.done() and sent < 8 * MAX_BODY_BYTES:
+            try:
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await writer.drain()
+            except ConnectionError:
+                break
+            sent += len(chunk)
+            await asyncio.sleep(0.005)
+        return await answer, sent
+    finally:
+        writer.close()
+
+
+async def _post_bytes(bot: HttpBot, body: bytes, content_type: str, *, timestamp: str | None = None) -> int:
+    """POST raw bytes signed as Slack signs them (HMAC over the bytes, not text)."""
+    ts = timestamp or str(int(time.time()))
+    digest = hmac.new(bot.secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": f"v0={digest}",
+    }
+    async with bot.session.post(bot.url + "/slack/events", data=body, headers=headers) as response:
+        return response.status
+
+
+def _sign_webhook(body: str, secret: str = WEBHOOK_SECRET) -> dict:
+    ts = str(int(time.time()))
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    sig = base64.b64encode(hmac.new(key, f"msg_1.{ts}.{body}".encode(), hashlib.sha256).digest()).decode()
+    return {"webhook-id": "msg_1", "webhook-timestamp": ts, "webhook-signature": f"v1,{sig}"}
 
 
 # -- 1. private conversations never leak into a channel through a dataset ----------------
@@ -145,6 +258,278 @@ async def test_saving_over_an_existing_dataset_asks_first(http_bot, slack):
     assert new.source == "file:support.jsonl"
 
 
+# -- 2. schemas never fetch, never crash, stay within OpenAI's limits -----------------
+
+
+async def test_inline_schema_remote_ref_is_refused_and_never_fetched(
+    http_bot, slack, openai_api, fetch_target
+):
+    """An inline schema's remote $ref is refused, naming the path, and never fetched."""
+    bot = await http_bot()
+    openai_api.enqueue(Reply(text='{"x": "hello"}'))
+    await _ask_json(bot, slack, f"{_remote_ref_schema(fetch_target.url)} What is x?")
+    assert fetch_target.hits == []
+    text = await _refusal(slack)
+    assert "`$.x`: only local `$ref`s like `#/$defs/name` are allowed" in text
+    assert f"{fetch_target.url}/x" in text and "I never fetch schemas" in text
+    assert openai_api.chat_requests() == []
+    _nothing_leaked(slack)
+
+
+async def test_remote_ref_is_not_fetched_on_the_json_object_fallback(
+    http_bot, slack, openai_api, fetch_target
+):
+    """On a server without json_schema, where every answer is validated against the
+    schema by the bot itself, a remote $ref still is refused and never fetched."""
+    bot = await http_bot()
+    openai_api.json_schema_supported = False
+    openai_api.enqueue(Reply(text='{"x": "hello"}'))
+    await _ask_json(bot, slack, f"{_remote_ref_schema(fetch_target.url)} What is x?")
+    assert fetch_target.hits == []
+    assert "only local `$ref`s" in await _refusal(slack)
+    assert openai_api.chat_requests() == []
+    _nothing_leaked(slack)
+
+
+async def test_schema_saved_before_the_ref_check_is_refused_and_never_fetched(
+    http_bot, slack, openai_api, fetch_target
+):
+    """A workspace schema saved with a remote $ref before the check existed is refused
+    when used, and never fetched, even on the json_object fallback."""
+    bot = await http_bot()
+    store = bot.deps.core.store
+    await store.redis.hset(
+        keys.workspace(store.prefix, "T1")["schemas"], "legacy", _remote_ref_schema(fetch_target.url)
+    )
+    openai_api.json_schema_supported = False
+    openai_api.enqueue(Reply(text='{"x": "hello"}'))
+    await _ask_json(bot, slack, "legacy What is x?")
+    assert fetch_target.hits == []
+    text = await _refusal(slack)
+    assert "saved schema `legacy` can't be used" in text and "only local `$ref`s" in text
+    assert "/ask-json schema add legacy" in text
+    _nothing_leaked(slack)
+
+
+@pytest.mark.parametrize(
+    "nested",
+    [
+        # 1,000 JSON levels: too deep for json.loads itself
+        '{"properties":{"a":' * 500 + "{}" + "}}" * 500,
+        # 500 levels: json.loads copes, jsonschema's checks would not
+        '{"items":' * 500 + "{}" + "}" * 500,
+    ],
+    ids=["properties", "items"],
+)
+async def test_schema_nested_500_deep_gets_a_clear_error_not_silence(http_bot, slack, openai_api, nested):
+    """A schema nested 500 levels deep gets a clear error instead of crashing the
+    command (which left the user with no answer at all)."""
+    bot = await http_bot()
+    await _ask_json(bot, slack, f"{nested} What now?")
+    text = await _refusal(slack)
+    assert "nested more than 32 levels deep" in text and "at most 10 levels of nesting" in text
+    assert openai_api.chat_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("enum", "expected"),
+    [
+        (list(range(1001)), "more than 1,000 enum values in all; strict mode allows at most 1,000"),
+        (
+            [f"{i:03d}" + "x" * 57 for i in range(251)],  # 15,060 characters, in under 16 KB
+            "251 values totalling 15,060 characters; strict mode allows at most 15,000 characters",
+        ),
+    ],
+    ids=["enum-count", "big-enum-length"],
+)
+async def test_schema_over_openai_limits_gets_a_clear_error(http_bot, slack, openai_api, enum, expected):
+    """A schema over OpenAI's documented strict-mode limits is refused up front, naming the
+    limit and the path, instead of being sent to the model service."""
+    bot = await http_bot()
+    schema = {"type": "object", "properties": {"choice": {"enum": enum}}}
+    await _ask_json(bot, slack, f"{json.dumps(schema, separators=(',', ':'))} Pick one")
+    text = await _refusal(slack)
+    assert "`$.choice`" in text and expected in text
+    assert openai_api.chat_requests() == []
+
+
+# -- 3. user regexes never stall the bot ---------------------------------------------
+
+
+async def _max_loop_lag(work: Awaitable[None]) -> float:
+    """The longest the event loop (the bot's and the test's) went unresponsive during `work`."""
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - started - 0.01)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await work
+    finally:
+        done.set()
+        await ticker
+    return max(lags)
+
+
+# 24 "a"s and a "!": about 2**24 backtracking steps. Python's `re` (which the bot used)
+# needs seconds for that, holding the event loop the whole time, yet finishes, so the old
+# code fails this test instead of hanging it; forty "a"s would take `re` days.
+BACKTRACKER = "a" * 24 + "!"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("^(a|a)+$", "the pattern `^(a|a)+$` took too long to check"),
+        ("^(a+)+$", f"'{BACKTRACKER}' does not match '^(a+)+$'"),
+    ],
+    ids=["times-out", "checked-quickly"],
+)
+async def test_catastrophic_pattern_does_not_stall_the_bot(http_bot, slack, openai_api, pattern, expected):
+    """A schema `pattern` that backtracks exponentially on the model's answer doesn't
+    freeze every conversation: the event loop keeps running, and the user is told the
+    answer failed the pattern or that the pattern couldn't be checked in time."""
+    bot = await http_bot()
+    # One ordinary answer first, so one-time start-up work (loading the tokenizer) isn't measured.
+    openai_api.enqueue(Reply(text=json.dumps({"title": "t", "summary": "s", "key_points": []})))
+    await _ask_json(bot, slack, "summary warm up", key="warm")
+    answer = json.dumps({"code": BACKTRACKER})
+    openai_api.enqueue(Reply(text=answer), Reply(text=answer))  # the answer, and the repair
+    schema = json.dumps({"type": "object", "properties": {"code": {"type": "string", "pattern": pattern}}})
+    lag = await _max_loop_lag(_ask_json(bot, slack, f"{schema} Give me a code"))
+    assert lag < 0.2, f"the event loop stalled for {lag:.2f}s"
+    posted = slack.messages(channel="C1")[-1]
+    assert "didn't produce valid JSON" in posted["text"] and "$.code" in posted["text"]
+    assert expected in posted["text"].replace("&#39;", "'")
+
+
+# -- 4. HTTP bodies: size and signature before anything is parsed --------------------
+
+
+async def test_unsigned_50_mb_post_is_refused_with_413_before_it_is_read(http_bot, slack, openai_api):
+    """An unsigned POST announcing 50 MB is refused with 413 on its headers alone.
+
+    The sender has sent 64 KiB and is still "uploading": the answer arrives anyway, so
+    the server never waited for, buffered or parsed the rest.
+    """
+    bot = await http_bot()
+    assert await _claims_50_mb(bot, "/slack/events") == 413
+    ok = await bot.event(mention("still answering?"))
+    assert ok.status == 200
+
+
+async def test_body_without_length_is_cut_off_at_the_cap(http_bot, slack, openai_api):
+    """A chunked body that never ends is answered 413 once it passes 1 MiB, not read to the end."""
+    bot = await http_bot()
+    status, sent = await _chunked_past_the_cap(bot, "/slack/events")
+    assert status == 413
+    assert sent < 2 * MAX_BODY_BYTES
+
+
+async def test_unsigned_requests_are_refused_before_their_body_is_parsed(http_bot, slack, openai_api):
+    """Unsigned, forged, stale or garbled-signature requests get 401 whatever their body holds.
+
+    A body nested 100,000 deep, or a form whose payload isn't JSON, used to be parsed
+    before its signature was checked, and answered 500.
+    """
+    bot = await http_bot()
+    deep = "[" * 100_000
+    form = urllib.parse.urlencode({"payload": "{not json"})
+    event = json.dumps({"type": "event_callback", "event": {"type": "app_mention"}})
+    assert (await bot.post("/slack/events", deep, "application/json", sign=False)).status == 401
+    assert (
+        await bot.post("/slack/events", form, "application/x-www-form-urlencoded", sign=False)
+    ).status == 401
+    forged = {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=00"}
+    assert (
+        await bot.post("/slack/events", deep, "application/json", headers=forged, sign=False)
+    ).status == 401
+    garbled = {"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": "v0=00"}
+    assert (
+        await bot.post("/slack/events", event, "application/json", headers=garbled, sign=False)
+    ).status == 401
+    stale = str(int(time.time()) - 600)  # a replay of a request recorded ten minutes ago
+    assert await _post_bytes(bot, event.encode(), "application/json", timestamp=stale) == 401
+    assert not slack.calls_to("chat.postMessage")
+    # Slack's SSL check is the one request it sends unsigned; it still gets its empty 200
+    ssl_check = await bot.post(
+        "/slack/events", "ssl_check=1&token=legacy", "application/x-www-form-urlencoded", sign=False
+    )
+    assert (ssl_check.status, ssl_check.body) == (200, "")
+
+
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        pytest.param(b"[" * 100_000, "application/json", id="nested-100000-deep"),
+        pytest.param(
+            b'{"type": "event_callback", "event": {"type": "app_mention", "x": %s}}'
+            % (b"[" * 200 + b"]" * 200),
+            "application/json",
+            id="parses-but-200-deep",
+        ),
+        pytest.param(b'{"type": "event_callback", "event": {', "application/json", id="truncated-json"),
+        pytest.param(b"[1, 2]", "application/json", id="json-array"),
+        pytest.param(
+            b'{"type": "event_callback", "authorizations": "x"}', "application/json", id="wrong-types"
+        ),
+        pytest.param(b"payload=%7Bnot+json", "application/x-www-form-urlencoded", id="form-payload-not-json"),
+        pytest.param(b'{"type": "\xff\xfe"}', "application/json", id="not-utf8"),
+    ],
+)
+async def test_signed_malformed_body_gets_400_not_500(http_bot, slack, body, content_type):
+    """A validly signed but malformed body (leaked secret, or a proxy mangling it) gets 400.
+
+    The bot goes on answering Slack's real requests, URL verification included.
+    """
+    bot = await http_bot()
+    assert await _post_bytes(bot, body, content_type) == 400
+    challenge = json.dumps({"type": "url_verification", "challenge": "abc123", "token": "legacy"})
+    verified = await bot.post("/slack/events", challenge, "application/json")
+    assert verified.status == 200 and "abc123" in verified.body
+    event = mention("hello after the junk")
+    assert (await bot.event(event)).status == 200
+    await bot.idle()
+    assert slack.messages(thread_ts=event["ts"])
+
+
+async def test_webhook_announcing_50_mb_is_refused_with_413_before_it_is_read(http_bot, slack, openai_api):
+    """A POST to /openai/webhooks announcing 50 MB is refused on its headers, like Slack's route."""
+    bot = await http_bot(OPENAI_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    assert await _claims_50_mb(bot, "/openai/webhooks") == 413
+    status, sent = await _chunked_past_the_cap(bot, "/openai/webhooks")
+    assert status == 413 and sent < 2 * MAX_BODY_BYTES
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param('{"type": "fine_tuning.job.succeeded", "id": "evt_1"}', id="job-event-without-data"),
+        pytest.param('{"type": "fine_tuning.job.failed", "data": ["ftjob-1"]}', id="data-not-an-object"),
+        pytest.param("[]", id="not-an-object"),
+        pytest.param(
+            '{"type": "fine_tuning.job.succeeded", "data": {"id": "ftjob-1", "x": %s}}'
+            % ("[" * 200 + "]" * 200),
+            id="parses-but-200-deep",
+        ),
+    ],
+)
+async def test_signed_malformed_webhook_gets_400_not_500(http_bot, slack, openai_api, payload):
+    """A correctly signed webhook whose body is not an OpenAI event is refused with 400."""
+    bot = await http_bot(OPENAI_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    sent = await bot.post(
+        "/openai/webhooks", payload, "application/json", headers=_sign_webhook(payload), sign=False
+    )
+    assert sent.status == 400
+    unsigned = await bot.post("/openai/webhooks", payload, "application/json", sign=False)
+    assert unsigned.status == 400 and "invalid signature" in unsigned.body
+
+
 # -- 5. user text is shown as text, never as Slack markup -----------------------------
 
 
@@ -192,6 +577,58 @@ async def test_audit_log_and_file_names_show_user_text_literally(http_bot, slack
     await command(bot, slack, "validate", "v")
     [report] = [m for m in slack.messages(channel="C1") if "Validation of" in m["text"]]
     assert "<!here>" not in json.dumps(report["blocks"]) + report["text"]
+
+
+HOSTILE = "<!channel> <!here> <https://evil.example|docs>"
+PINGS = ("<!channel>", "<!here>", "<https://evil")
+
+
+def _everything_shown(slack) -> str:
+    """Every message, edit, ephemeral and response_url reply the bot produced, as one text."""
+    shown = [json.dumps(m, ensure_ascii=False) for m in slack.messages()]
+    shown += [json.dumps(r, ensure_ascii=False) for rs in slack.responses.values() for r in rs]
+    shown += [json.dumps(c.params, ensure_ascii=False) for c in slack.calls_to("chat.postEphemeral")]
+    return "\n".join(shown)
+
+
+async def test_no_echo_of_user_text_can_ping_the_channel_or_disguise_a_link(http_bot, slack, openai_api):
+    bot = await http_bot(ADMIN_USER_IDS=ADMIN, FINETUNE_SCREENING="false")
+    commands = [
+        ("/persona", HOSTILE),  # unknown persona name
+        ("/persona", f"expert {HOSTILE}"),  # domain, announced in the channel
+        ("/persona", f'create mine description="{HOSTILE}" You help.'),
+        ("/persona", ""),  # the listing shows that description
+        ("/ask-json", f"{HOSTILE} what now?"),  # unknown schema name
+        ("/ask-json", '{"type": "object", "properties": {"<!here>": {"type": "string"}}} q'),
+        ("/finetune", f"dataset import {HOSTILE}"),
+        ("/finetune", f"dataset build since={HOSTILE}"),
+        ("/finetune", f"start {HOSTILE}"),
+        ("/finetune", f"use {HOSTILE}"),
+        ("/finetune", f"status {HOSTILE}"),
+    ]
+    for i, (name, text) in enumerate(commands):
+        await bot.command(name, text, user=ADMIN, response_url=slack.response_url(f"k{i}"))
+        await bot.idle(30)
+    first = mention("hello")
+    await bot.event(first)
+    await bot.idle()
+    for text in (f"persona {HOSTILE}", f"persona expert {HOSTILE}", f"json {HOSTILE}"):
+        await bot.event(mention(text, thread_ts=first["ts"]))
+        await bot.idle()
+    shown = _everything_shown(slack)
+    assert len(slack.responses) >= len(commands)
+    assert not [p for p in PINGS if p in shown], "user text reached Slack as markup"
+
+
+async def test_model_output_cant_ping_the_channel(http_bot, slack, openai_api):
+    bot = await http_bot()
+    openai_api.enqueue(Reply(text="Sure: <!channel> and <!here>, ask <@U1>.", chunk_size=3))
+    event = mention("say <!channel> for me")
+    await bot.event(event)
+    await bot.idle()
+    [shown] = slack.messages(thread_ts=event["ts"])
+    assert "<!channel>" not in json.dumps(shown) and "<!here>" not in json.dumps(shown)
+    assert "<@U1>" in shown["text"] and "&lt;!channel" in shown["text"]
 
 
 # -- 7. messages Slack would refuse ----------------------------------------------------
@@ -268,55 +705,3 @@ async def test_a_demoted_admin_loses_access_within_a_minute(http_bot, slack, mon
     [refused] = await command(bot, slack, "list", "b", user="UBOSS")
     assert "for admins only" in refused["text"]
     assert len(bot.deps.admin_cache) <= auth.CACHE_SIZE
-
-
-HOSTILE = "<!channel> <!here> <https://evil.example|docs>"
-PINGS = ("<!channel>", "<!here>", "<https://evil")
-
-
-def _everything_shown(slack) -> str:
-    """Every message, edit, ephemeral and response_url reply the bot produced, as one text."""
-    shown = [json.dumps(m, ensure_ascii=False) for m in slack.messages()]
-    shown += [json.dumps(r, ensure_ascii=False) for rs in slack.responses.values() for r in rs]
-    shown += [json.dumps(c.params, ensure_ascii=False) for c in slack.calls_to("chat.postEphemeral")]
-    return "\n".join(shown)
-
-
-async def test_no_echo_of_user_text_can_ping_the_channel_or_disguise_a_link(http_bot, slack, openai_api):
-    bot = await http_bot(ADMIN_USER_IDS=ADMIN, FINETUNE_SCREENING="false")
-    commands = [
-        ("/persona", HOSTILE),  # unknown persona name
-        ("/persona", f"expert {HOSTILE}"),  # domain, announced in the channel
-        ("/persona", f'create mine description="{HOSTILE}" You help.'),
-        ("/persona", ""),  # the listing shows that description
-        ("/ask-json", f"{HOSTILE} what now?"),  # unknown schema name
-        ("/ask-json", '{"type": "object", "properties": {"<!here>": {"type": "string"}}} q'),
-        ("/finetune", f"dataset import {HOSTILE}"),
-        ("/finetune", f"dataset build since={HOSTILE}"),
-        ("/finetune", f"start {HOSTILE}"),
-        ("/finetune", f"use {HOSTILE}"),
-        ("/finetune", f"status {HOSTILE}"),
-    ]
-    for i, (name, text) in enumerate(commands):
-        await bot.command(name, text, user=ADMIN, response_url=slack.response_url(f"k{i}"))
-        await bot.idle(30)
-    first = mention("hello")
-    await bot.event(first)
-    await bot.idle()
-    for text in (f"persona {HOSTILE}", f"persona expert {HOSTILE}", f"json {HOSTILE}"):
-        await bot.event(mention(text, thread_ts=first["ts"]))
-        await bot.idle()
-    shown = _everything_shown(slack)
-    assert len(slack.responses) >= len(commands)
-    assert not [p for p in PINGS if p in shown], "user text reached Slack as markup"
-
-
-async def test_model_output_cant_ping_the_channel(http_bot, slack, openai_api):
-    bot = await http_bot()
-    openai_api.enqueue(Reply(text="Sure: <!channel> and <!here>, ask <@U1>.", chunk_size=3))
-    event = mention("say <!channel> for me")
-    await bot.event(event)
-    await bot.idle()
-    [shown] = slack.messages(thread_ts=event["ts"])
-    assert "<!channel>" not in json.dumps(shown) and "<!here>" not in json.dumps(shown)
-    assert "<@U1>" in shown["text"] and "&lt;!channel" in shown["text"]
