@@ -50,8 +50,9 @@ def cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     head = text[: max(0, limit - 1)]
-    if head.rfind("<") > head.rfind(">"):
-        head = head[: head.rfind("<")]
+    opened = head.rfind("<")
+    if opened > head.rfind(">") and len(head) - opened < 200:  # a real token is short; "a < b" isn't one
+        head = head[:opened]
     amp = head.rfind("&")
     if amp > head.rfind(";") and len(head) - amp <= 8:
         head = head[:amp]
@@ -68,8 +69,9 @@ def split_text(text: str, limit: int) -> tuple[str, str]:
         at = text.rfind("\n", 0, limit)
     if at < limit // 2:
         at = limit
-        if text.rfind("<", 0, at) > text.rfind(">", 0, at):
-            at = text.rfind("<", 0, at)
+        opened = text.rfind("<", 0, at)
+        if opened > text.rfind(">", 0, at) and limit - opened < 200:  # a real token is short
+            at = opened
     return text[:at], text[at:].lstrip("\n")
 
 
@@ -307,7 +309,7 @@ def asked_line(*, user: str, schema: str, question: str) -> str:
 
 def schema_list(items: list[tuple[str, str, bool]]) -> list[Block]:
     lines = [
-        f"• `{name}`{' (built-in)' if builtin else ''} — {desc or 'no description'}"
+        f"• `{name}`{' (built-in)' if builtin else ''} — {escape(desc) if desc else 'no description'}"
         for name, desc, builtin in items
     ]
     return [

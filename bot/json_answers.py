@@ -148,7 +148,7 @@ async def answer_in_channel(
             channel=channel,
             text=head,
             blocks=[
-                {"type": "section", "text": {"type": "mrkdwn", "text": head[:3000]}},
+                blocks.section(head),
                 *blocks.notice(messages.JSON_THINKING.format(schema=schema.name)),
             ],
         )

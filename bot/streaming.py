@@ -245,7 +245,7 @@ class SlackAnswer:
             await self._post_placeholder()
         footer = (footer or []) if final else []
         room = blocks.BLOCKS_BUDGET - blocks.text_size(footer)
-        if final and footer and len(self.current) > room:
+        if final and footer and len(self.current) > room > 0:
             # The footer (buttons, persona menu) must fit beside the text in Slack's total:
             # this message keeps what fits, the rest and the footer go in the next one.
             head, rest = blocks.split_text(self.current, room)
@@ -267,6 +267,7 @@ class SlackAnswer:
             if exc.response.get("error") not in blocks.BLOCKS_REFUSED:
                 raise
             if not final:
+                self.last_edit = time.monotonic()  # keep the throttle: never a call per delta
                 return  # the next edit tries again; the final one falls back below
             await self._attach_instead(text, footer, exc.response.get("error"))
         self.last_edit = time.monotonic()

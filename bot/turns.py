@@ -106,7 +106,7 @@ async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
             await answer.fail(messages.llm_error(kind))
         return
     if result.refusal and not result.text:
-        notes.append(f"_The model declined to answer: {result.refusal}_")
+        notes.append(f"_The model declined to answer: {blocks.escape(result.refusal)}_")
     if result.finish_reason == "length":
         notes.append(messages.LENGTH_LIMIT)
     try:

@@ -12,7 +12,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from bot.deps import BotDeps
-from core.visibility import DIRECT, PRIVATE, PUBLIC, UNKNOWN_AUDIENCE, may_show_in
+from core.visibility import DIRECT, PRIVATE, PUBLIC, SHARED, UNKNOWN_AUDIENCE
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class NotAllowed(Exception):
 
 
 async def kind_of(deps: BotDeps, channel: str) -> str:
-    """PUBLIC, PRIVATE or DIRECT. Unknown (the bot can't see it) counts as PRIVATE: fail closed."""
+    """PUBLIC, PRIVATE, SHARED or DIRECT. Unknown (the bot can't see it) counts as PRIVATE: fail closed."""
     if channel.startswith("D"):
         return DIRECT
     try:
@@ -34,6 +34,8 @@ async def kind_of(deps: BotDeps, channel: str) -> str:
         return PRIVATE
     if info.get("is_im") or info.get("is_mpim"):
         return DIRECT
+    if info.get("is_ext_shared") or info.get("is_shared") or info.get("is_pending_ext_shared"):
+        return SHARED
     if info.get("is_private") or info.get("is_group"):
         return PRIVATE
     return PUBLIC
@@ -69,9 +71,16 @@ async def destination(deps: BotDeps, *, audience: str | None, channel: str, user
     The channel itself when everyone there may read it; otherwise the asker's DM with the
     bot, provided they can read the source; otherwise nowhere (NotAllowed).
     """
-    if may_show_in(audience, channel):
+    if audience == channel:
         return channel
-    if audience != UNKNOWN_AUDIENCE and not await is_member(deps, audience, user):
+    if audience == UNKNOWN_AUDIENCE:
+        raise NotAllowed(
+            "This dataset was saved before datasets recorded where their conversations came from, "
+            "so I won't show its content anywhere. Build it again with `/finetune dataset build`."
+        )
+    if not audience and await kind_of(deps, channel) != SHARED:
+        return channel  # workspace-public content, in a channel only workspace members read
+    if audience and not await is_member(deps, audience, user):
         raise NotAllowed(
             "This holds conversations from a private channel or DM you're not a member of, "
             "so I won't show it to you."

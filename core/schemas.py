@@ -265,6 +265,19 @@ def _strict_node(node: Any, parts: list[str], depth: int, notes: list[str]) -> N
             _strict_node(sub, [*parts, word, name], depth + 1, notes)
 
 
+def _without_root_id(schema: dict, notes: list[str]) -> dict:
+    """Drop a root `$id` (or draft-4 `id`), as schemas copied from docs often carry.
+
+    Only `#…` references are allowed, and they resolve within the document whatever its
+    base URI, so the id changes nothing here; deeper ids still are refused (they would).
+    """
+    found = [k for k in ("$id", "id") if isinstance(schema, dict) and isinstance(schema.get(k), str)]
+    if not found:
+        return schema
+    notes.append(f"removed `{found[0]}` at `$` (references resolve within the schema)")
+    return {k: v for k, v in schema.items() if k not in found}
+
+
 def strictify(schema: dict) -> tuple[dict, list[str]]:
     """A strict-mode version of `schema`, with notes on what changed.
 
@@ -272,9 +285,10 @@ def strictify(schema: dict) -> tuple[dict, list[str]]:
     but nullable, which keeps their meaning. Anything strict mode can't express, or that
     would be unsafe to use (see `core.schema_guard`), raises SchemaProblem naming the path.
     """
+    notes: list[str] = []
+    schema = _without_root_id(schema, notes)
     check_schema(schema)
     schema = copy.deepcopy(schema)
-    notes: list[str] = []
     if schema.get("type") != "object":
         raise SchemaProblem('`$`: the root must have `"type": "object"` (wrap a list in an object property).')
     _strict_node(schema, [], 0, notes)

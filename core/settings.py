@@ -188,7 +188,8 @@ class Settings:
             raise ConfigError(
                 "SLACK_SIGNING_SECRET is not set (needed for HTTP mode). " + signing_secret_source
             )
-        if self.openai_api_key:
+        if self.openai_api_key and not self.openai_base_url:
+            # Local servers (llama.cpp, vLLM, LM Studio) take any key: `sk-xxx` is fine there.
             _require_real("OPENAI_API_KEY", self.openai_api_key, openai_key_source)
         elif not self.openai_base_url:
             raise ConfigError("OPENAI_API_KEY is not set. " + openai_key_source)

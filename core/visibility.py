@@ -14,6 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 PUBLIC, PRIVATE, DIRECT = "public", "private", "direct"
+# Shared with another organisation (Slack Connect): some readers aren't workspace members,
+# so it is treated like a private channel, as a source and as a destination.
+SHARED = "shared"
 # Datasets saved before audiences were recorded: where they came from is unknown, so
 # their content is only ever shown to the admin asking, in a DM.
 UNKNOWN_AUDIENCE = "?"
@@ -48,7 +51,8 @@ def select_sources(
       admin's DM unless the command runs in that very channel, and check membership).
     - Nothing named: public channels, plus the conversations of `here` itself, whose
       members are exactly the people who will see the result. Everything else is left out
-      and counted, so the admin knows why the dataset is smaller.
+      and counted, so the admin knows why the dataset is smaller. In a shared channel,
+      public channels are left out too: outsiders read it.
     """
     if named:
         kind = kinds.get(named, PRIVATE)
@@ -58,12 +62,10 @@ def select_sources(
             )
         audience = "" if kind == PUBLIC else named
         return Sources(frozenset({named}), audience)
-    allowed = {c for c, k in kinds.items() if k == PUBLIC or c == here}
-    excluded = Counter(kinds.get(c, PRIVATE) for c in conv_channels if c not in allowed)
+    outsiders_here = kinds.get(here, PRIVATE) == SHARED
+    allowed = {c for c, k in kinds.items() if (k == PUBLIC and not outsiders_here) or c == here}
+    excluded = Counter(
+        DIRECT if kinds.get(c, PRIVATE) == DIRECT else PRIVATE for c in conv_channels if c not in allowed
+    )
     uses_here = here in conv_channels and kinds.get(here, PRIVATE) != PUBLIC
     return Sources(frozenset(allowed), here if uses_here else "", excluded)
-
-
-def may_show_in(audience: str | None, channel: str) -> bool:
-    """Content with this audience may be posted in `channel` for everyone there to see."""
-    return audience == "" or audience == channel

@@ -97,14 +97,14 @@ def job_summary(job: Any, *, rows: list[dict]) -> str:
             f"Try it with `/finetune eval {job.id}`, then `/finetune use {job.fine_tuned_model} persona=<name>`."
         )
     if job.status == "failed":
-        return f":x: *Fine-tuning failed:* {job.error_message or 'no reason given'} (`{job.error_code or 'error'}`)"
+        return f":x: *Fine-tuning failed:* {escape(job.error_message or 'no reason given')} (`{escape(job.error_code or 'error')}`)"
     return f":no_entry_sign: Fine-tuning job `{job.id}` was {job.status}."
 
 
 def confirm_start(*, token: str, dataset: str, model: str, estimate: dict, summary: str) -> list[Block]:
     cost_text = estimate.get("cost_text", "unknown")
     return [
-        _section(f"*Start fine-tuning* `{model}` on dataset `{dataset}`?"),
+        _section(f"*Start fine-tuning* `{escape(model)}` on dataset `{dataset}`?"),
         _fields(
             [
                 (
@@ -194,8 +194,14 @@ def eval_side_by_side(headline: str, rows: list[Any], *, limit: int = 3) -> list
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": f"*Tuned* (F1 {row.tuned_f1:.2f})\n{row.tuned_answer[:900]}"},
-                    {"type": "mrkdwn", "text": f"*Base* (F1 {row.base_f1:.2f})\n{row.base_answer[:900]}"},
+                    {
+                        "type": "mrkdwn",
+                        "text": f"*Tuned* (F1 {row.tuned_f1:.2f})\n{cut(escape(row.tuned_answer), 900)}",
+                    },
+                    {
+                        "type": "mrkdwn",
+                        "text": f"*Base* (F1 {row.base_f1:.2f})\n{cut(escape(row.base_answer), 900)}",
+                    },
                 ],
             }
         )

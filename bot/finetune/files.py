@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 from slack_sdk.errors import SlackApiError
 
+from bot.blocks import escape
 from bot.deps import BotDeps
 
 MAX_DOWNLOAD = 100 * 1024 * 1024
@@ -22,7 +23,9 @@ async def find_file(deps: BotDeps, *, channel: str, link: str, extensions: tuple
     if link:
         m = _FILE_ID.search(link)
         if not m:
-            raise FileProblem(f"`{link}` doesn't look like a Slack file link (…/files/U…/F…/name).")
+            raise FileProblem(
+                f"`{escape(link[:200])}` doesn't look like a Slack file link (…/files/U…/F…/name)."
+            )
         try:
             file = (await deps.client.files_info(file=m.group(1) or m.group(2)))["file"]
         except SlackApiError as exc:
@@ -60,20 +63,26 @@ def shared_in(file: dict) -> set[str]:
 async def download(deps: BotDeps, file: dict) -> str:
     url = file.get("url_private_download") or file.get("url_private")
     if not url:
-        raise FileProblem(f"`{file.get('name')}` has no download link.")
+        raise FileProblem(f"`{escape(str(file.get('name')))}` has no download link.")
     if int(file.get("size") or 0) > MAX_DOWNLOAD:
-        raise FileProblem(f"`{file.get('name')}` is over {MAX_DOWNLOAD // 1024 // 1024} MB.")
+        raise FileProblem(f"`{escape(str(file.get('name')))}` is over {MAX_DOWNLOAD // 1024 // 1024} MB.")
     if not _trusted(url, deps.settings.slack_api_url):
-        raise FileProblem(f"`{file.get('name')}` isn't hosted by Slack; I only download Slack files.")
+        raise FileProblem(
+            f"`{escape(str(file.get('name')))}` isn't hosted by Slack; I only download Slack files."
+        )
     headers = {"Authorization": f"Bearer {deps.settings.slack_bot_token}"}
     data = bytearray()
     async with deps.session.get(url, headers=headers) as response:
         if response.status != 200:
-            raise FileProblem(f"Downloading `{file.get('name')}` failed (HTTP {response.status}).")
+            raise FileProblem(
+                f"Downloading `{escape(str(file.get('name')))}` failed (HTTP {response.status})."
+            )
         async for chunk in response.content.iter_chunked(1 << 16):  # read(n) stops at what is buffered
             data += chunk
             if len(data) > MAX_DOWNLOAD:
-                raise FileProblem(f"`{file.get('name')}` is over {MAX_DOWNLOAD // 1024 // 1024} MB.")
+                raise FileProblem(
+                    f"`{escape(str(file.get('name')))}` is over {MAX_DOWNLOAD // 1024 // 1024} MB."
+                )
     return bytes(data).decode("utf-8-sig", errors="replace")
 
 

@@ -34,6 +34,7 @@ _e = blocks.escape
 _CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>")
 _SINCE = re.compile(r"^(\d+)([hdw])$")
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")  # gpt-4.1-mini, ft:…:org:suffix:id
 
 
 class UserError(Exception):
@@ -66,6 +67,25 @@ def _dataset_name(raw: str) -> str:
     if not DATASET_NAME.match(name):
         raise UserError(f"`{_e(raw[:80])}` isn't a usable dataset name (letters, digits, `-`, `_`, `.`).")
     return name
+
+
+def _model_name(raw: str) -> str:
+    if not MODEL_NAME.match(raw):
+        raise UserError(f"`{_e(raw[:80])}` isn't a model id (letters, digits, `.`, `-`, `_`, `:`).")
+    return raw
+
+
+async def _own_model(ctx: Ctx, model: str) -> ft.JobRecord | None:
+    """The job that made `model`; a fine-tuned model another workspace made is refused.
+
+    Models of one OpenAI organisation are visible to every workspace sharing the key, but
+    a tuned model may repeat what its (maybe private) training conversations said.
+    """
+    records = await ft.list_job_records(ctx.deps.core.store, ctx.team)
+    record = next((r for r in records if r.fine_tuned_model == model), None)
+    if model.startswith("ft:") and record is None:
+        raise UserError(f"`{_e(model)}` isn't a model this workspace trained; see `/finetune list`.")
+    return record
 
 
 def _since(raw: str) -> float:
@@ -193,7 +213,7 @@ async def _save(ctx: Ctx, ds: ft.Dataset, train: str, valid: str) -> bool:
 def _excluded_note(excluded: dict[str, int]) -> str:
     parts = []
     if excluded.get(PRIVATE):
-        parts.append(f"{excluded[PRIVATE]} from private channels")
+        parts.append(f"{excluded[PRIVATE]} from private or shared channels")
     if excluded.get(DIRECT):
         parts.append(f"{excluded[DIRECT]} from DMs and group DMs")
     if not parts:
@@ -348,7 +368,7 @@ async def validate_file(ctx: Ctx, args: str) -> None:
     positional, named = parse_args(args)
     file = await find_file(ctx.deps, channel=ctx.channel, link=" ".join(positional), extensions=(".jsonl",))
     text = await download(ctx.deps, file)
-    model = named.get("model") or ctx.deps.settings.finetune_base_model
+    model = _model_name(named.get("model") or ctx.deps.settings.finetune_base_model)
     report = await _validate(ctx, text, "", model=model)
     name = _dataset_name(named.get("name") or file["name"].rsplit(".", 1)[0])
     file_name = blocks.escape(file["name"])
@@ -380,7 +400,8 @@ async def validate_file(ctx: Ctx, args: str) -> None:
 async def confirm_overwrite(deps: BotDeps, *, team: str, user: str, token: str, say) -> None:
     """After "Replace": the staged dataset takes the name, in one step."""
     pending = await ft.take_pending(deps.core.store, team, token)
-    ds = await ft.commit_staged(deps.core.store, team, token, pending) if pending else None
+    is_overwrite = pending is not None and pending.get("kind") == "overwrite"
+    ds = await ft.commit_staged(deps.core.store, team, token, pending) if is_overwrite else None
     if ds is None:
         await say("This confirmation has expired or was already used; build or validate the dataset again.")
         return
@@ -416,7 +437,7 @@ async def start(ctx: Ctx, args: str) -> None:
             f"There's no dataset called `{_e(positional[0][:80])}`; see `/finetune dataset list`."
         )
     ds, train, valid = loaded
-    model = named.get("model") or ctx.deps.settings.finetune_base_model
+    model = _model_name(named.get("model") or ctx.deps.settings.finetune_base_model)
     epochs_raw = named.get("epochs", "auto")
     if epochs_raw != "auto" and not (epochs_raw.isdigit() and 1 <= int(epochs_raw) <= 25):
         raise UserError("`epochs` must be `auto` or a whole number from 1 to 25.")
@@ -485,9 +506,7 @@ async def confirm_start(deps: BotDeps, *, team: str, user: str, token: str, say)
             filename=f"{ds.name}.jsonl",
         )
     except jobs.FineTuneError as exc:
-        text = (
-            f":x: *Fine-tuning didn't start.* {exc.message} The dataset `{ds.name}` is kept; try again later."
-        )
+        text = f":x: *Fine-tuning didn't start.* {_e(exc.message)} The dataset `{ds.name}` is kept; try again later."
         await deps.client.chat_update(channel=channel, ts=card["ts"], text=text, blocks=blocks.notice(text))
         await audit.record(
             store, team, user=user, action="finetune start failed", allowed=True, detail=exc.message
@@ -527,7 +546,7 @@ async def _job_or_error(ctx: Ctx, job_id: str) -> jobs.JobView:
     except jobs.FineTuneError as exc:
         if exc.kind in ("model_not_found", "bad_request") or "not found" in exc.message.lower():
             raise UserError(f"There's no fine-tuning job `{job_id}`; see `/finetune list`.") from exc
-        raise UserError(exc.message) from exc
+        raise UserError(_e(exc.message)) from exc
 
 
 async def job_list(ctx: Ctx, args: str) -> None:
@@ -576,7 +595,7 @@ async def confirm_cancel(deps: BotDeps, *, team: str, user: str, token: str, say
     try:
         view = await jobs.cancel(deps.core.openai, pending["job_id"])
     except jobs.FineTuneError as exc:
-        await say(f":warning: {exc.message}")
+        await say(f":warning: {_e(exc.message)}")
         return
     await audit.record(
         deps.core.store, team, user=user, action="finetune cancel", allowed=True, detail=view.id
@@ -623,10 +642,10 @@ async def evaluate(ctx: Ctx, args: str) -> None:
         tuned = view.fine_tuned_model
         record = next((r for r in records if r.job_id == target), None)
     else:
-        tuned = target
-        record = next((r for r in records if r.fine_tuned_model == tuned), None)
-    if not tuned:
-        raise UserError("Usage: `/finetune eval <job id | ft:model> [n=20] [judge=on]`")
+        if not target:
+            raise UserError("Usage: `/finetune eval <job id | ft:model> [n=20] [judge=on]`")
+        tuned = _model_name(target)
+        record = await _own_model(ctx, tuned)
     dataset_name = named.get("dataset") or (record.dataset if record else "")
     loaded = await ft.load_dataset(store, ctx.team, dataset_name) if dataset_name else None
     if loaded is None:
@@ -639,13 +658,15 @@ async def evaluate(ctx: Ctx, args: str) -> None:
     held_out = await asyncio.to_thread(_held_out, valid or train)
     base = tokens.base_model(tuned)
     judge = ctx.deps.settings.openai_model if named.get("judge", "on") != "off" else None
-    await ctx.say(f"_Comparing `{_e(tuned)}` with `{base}` on {min(n, len(held_out))} held-out examples…_")
+    await ctx.say(
+        f"_Comparing `{_e(tuned)}` with `{_e(base)}` on {min(n, len(held_out))} held-out examples…_"
+    )
     report = await ev.compare(
         ctx.deps.core.openai, tuned=tuned, base=base, examples=held_out, n=n, judge_model=judge
     )
     summary = ev.eval_summary(report)
     text = (
-        f"*Evaluation:* `{_e(tuned)}` vs base `{base}` on {report.n} held-out examples\n"
+        f"*Evaluation:* `{_e(tuned)}` vs base `{_e(base)}` on {report.n} held-out examples\n"
         f"Judge wins — tuned {report.tuned_wins} · base {report.base_wins} · ties {report.ties}\n"
         f"Token F1 vs reference — tuned {report.tuned_mean_f1:.3f} · base {report.base_mean_f1:.3f}"
         + (f"\n_{len(report.errors)} example(s) failed; see the file._" if report.errors else "")
@@ -672,7 +693,8 @@ async def use(ctx: Ctx, args: str) -> None:
     positional, named = parse_args(args)
     if not positional:
         raise UserError("Usage: `/finetune use <model> [persona=<name> | #channel]`")
-    model = positional[0]
+    model = _model_name(positional[0])
+    record = await _own_model(ctx, model)
     try:
         await ctx.deps.core.openai.models.retrieve(model)
     except Exception as exc:
@@ -704,6 +726,22 @@ async def use(ctx: Ctx, args: str) -> None:
         where = f"<#{channel}>"
     await ctx.say(
         f"{where} now uses `{_e(model)}` (base `{info.base}`, {info.encoding}, {info.context_window:,}-token context)."
+        + await _training_warning(ctx, record)
+    )
+
+
+async def _training_warning(ctx: Ctx, record: ft.JobRecord | None) -> str:
+    """A model trained on a private conversation may repeat it wherever it answers: say so."""
+    loaded = await ft.load_dataset(ctx.deps.core.store, ctx.team, record.dataset) if record else None
+    audience = loaded[0].audience if loaded else ""
+    if not audience:
+        return ""
+    source = {"?": "a dataset of unknown origin"}.get(audience) or (
+        "a DM" if audience.startswith("D") else f"<#{audience}>"
+    )
+    return (
+        f"\n:warning: It was trained on conversations from {source}. "
+        "It may repeat them to anyone it answers here."
     )
 
 

@@ -77,19 +77,21 @@ async def save_dataset(
     """
     _check_size(train, valid)
     index = keys.workspace(store.prefix, team)["datasets"]
-    async with store.redis.pipeline(transaction=True) as pipe:
-        await pipe.watch(index)
-        current = await pipe.hget(index, ds.name)
-        if current is not None and not replace:
-            raise DatasetExists(Dataset(**json.loads(current)))
-        pipe.multi()
-        pipe.set(keys.dataset(store.prefix, team, ds.name, "train"), train)
-        pipe.set(keys.dataset(store.prefix, team, ds.name, "valid"), valid)
-        pipe.hset(index, ds.name, json.dumps(asdict(ds)))
-        try:
-            await pipe.execute()
-        except WatchError:
-            raise DatasetExists(ds) from None
+    while True:  # a save of another name touches the same index: try again, then it's clear
+        async with store.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(index)
+            current = await pipe.hget(index, ds.name)
+            if current is not None and not replace:
+                raise DatasetExists(Dataset(**json.loads(current)))
+            pipe.multi()
+            pipe.set(keys.dataset(store.prefix, team, ds.name, "train"), train)
+            pipe.set(keys.dataset(store.prefix, team, ds.name, "valid"), valid)
+            pipe.hset(index, ds.name, json.dumps(asdict(ds)))
+            try:
+                await pipe.execute()
+                return
+            except WatchError:
+                continue
 
 
 def _staged(token: str) -> str:
@@ -119,6 +121,13 @@ redis.call('PERSIST', KEYS[4])
 redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
 return 1
 """
+
+
+async def drop_staged(store: Store, team: str, token: str) -> None:
+    """ "Keep the old one": the staged copy (up to hundreds of MB) goes at once."""
+    await store.redis.delete(
+        *(keys.dataset(store.prefix, team, _staged(token), p) for p in ("train", "valid"))
+    )
 
 
 async def commit_staged(store: Store, team: str, token: str, pending: dict) -> Dataset | None:

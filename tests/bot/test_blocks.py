@@ -97,3 +97,10 @@ def test_many_custom_personas_fit_one_message():
     assert_valid_blocks(out)
     assert blocks.text_size(out) <= blocks.BLOCKS_BUDGET
     assert "more" in out[-2]["text"]["text"]
+
+
+def test_a_lone_less_than_sign_doesnt_swallow_the_text():
+    text = "Compare a < b, " + "then more words " * 700
+    head, rest = blocks.split_text(text, 8000)
+    assert len(head) > 7000 and head + rest == text
+    assert len(blocks.cut(text, 5000)) > 4800

@@ -133,15 +133,15 @@ def test_local_refs_must_point_at_a_schema_in_the_document():
 @pytest.mark.parametrize(
     ("schema", "message"),
     [
-        (_object({}, **{"$id": "http://127.0.0.1:9/base.json"}), "`$`: `$id` isn't supported"),
         (_object({"a": {"$id": "sub.json", "type": "string"}}), "`$.a`: `$id` isn't supported"),
         (_object({"a": {"$anchor": "here", "type": "string"}}), "`$.a`: `$anchor` isn't supported"),
         (_object({"a": {"$dynamicRef": "#meta"}}), "`$.a`: `$dynamicRef` isn't supported"),
         (
             _object(
-                {}, **{"$schema": "http://json-schema.org/draft-04/schema#", "id": "http://127.0.0.1:9/"}
+                {"a": {"id": "http://127.0.0.1:9/", "type": "string"}},
+                **{"$schema": "http://json-schema.org/draft-04/schema#"},
             ),
-            "`$`: `id` isn't supported",
+            "`$.a`: `id` isn't supported",
         ),
         (_object({}, **{"$schema": "http://127.0.0.1:9/meta"}), "isn't a JSON Schema version I know"),
         (_object({}, **{"$schema": {"not": "a string"}}), "isn't a JSON Schema version I know"),
@@ -245,7 +245,7 @@ def test_openai_size_limits_are_enforced_up_front(at_limit, over, message):
     ("pattern", "message"),
     [
         ("((a{100}){100}){100}", "is too large once its repeats are spelled out"),
-        ("(?:a{65535}){65535}", "repeats something 65,535 times; the limit is 1,000"),
+        ("(?:a{65535}){65535}", "repeats something 65,535 times; the limit is 10,000"),
         ("(" * 400 + "a" + ")" * 400, "nests groups more than 20 deep"),
         ("a" * 1001, "is 1,001 characters long"),
         ("(?x) a # comment", "turns on verbose"),
@@ -260,3 +260,19 @@ def test_patterns_too_costly_to_compile_are_refused_quickly(pattern, message):
     text = _refusal(_object({"code": {"type": "string", "pattern": pattern}}))
     assert text.startswith("`$.code`: the pattern `") and message in text
     assert time.perf_counter() - started < 0.5
+
+
+def test_common_schemas_from_docs_are_accepted():
+    """A root `$id` (as in json-schema.org's examples) and long bounded patterns are fine."""
+    schema = {
+        "$id": "https://example.com/person.schema.json",
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {"code": {"type": "string", "pattern": "^[a-z0-9]{1,2000}$"}},
+    }
+    strict, notes = schemas.strictify(schema)
+    assert "$id" not in strict and any("removed `$id`" in n for n in notes)
+    with pytest.raises(schemas.SchemaProblem, match="isn't supported"):
+        schemas.strictify(
+            {"type": "object", "properties": {"x": {"$id": "https://e.com/x", "type": "string"}}}
+        )

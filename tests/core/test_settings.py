@@ -90,3 +90,16 @@ def test_token_of_the_wrong_kind_is_refused_without_echoing_it():
         {**REAL_LOOKING, "OPENAI_API_KEY": "ollama", "OPENAI_BASE_URL": "http://localhost:11434/v1"},
         dotenv=False,
     ).require_slack("http")
+
+
+def test_a_dummy_key_for_a_local_openai_server_is_accepted():
+    settings = Settings.from_env(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-1",
+            "SLACK_APP_TOKEN": "xapp-1",
+            "OPENAI_API_KEY": "sk-xxx",
+            "OPENAI_BASE_URL": "http://localhost:8000/v1",
+        },
+        dotenv=False,
+    )
+    settings.require_slack("socket")

@@ -65,6 +65,16 @@ async def _three_rated_conversations(bot, slack) -> None:
     await _rated(bot, slack, dm, "rate-dm")
 
 
+TUNED = "ft:gpt-4.1-mini-2025-04-14:acme::x1"
+
+
+async def _our_tuned_model(bot, dataset: str) -> None:
+    """A job this workspace ran on `dataset`, which made TUNED."""
+    job = ft.JobRecord("ftjob-ours", "T1", "C1", "1.0", dataset, "gpt-4.1-mini-2025-04-14", ADMIN)
+    job.fine_tuned_model = TUNED
+    await ft.save_job(bot.deps.core.store, job)
+
+
 def _uploaded_text(slack, channel: str) -> str:
     return "\n".join(u.content.decode() for u in slack.uploads if u.channel_id == channel)
 
@@ -173,7 +183,7 @@ async def test_dataset_built_in_a_public_channel_leaves_out_dms_and_private_chan
     posted = _uploaded_text(slack, "C1")
     assert "public question about deploys" in posted
     assert "salaries" not in posted and "health" not in posted
-    assert "Left out 1 from private channels and 1 from DMs" in reply["text"]
+    assert "Left out 1 from private or shared channels and 1 from DMs" in reply["text"]
     _, train, valid = await ft.load_dataset(bot.deps.core.store, "T1", "all")
     assert "salaries" not in train + valid and "health" not in train + valid
 
@@ -220,7 +230,8 @@ async def test_eval_of_a_private_dataset_goes_to_the_admins_dm(http_bot, slack, 
     ds, train, valid = loaded
     ds.audience = PRIVATE
     await ft.save_dataset(bot.deps.core.store, "T1", ds, train, valid, replace=True)
-    await command(bot, slack, "eval ft:gpt-4.1-mini-2025-04-14:acme::x1 dataset=priv n=2 judge=off", "e")
+    await _our_tuned_model(bot, "priv")
+    await command(bot, slack, f"eval {TUNED} dataset=priv n=2 judge=off", "e")
     assert [m for m in slack.messages(channel=f"D{ADMIN}") if "Evaluation:" in m["text"]]
     assert not [m for m in slack.messages(channel="C1") if "Evaluation:" in m["text"]]
     assert [u for u in slack.uploads if u.channel_id == f"D{ADMIN}" and u.filename == "evaluation.txt"]
@@ -256,6 +267,56 @@ async def test_saving_over_an_existing_dataset_asks_first(http_bot, slack):
     assert "Replaced dataset `support`" in done["text"]
     (new, *_) = await ft.load_dataset(bot.deps.core.store, "T1", "support")
     assert new.source == "file:support.jsonl"
+
+
+async def test_a_dataset_is_never_posted_in_a_channel_shared_with_another_company(http_bot, slack):
+    bot = await http_bot(ADMIN_USER_IDS=ADMIN)
+    slack.channels["CSHARED"] = {"id": "CSHARED", "name": "partner", "is_ext_shared": True}
+    await _rated(bot, slack, mention("public question about deploys"), "rate-public")
+    await bot.command(
+        "/finetune",
+        "dataset build name=x",
+        user=ADMIN,
+        channel="CSHARED",
+        response_url=slack.response_url("b"),
+    )
+    await bot.idle(30)
+    assert "deploys" not in _uploaded_text(slack, "CSHARED")
+    assert "Left out 1 from private or shared channels" in (await slack.wait_response("b"))[0]["text"]
+    await stored_dataset(bot, name="public")  # workspace-public content, asked for in the shared channel
+    await _our_tuned_model(bot, "public")
+    await bot.command(
+        "/finetune",
+        f"eval {TUNED} dataset=public n=1 judge=off",
+        user=ADMIN,
+        channel="CSHARED",
+        response_url=slack.response_url("e"),
+    )
+    await bot.idle(30)
+    assert not [m for m in slack.messages(channel="CSHARED") if "Evaluation" in m["text"]]
+    assert [m for m in slack.messages(channel=f"D{ADMIN}") if "Evaluation" in m["text"]]
+
+
+async def test_another_workspaces_tuned_model_cant_be_evaluated_or_used(http_bot, slack, openai_api):
+    bot = await http_bot(ADMIN_USER_IDS=ADMIN)
+    await stored_dataset(bot, name="mine")
+    theirs = "ft:gpt-4.1-mini-2025-04-14:org::theirs"
+    for sub in (f"eval {theirs} dataset=mine", f"use {theirs}"):
+        [reply] = await command(bot, slack, sub, sub[:3])
+        assert "isn't a model this workspace trained" in reply["text"], sub
+    assert openai_api.chat_requests() == []
+
+
+async def test_a_dataset_from_before_audiences_is_never_shown(http_bot, slack, openai_api):
+    """Datasets saved before this fix may hold DMs: eval refuses to show them anywhere."""
+    bot = await http_bot(ADMIN_USER_IDS=ADMIN)
+    await stored_dataset(bot, name="legacy")
+    ds, train, valid = await ft.load_dataset(bot.deps.core.store, "T1", "legacy")
+    ds.audience = "?"
+    await ft.save_dataset(bot.deps.core.store, "T1", ds, train, valid, replace=True)
+    [reply] = await command(bot, slack, "eval gpt-4.1-mini dataset=legacy n=1 judge=off", "e")
+    assert "Build it again" in reply["text"]
+    assert openai_api.chat_requests() == [] and not slack.uploads
 
 
 # -- 2. schemas never fetch, never crash, stay within OpenAI's limits -----------------
@@ -593,6 +654,7 @@ def _everything_shown(slack) -> str:
 
 async def test_no_echo_of_user_text_can_ping_the_channel_or_disguise_a_link(http_bot, slack, openai_api):
     bot = await http_bot(ADMIN_USER_IDS=ADMIN, FINETUNE_SCREENING="false")
+    await stored_dataset(bot, name="support")
     commands = [
         ("/persona", HOSTILE),  # unknown persona name
         ("/persona", f"expert {HOSTILE}"),  # domain, announced in the channel
@@ -605,6 +667,9 @@ async def test_no_echo_of_user_text_can_ping_the_channel_or_disguise_a_link(http
         ("/finetune", f"start {HOSTILE}"),
         ("/finetune", f"use {HOSTILE}"),
         ("/finetune", f"status {HOSTILE}"),
+        ("/finetune", f"validate {HOSTILE}"),
+        ("/finetune", f"start support model={HOSTILE}"),
+        ("/finetune", f"eval {HOSTILE} dataset=support"),
     ]
     for i, (name, text) in enumerate(commands):
         await bot.command(name, text, user=ADMIN, response_url=slack.response_url(f"k{i}"))
@@ -622,7 +687,8 @@ async def test_no_echo_of_user_text_can_ping_the_channel_or_disguise_a_link(http
 
 async def test_model_output_cant_ping_the_channel(http_bot, slack, openai_api):
     bot = await http_bot()
-    openai_api.enqueue(Reply(text="Sure: <!channel> and <!here>, ask <@U1>.", chunk_size=3))
+    # chunks "Sure<", "!chan", …, "and <", "!here": each "<" ends a delta
+    openai_api.enqueue(Reply(text="Sure<!channel> and <!here>, ask <@U1>.", chunk_size=5))
     event = mention("say <!channel> for me")
     await bot.event(event)
     await bot.idle()
@@ -664,7 +730,9 @@ async def test_a_long_first_answer_with_the_persona_menu_is_shown_whole(http_bot
     await bot.idle()
     shown = slack.messages(thread_ts=event["ts"])
     assert not any(m["text"].endswith("…") or "Thinking" in m["text"] for m in shown)
-    assert "Paragraph 52" in shown[-1]["text"] or any("Paragraph 52" in m["text"] for m in shown)
+    text = "\n".join(m["text"] for m in shown)
+    at = [text.index(f"Paragraph {i}:") for i in range(53)]
+    assert at == sorted(at)  # every paragraph, once, in order
     assert any(b["type"] == "actions" for m in shown for b in m["blocks"] or [])  # footer kept
 
 
@@ -704,4 +772,7 @@ async def test_a_demoted_admin_loses_access_within_a_minute(http_bot, slack, mon
     monkeypatch.setattr(auth, "_clock", lambda: start + 61)
     [refused] = await command(bot, slack, "list", "b", user="UBOSS")
     assert "for admins only" in refused["text"]
-    assert len(bot.deps.admin_cache) <= auth.CACHE_SIZE
+    monkeypatch.setattr(auth, "CACHE_SIZE", 3)
+    for i in range(5):
+        await command(bot, slack, "list", f"u{i}", user=f"UNOBODY{i}")
+    assert len(bot.deps.admin_cache) == 3  # bounded: the oldest answers make room

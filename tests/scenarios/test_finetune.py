@@ -351,7 +351,7 @@ async def test_eval_and_use_put_the_tuned_model_to_work(http_bot, slack, openai_
     await bot.idle()
     assert openai_api.chat_requests()[-1]["model"] == tuned  # every turn, not just the first
     [bad] = await command(bot, slack, "use ft:gpt-4o-mini:nobody::zzz", "bad")
-    assert "doesn't know the model" in bad["text"]
+    assert "isn't a model this workspace trained" in bad["text"]
 
 
 async def test_validate_screens_with_moderation_and_saves_a_valid_file(http_bot, slack, openai_api):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from openai import OpenAIError
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
@@ -13,6 +15,8 @@ from bot.finetune import flows
 from bot.replies import ephemeral
 from core import llm
 from core.finetune import store as ft
+
+log = logging.getLogger(__name__)
 
 
 async def handle_finetune_button(ack, body: dict, respond, deps: BotDeps) -> None:
@@ -43,8 +47,10 @@ async def _run(deps: BotDeps, body: dict, respond) -> None:
             await flows.confirm_cancel(deps, team=team, user=user, token=token, say=say)
         elif kind == "finetune_overwrite_confirm":
             await flows.confirm_overwrite(deps, team=team, user=user, token=token, say=say)
-        else:  # "Cancel" on a start, "Keep it running" on a cancel
+        else:  # "Cancel" on a start, "Keep it running", "Keep the old one"
             await ft.take_pending(deps.core.store, team, token)
+            if kind == "finetune_overwrite_cancel":
+                await ft.drop_staged(deps.core.store, team, token)
             await say("OK, nothing was changed.")
     except RedisError:
         await say(
@@ -56,3 +62,6 @@ async def _run(deps: BotDeps, body: dict, respond) -> None:
         )
     except OpenAIError as exc:
         await say(messages.llm_error(llm.error_kind(exc)))
+    except Exception:  # never silence: the admin hears that something broke
+        log.exception("Fine-tuning button failed")
+        await say(messages.COMMAND_FAILED)

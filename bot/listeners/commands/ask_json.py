@@ -95,11 +95,11 @@ async def manage_schemas(deps: BotDeps, *, team: str, channel: str, user: str, t
         elif await schemas.delete(store, team, name):
             await say(f"Deleted schema `{name}`.")
         else:
-            await say(f":warning: There's no workspace schema called `{name}`.")
+            await say(f":warning: There's no workspace schema called `{blocks.escape(name[:80])}`.")
         return
     if not body.strip():
         await say("Usage: `/ask-json schema add <name> <json schema>`")
         return
     saved = await schemas.save(store, team, name, body)
-    note = f" Normalized for strict mode: {'; '.join(saved.notes)}." if saved.notes else ""
+    note = f" Normalized for strict mode: {blocks.escape('; '.join(saved.notes))}." if saved.notes else ""
     await say(f"Saved schema `{saved.name}`.{note}")
