@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from core.tokens import REPLY_PRIMING, count_message, encoding_for, model_info
+from core.tokens import REPLY_PRIMING, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, encoding_for, model_info
 
+# Fields `core.tokens.count_message` leaves out: our own bookkeeping, never sent.
+_BOOKKEEPING_KEYS = frozenset({"tokens", "ts", "user"})
 # OpenAI's per-example limit for chat fine-tuning; longer examples are truncated.
 DEFAULT_TOKEN_LIMIT = 65_536
 # base-model prefix -> tokens per example, where it differs from the default.
@@ -113,7 +115,26 @@ def message_text(message: dict) -> str:
     return ""
 
 
-def example_tokens(example: dict, model: str) -> tuple[int, int]:
+def token_counter(model: str) -> Callable[[str], int]:
+    """Token counts for `model`'s encoding, each distinct string encoded once.
+
+    A dataset repeats its system prompt and role names in every example, and tokenizing
+    is most of the cost of validating one; keep a counter for one dataset, not longer,
+    as it holds every string it has seen.
+    """
+    encode = encoding_for(model).encode_ordinary  # what encode(disallowed_special=()) does
+    seen: dict[str, int] = {}
+
+    def count(text: str) -> int:
+        tokens = seen.get(text)
+        if tokens is None:
+            tokens = seen[text] = len(encode(text))
+        return tokens
+
+    return count
+
+
+def example_tokens(example: dict, model: str, count: Callable[[str], int] | None = None) -> tuple[int, int]:
     """(total, assistant) tokens of one valid example.
 
     Total follows the cookbook formula (3 per message, its string values, 1 more for a
@@ -121,21 +142,30 @@ def example_tokens(example: dict, model: str) -> tuple[int, int]:
     parts, tool calls, and the tool definitions (as compact JSON; OpenAI's exact tool
     rendering is not public, so that part is an estimate). Assistant tokens are what is
     trained: assistant content and tool calls, skipping messages with weight 0. Images
-    are not counted.
+    are not counted. Pass one `token_counter` for a whole dataset to count it faster.
     """
-    encode = encoding_for(model).encode
+    count = count or token_counter(model)
     total = REPLY_PRIMING
     assistant = 0
     for message in example["messages"]:
-        structured = sum(len(encode(text, disallowed_special=())) for text in _structured_text(message))
-        total += count_message(message, model) + structured
+        structured = sum(count(text) for text in _structured_text(message))
+        # core.tokens.count_message's formula, with the counter
+        own = TOKENS_PER_MESSAGE
+        for key, value in message.items():
+            if key in _BOOKKEEPING_KEYS:
+                continue
+            if isinstance(value, str):
+                own += count(value)
+            if key == "name":
+                own += TOKENS_PER_NAME
+        total += own + structured
         if message.get("role") == "assistant" and message.get("weight", 1) != 0:
             content = message.get("content")
-            plain = len(encode(content, disallowed_special=())) if isinstance(content, str) else 0
+            plain = count(content) if isinstance(content, str) else 0
             assistant += plain + structured
     for key in ("tools", "functions"):
         if example.get(key):
-            total += len(encode(_compact_json(example[key]), disallowed_special=()))
+            total += count(_compact_json(example[key]))
     return total, assistant
 
 

@@ -9,14 +9,26 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable, Sequence
 from operator import mul
 from typing import Any
+
+import numpy as np
 
 from core.finetune.budget import message_text
 
 # Instructions are usually the same in every example; embedding them would make every
 # pair look alike, so near-duplicate search compares the conversation only.
 _EMBEDDED_ROLES = ("user", "assistant", "tool")
+# The all-pairs search multiplies blocks of rows by every later row; a block's score
+# matrix is kept near this many floats (64 MB) whatever the dataset's size.
+_BLOCK_FLOATS = 16_000_000
+# Scores are found in float32 (half the memory, twice the BLAS speed of float64) and
+# then recomputed in float64. A float32 dot product of two unit vectors is off by at
+# most about d * 2**-24 (1e-4 at 1,536 dimensions), and making them unit vectors adds
+# as much again; candidates are taken the larger of this and 4 * d * 2**-24 below the
+# threshold, so no pair at or above it is lost before the recheck.
+_FLOAT32_SLACK = 1e-3
 
 
 def _normalize_message(message: Any) -> Any:
@@ -90,6 +102,7 @@ def _unit(vector: list[float]) -> list[float] | None:
 
 
 def _similar_pairs_python(vectors: list[list[float]], threshold: float) -> list[tuple[int, int, float]]:
+    """The plain all-pairs scan: the reference the fast search is tested against."""
     units = [_unit(v) for v in vectors]
     pairs = []
     for i, a in enumerate(units):
@@ -102,48 +115,163 @@ def _similar_pairs_python(vectors: list[list[float]], threshold: float) -> list[
     return pairs
 
 
-def _similar_pairs_numpy(
-    vectors: list[list[float]], threshold: float, block: int = 512
-) -> list[tuple[int, int, float]]:
-    import numpy as np
+def _as_matrix(vectors: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """The embeddings as one 2-D float array, without copying one that already is."""
+    matrix = vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors, dtype=np.float64)
+    if matrix.dtype not in (np.float32, np.float64):
+        matrix = matrix.astype(np.float64)
+    if matrix.ndim != 2:
+        raise ValueError(f"embeddings must be a list of equal-length vectors, not shape {matrix.shape}")
+    return matrix
 
-    matrix = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(matrix, axis=1)
-    usable = norms > 0
-    matrix = np.divide(matrix, norms[:, None], out=np.zeros_like(matrix), where=usable[:, None])
-    pairs = []
-    # Row blocks keep memory at block x n instead of n x n for large datasets.
-    for start in range(0, len(matrix), block):
-        scores = matrix[start : start + block] @ matrix.T
-        rows, cols = np.nonzero(scores >= threshold)
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-            i = start + r
-            if c > i and usable[i] and usable[c]:
-                pairs.append((i, c, float(scores[r, c])))
-    return pairs
+
+def _float32_units(matrix: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Unit rows in float32 and which rows have a direction at all (zero, NaN and inf rows
+    don't; they become zero rows so that they score 0 against everything)."""
+    units = np.empty(matrix.shape, dtype=np.float32)
+    usable = np.empty(len(matrix), dtype=bool)
+    for start in range(0, len(matrix), chunk):
+        rows = matrix[start : start + chunk]
+        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+        ok = np.isfinite(norms) & (norms > 0)
+        out = units[start : start + chunk]
+        scale = np.where(ok, norms, 1.0).astype(matrix.dtype)[:, None]
+        np.divide(rows, scale, out=out, casting="same_kind")
+        out[~ok] = 0.0
+        usable[start : start + chunk] = ok
+    return units, usable
+
+
+def _exact_cosines(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Cosines of the given pairs in float64 from the original values, as the plain scan has them."""
+    out = np.empty(len(rows), dtype=np.float64)
+    for start in range(0, len(rows), chunk):
+        a = matrix[rows[start : start + chunk]].astype(np.float64)
+        b = matrix[cols[start : start + chunk]].astype(np.float64)
+        a /= np.sqrt((a * a).sum(axis=1))[:, None]
+        b /= np.sqrt((b * b).sum(axis=1))[:, None]
+        out[start : start + chunk] = (a * b).sum(axis=1)
+    return out
+
+
+def _top(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, keep: int) -> tuple[np.ndarray, ...]:
+    if len(scores) <= keep:
+        return rows, cols, scores
+    best = np.argpartition(-scores, keep - 1)[:keep]
+    return rows[best], cols[best], scores[best]
+
+
+def _similar_pairs_numpy(
+    vectors: Sequence[Sequence[float]] | np.ndarray,
+    threshold: float,
+    *,
+    same: Callable[[np.ndarray], np.ndarray] | None = None,
+    limit: int | None = None,
+    block: int | None = None,
+) -> list[tuple[int, int, float]]:
+    """All pairs i < j at least `threshold` alike, by blocked float32 products and a float64 recheck.
+
+    Only the upper triangle is multiplied (block of rows times the rows from there on),
+    so the work is n²/2 dot products, done by BLAS. `same(indices)` gives a group id per
+    index; pairs within a group are dropped before `limit` is applied (the exact
+    duplicates, which would otherwise fill it). With `limit`, the `limit` most similar
+    pairs are kept as the scan goes, so memory stays bounded even when every example is
+    like every other; which pairs make that cut is decided on float32 scores.
+    """
+    matrix = _as_matrix(vectors)
+    n, dims = matrix.shape
+    if n < 2:
+        return []
+    units, usable = _float32_units(matrix)
+    slack = max(_FLOAT32_SLACK, 4 * dims * 2.0**-24)
+    floor = np.float32(threshold - slack)
+    block = block or max(64, min(2048, _BLOCK_FLOATS // n))
+    below = np.tril(np.ones((block, block), dtype=bool))  # the diagonal and pairs seen already
+    groups = np.full(n, -1, dtype=np.int64)
+    known = np.zeros(n, dtype=bool)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    held = 0
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        scores = units[start:stop] @ units[start:].T
+        size = stop - start
+        scores[:, :size][below[:size, :size]] = -np.inf
+        hits = scores >= floor
+        if floor <= 0:  # zero vectors score 0: only a threshold this low lets them in
+            hits &= usable[start:stop, None] & usable[None, start:]
+        if not hits.any():
+            continue
+        if same is not None:
+            wanted = np.unique(
+                np.concatenate(
+                    [start + np.flatnonzero(hits.any(axis=1)), start + np.flatnonzero(hits.any(axis=0))]
+                )
+            )
+            new = wanted[~known[wanted]]
+            if len(new):
+                groups[new] = same(new)
+                known[new] = True
+            row_groups = np.where(known[start:stop], groups[start:stop], -1 - np.arange(start, stop))
+            col_groups = np.where(known[start:], groups[start:], -1 - np.arange(start, n))
+            hits &= row_groups[:, None] != col_groups[None, :]
+        if limit is not None and np.count_nonzero(hits) > 4 * limit:
+            flat = np.where(hits, scores, -np.inf).ravel()
+            best = np.argpartition(-flat, limit - 1)[:limit]
+            r, c = np.divmod(best, scores.shape[1])
+        else:
+            r, c = np.nonzero(hits)
+        found.append((r + start, c + start, scores[r, c]))
+        held += len(r)
+        if limit is not None and held > 4 * limit:
+            rows, cols, s = _top(*(np.concatenate(part) for part in zip(*found, strict=True)), limit)
+            found, held = [(rows, cols, s)], len(rows)
+            floor = max(floor, s.min())
+    if not found:
+        return []
+    rows, cols, _ = (np.concatenate(part) for part in zip(*found, strict=True))
+    keep = usable[rows] & usable[cols]
+    rows, cols = rows[keep], cols[keep]
+    exact = _exact_cosines(matrix, rows, cols)
+    keep = exact >= threshold
+    return list(zip(rows[keep].tolist(), cols[keep].tolist(), exact[keep].tolist(), strict=True))
+
+
+def _exact_groups(examples: list[Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """Group ids by fingerprint, computed only for the examples asked about: those with a
+    candidate pair, usually few, so a large dataset is not fingerprinted all over again."""
+    ids: dict[str, int] = {}
+
+    def groups(indices: np.ndarray) -> np.ndarray:
+        return np.array(
+            [ids.setdefault(fingerprint(examples[i]), len(ids)) for i in indices.tolist()], dtype=np.int64
+        )
+
+    return groups
 
 
 def near_duplicates(
     examples: list[dict],
-    embeddings: list[list[float]],
+    embeddings: Sequence[Sequence[float]] | np.ndarray,
     threshold: float = 0.95,
     *,
     skip_exact: bool = True,
+    limit: int | None = None,
 ) -> list[tuple[int, int, float]]:
     """Pairs (i, j, cosine) of list positions, i < j, whose embeddings are at least `threshold` alike.
 
     The caller obtains the embeddings (of `example_text`), so this stays offline and
-    testable. Exact duplicates are skipped by default because `validate_dataset`
-    already reports them; zero vectors never match. Uses numpy when present, since a
-    pure-Python all-pairs scan is slow past a few hundred examples.
+    testable; a float32 numpy array (as the API's base64 encoding gives) is used as is.
+    Exact duplicates are skipped by default because `validate_dataset` already reports
+    them; zero vectors never match. `limit` keeps only the most similar pairs, for
+    datasets where nearly every example is like every other and the full list would
+    not fit in memory. CPU-bound for seconds at tens of thousands of examples: call it
+    from a worker thread in async code.
     """
     if len(examples) != len(embeddings):
         raise ValueError(f"{len(examples)} examples but {len(embeddings)} embeddings")
-    try:
-        pairs = _similar_pairs_numpy(embeddings, threshold) if embeddings else []
-    except ImportError:
-        pairs = _similar_pairs_python(embeddings, threshold)
-    if skip_exact:
-        prints = [fingerprint(e) for e in examples]
-        pairs = [(i, j, s) for i, j, s in pairs if prints[i] != prints[j]]
-    return sorted(((i, j, min(1.0, s)) for i, j, s in pairs), key=lambda p: (-p[2], p[0], p[1]))
+    if limit is not None and limit < 1:
+        raise ValueError("limit must be at least 1")
+    same = _exact_groups(examples) if skip_exact else None
+    pairs = _similar_pairs_numpy(embeddings, threshold, same=same, limit=limit) if len(embeddings) else []
+    pairs.sort(key=lambda p: (-p[2], p[0], p[1]))
+    return [(i, j, min(1.0, s)) for i, j, s in pairs[:limit]]

@@ -12,6 +12,7 @@ re-exported here so callers need one import.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.finetune.budget import (
@@ -20,6 +21,7 @@ from core.finetune.budget import (
     example_tokens,
     price_per_1m,
     recommend_epochs,
+    token_counter,
     token_limit,
 )
 from core.finetune.dedupe import exact_duplicates, example_text, fingerprint, near_duplicates
@@ -42,6 +44,7 @@ __all__ = [
     "recommend_epochs",
     "report_to_dict",
     "split_dataset",
+    "validate_and_collect",
     "validate_dataset",
     "valid_examples",
 ]
@@ -65,7 +68,7 @@ class _FileCheck:
     duplicates: list[list[int]] = field(default_factory=list)
 
 
-def _check_file(text: str, model: str, limit: int, file: str) -> _FileCheck:
+def _check_file(text: str, model: str, limit: int, file: str, count: Callable[[str], int]) -> _FileCheck:
     result = _FileCheck()
     if len(text) > MAX_FILE_BYTES // 4 and len(text.encode()) > MAX_FILE_BYTES:
         result.problems.append(
@@ -81,7 +84,7 @@ def _check_file(text: str, model: str, limit: int, file: str) -> _FileCheck:
         if any(p.severity == "error" for p in found):
             continue
         result.valid.append((line, example))
-        total, assistant = example_tokens(example, model)
+        total, assistant = example_tokens(example, model, count)
         result.counts.append((line, len(example["messages"]), total, assistant))
         if total > limit:
             message = (
@@ -118,13 +121,40 @@ def validate_dataset(
 
     Token counts use the base model's own encoding; `epochs` overrides the cookbook's
     recommendation for billing; `prices` overrides the price table. Returns a `Report`
-    whose `ok` is False when OpenAI would reject the file.
+    whose `ok` is False when OpenAI would reject the file. Takes seconds for tens of
+    thousands of examples: call it from a worker thread in async code.
+    """
+    report, _ = validate_and_collect(
+        text,
+        model=model,
+        epochs=epochs,
+        validation_text=validation_text,
+        prices=prices,
+        min_examples=min_examples,
+    )
+    return report
+
+
+def validate_and_collect(
+    text: str,
+    *,
+    model: str = DEFAULT_MODEL,
+    epochs: int | None = None,
+    validation_text: str | None = None,
+    prices: dict[str, float] | None = None,
+    min_examples: int = 10,
+) -> tuple[Report, list[tuple[int, dict]]]:
+    """`validate_dataset`, and the training file's (line, example) pairs without errors.
+
+    The same pairs as `valid_examples(text)`, without parsing and checking the file a
+    second time (half a second at 20,000 examples) before screening or splitting it.
     """
     if epochs is not None and epochs < 1:
         raise ValueError("epochs must be at least 1")
     info = model_info(model)
     limit = token_limit(model)
-    train = _check_file(text, model, limit, "train")
+    count = token_counter(model)
+    train = _check_file(text, model, limit, "train", count)
     problems = train.problems
 
     n_valid = len(train.valid)
@@ -167,7 +197,7 @@ def validate_dataset(
         report.estimated_cost = report.billed_tokens / 1_000_000 * report.price_per_1m
 
     if validation_text is not None:
-        valid = _check_file(validation_text, model, limit, "validation")
+        valid = _check_file(validation_text, model, limit, "validation", count)
         problems += valid.problems
         report.validation_examples = valid.n_examples
         if not valid.valid:
@@ -186,7 +216,7 @@ def validate_dataset(
 
     file_order = {"train": 0, "validation": 1}
     report.problems = sorted(problems, key=lambda p: (file_order.get(p.file, 2), p.line))
-    return report
+    return report, train.valid
 
 
 def valid_examples(text: str) -> list[tuple[int, dict]]:

@@ -2,7 +2,8 @@
 
 The server is just enough of /v1/moderations and /v1/embeddings for a real
 `openai.AsyncOpenAI` client: inputs containing "FLAGME" are flagged, and embeddings
-are hashed bag-of-words vectors, so word-order variants embed identically.
+are hashed bag-of-words vectors, so word-order variants embed identically. Like some
+OpenAI-compatible servers, it can be told to answer in floats whatever was asked.
 """
 
 from __future__ import annotations
@@ -18,11 +19,18 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import openai
 import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
 
-from core.finetune.screening import find_near_duplicates, moderation_screen
+from core.finetune.screening import (
+    EMBEDDING_ENCODING,
+    MAX_EMBEDDING_INPUT_TOKENS,
+    find_near_duplicates,
+    moderation_screen,
+)
+from core.tokens import encoding
 
 REPO = Path(__file__).resolve().parents[3]
 CATEGORIES = [
@@ -63,6 +71,7 @@ def bag_of_words(text: str) -> list[float]:
 @pytest.fixture
 async def server():
     calls: dict[str, list[dict]] = {"moderations": [], "embeddings": []}
+    options = {"floats_only": False}
 
     async def moderations(request: web.Request) -> web.Response:
         body = await request.json()
@@ -79,7 +88,7 @@ async def server():
         data = []
         for index, text in reversed(list(enumerate(inputs))):  # out of order on purpose
             vector = bag_of_words(text)
-            if body.get("encoding_format") == "base64":
+            if body.get("encoding_format") == "base64" and not options["floats_only"]:
                 encoded = base64.b64encode(array.array("f", vector).tobytes()).decode()
                 data.append({"object": "embedding", "index": index, "embedding": encoded})
             else:
@@ -95,13 +104,17 @@ async def server():
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/v1", calls=calls)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}/v1", calls=calls, options=options)
     await runner.cleanup()
 
 
-@pytest.fixture
-async def client(server):
-    async with AsyncOpenAI(base_url=server.url, api_key="t", max_retries=0) as client:
+@pytest.fixture(params=["httpx", "aiohttp"])
+async def client(server, request):
+    """Both of the SDK's transports: the bot uses aiohttp (core/llm.py), the CLI the default."""
+    http_client = openai.DefaultAioHttpClient() if request.param == "aiohttp" else None
+    async with AsyncOpenAI(
+        base_url=server.url, api_key="t", max_retries=0, http_client=http_client
+    ) as client:
         yield client
 
 
@@ -152,7 +165,33 @@ async def test_near_duplicates_found_through_embeddings(server, client):
     assert problems[0].message == "nearly the same as line 1 (cosine 1.000)"
     assert problems[1].message == "nearly the same as line 3 (cosine 1.000)"
     assert [len(body["input"]) for body in server.calls["embeddings"]] == [2, 2]
+    # asked for as base64, so the vectors never become Python floats
+    assert {body["encoding_format"] for body in server.calls["embeddings"]} == {"base64"}
     assert await find_near_duplicates(client, examples[:1]) == []
+    server.options["floats_only"] = True
+    assert await find_near_duplicates(client, examples, batch=2) == problems
+
+
+async def test_a_templated_dataset_gets_the_most_alike_pairs_and_a_note(server, client):
+    # one template with a number changed: every pair of the 60 is alike
+    template = "how do I reset the password of my account in the settings page " * 3
+    examples = [(i + 1, ex(f"{template} number {i}", "use settings")) for i in range(60)]
+    problems = await find_near_duplicates(client, examples, max_pairs=25)
+    assert len(problems) == 26
+    assert (problems[0].line, problems[0].code) == (0, "many_near_duplicates")
+    assert "more than 25 pairs" in problems[0].message
+    assert {p.code for p in problems[1:]} == {"near_duplicate"}
+    few = await find_near_duplicates(client, examples[:8], max_pairs=28)
+    assert len(few) == 28 and "many_near_duplicates" not in {p.code for p in few}  # 8 * 7 / 2 pairs
+
+
+async def test_long_inputs_are_cut_to_the_embedding_limit(server, client):
+    examples = [(1, ex("word " * 9_000, "short")), (2, ex("word " * 9_000, "short!"))]
+    problems = await find_near_duplicates(client, examples)
+    [body] = server.calls["embeddings"]
+    enc = encoding(EMBEDDING_ENCODING)
+    assert [len(enc.encode(text)) for text in body["input"]] == [MAX_EMBEDDING_INPUT_TOKENS] * 2
+    assert [p.line for p in problems] == [2]
 
 
 async def test_cli_screen_runs_against_the_server(server, tmp_path):
