@@ -25,7 +25,7 @@ from core.finetune import store as ft
 from core.finetune.render import format_report
 from core.finetune.report import Problem
 from core.finetune.split import split_dataset
-from core.finetune.validate import Report, valid_examples, validate_dataset
+from core.finetune.validate import Report, validate_and_collect
 from core.visibility import DIRECT, PRIVATE, PUBLIC, SourceRefused, select_sources
 
 log = logging.getLogger(__name__)
@@ -148,17 +148,18 @@ def _split(examples: list[dict]) -> tuple[str, str]:
 
 async def _validate(
     ctx: Ctx, train: str, valid: str, model: str | None = None, epochs: int | None = None
-) -> Report:
+) -> tuple[Report, list[tuple[int, dict]]]:
     """The offline checks, then the moderation pre-screen and near duplicates by embeddings.
 
     The network checks add problems to the same report. If the server can't do them (a
     local model server has no moderation endpoint), the report says they were skipped
-    rather than failing the whole validation.
+    rather than failing the whole validation. Returns the usable (line, example) pairs
+    too, so nobody parses the file again.
     """
     settings = ctx.deps.settings
     # Validation is CPU work (seconds for a large file): run it off the event loop.
-    report = await asyncio.to_thread(
-        validate_dataset,
+    report, examples = await asyncio.to_thread(
+        validate_and_collect,
         train,
         model=model or settings.finetune_base_model,
         epochs=epochs,
@@ -166,8 +167,7 @@ async def _validate(
         prices=settings.finetune_prices or None,
     )
     if not settings.finetune_screening or report.errors:
-        return report
-    examples = await asyncio.to_thread(valid_examples, train)
+        return report, examples
     for label, check in (
         ("moderation pre-screen", screening.moderation_screen),
         ("near-duplicate check", screening.find_near_duplicates),
@@ -179,7 +179,7 @@ async def _validate(
             report.problems.append(
                 Problem(0, "warning", "screening_skipped", f"The {label} was skipped: the server refused it.")
             )
-    return report
+    return report, examples
 
 
 # -- datasets ------------------------------------------------------------------------
@@ -279,7 +279,7 @@ async def dataset_build(ctx: Ctx, args: str) -> None:
             "or widen `since=`." + left_out
         )
     train, valid = await asyncio.to_thread(_split, examples)
-    report = await _validate(ctx, train, valid)
+    report, _ = await _validate(ctx, train, valid)
     ds = ft.Dataset(
         name,
         report.n_examples,
@@ -336,7 +336,7 @@ async def dataset_import(ctx: Ctx, args: str) -> None:
         raise UserError(f"`{file_name}` has problems; nothing was stored:\n{listed}")
     name = _dataset_name(named.get("name") or file["name"].rsplit(".", 1)[0])
     train, valid = await asyncio.to_thread(_split, examples)
-    report = await _validate(ctx, train, valid)
+    report, _ = await _validate(ctx, train, valid)
     ds = ft.Dataset(
         name,
         report.n_examples,
@@ -359,22 +359,18 @@ async def dataset_import(ctx: Ctx, args: str) -> None:
         await ctx.say(f"Saved dataset `{name}` ({report.n_examples} examples).")
 
 
-def _usable_split(text: str) -> tuple[str, str]:
-    return _split([ex for _, ex in valid_examples(text)])
-
-
 async def validate_file(ctx: Ctx, args: str) -> None:
     """Validate the latest .jsonl in the channel (or a link); nothing goes to OpenAI."""
     positional, named = parse_args(args)
     file = await find_file(ctx.deps, channel=ctx.channel, link=" ".join(positional), extensions=(".jsonl",))
     text = await download(ctx.deps, file)
     model = _model_name(named.get("model") or ctx.deps.settings.finetune_base_model)
-    report = await _validate(ctx, text, "", model=model)
+    report, usable = await _validate(ctx, text, "", model=model)
     name = _dataset_name(named.get("name") or file["name"].rsplit(".", 1)[0])
     file_name = blocks.escape(file["name"])
     saved = False
     if report.ok:
-        train, valid = await asyncio.to_thread(_usable_split, text)
+        train, valid = await asyncio.to_thread(_split, [ex for _, ex in usable])
         ds = ft.Dataset(
             name,
             report.n_examples,
@@ -445,7 +441,7 @@ async def start(ctx: Ctx, args: str) -> None:
     suffix = named.get("suffix", "")
     if suffix and not re.match(r"^[a-zA-Z0-9_-]{1,64}$", suffix):
         raise UserError("`suffix` may hold letters, digits, `-` and `_` (up to 64).")
-    report = await _validate(ctx, train, valid, model=model, epochs=epochs)
+    report, _ = await _validate(ctx, train, valid, model=model, epochs=epochs)
     if not report.ok:
         reasons = "\n".join(f"• {p.message}" for p in report.errors[:10])
         raise UserError(f"Dataset `{ds.name}` can't be used for training:\n{reasons}")

@@ -697,6 +697,45 @@ async def test_model_output_cant_ping_the_channel(http_bot, slack, openai_api):
     assert "<@U1>" in shown["text"] and "&lt;!channel" in shown["text"]
 
 
+# -- 6. an admin's heavy work never stalls members -----------------------------------
+
+
+def _varied_jsonl(n: int) -> bytes:
+    """`n` distinct examples, long enough that parsing, counting and screening take a while."""
+    rows = []
+    for i in range(n):
+        words = " ".join(f"w{(i * 7 + k) % 997}" for k in range(60))
+        rows.append(
+            {
+                "messages": [
+                    {"role": "system", "content": "You are Acme's support assistant."},
+                    {"role": "user", "content": f"Question {i}: {words}?"},
+                    {"role": "assistant", "content": f"Answer {i}: {words}."},
+                ]
+            }
+        )
+    return ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
+
+
+async def test_validating_a_big_dataset_never_stalls_the_event_loop(http_bot, slack, openai_api):
+    """Parsing, token counting, the moderation screen and the near-duplicate search of a
+    6,000-example dataset all run off the loop that acks everyone's events."""
+    bot = await http_bot(ADMIN_USER_IDS=ADMIN)
+    slack.add_file("big.jsonl", _varied_jsonl(6000), channel="C1")
+    await bot.event(mention("warm up"))  # start-up work (the tokenizer) isn't measured
+    await bot.idle()
+
+    async def validate() -> None:
+        await bot.command("/finetune", "validate", user=ADMIN, response_url=slack.response_url("v"))
+        await bot.idle(120)
+
+    lag = await _max_loop_lag(validate())
+    [report] = [m for m in slack.messages(channel="C1") if "Validation of" in m["text"]]
+    assert "6,000" in json.dumps(report["blocks"])
+    assert openai_api.requests and any("/embeddings" in r.path for r in openai_api.requests)
+    assert lag < 0.25, f"the event loop stalled for {lag:.2f}s while an admin validated"
+
+
 # -- 7. messages Slack would refuse ----------------------------------------------------
 
 
