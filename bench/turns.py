@@ -174,9 +174,9 @@ class Bench:
             msgs.append(json.dumps(m))
             toks.append(m["tokens"])
         for start in range(0, n, 1000):
-            await self.redis.rpush(conv["msgs"], *msgs[start : start + 1000])
-            await self.redis.rpush(conv["toks"], *toks[start : start + 1000])
-        await self.redis.hset(conv["meta"], mapping={"created": time.time(), "messages": n})
+            await self.redis.rpush(conv.msgs, *msgs[start : start + 1000])
+            await self.redis.rpush(conv.toks, *toks[start : start + 1000])
+        await self.redis.hset(conv.meta, mapping={"created": time.time(), "messages": n})
 
 
 async def part_a(b: Bench, turns: int = 100, rounds: int = 5) -> None:
@@ -195,7 +195,7 @@ async def part_a(b: Bench, turns: int = 100, rounds: int = 5) -> None:
         for thread in threads[length]:
             dst = keys.conversation("tw", keys.conversation_id("T1", "C1", thread))
             for name in ("msgs", "toks", "meta"):
-                await b.redis.copy(src[name], dst[name])
+                await b.redis.copy(getattr(src, name), getattr(dst, name))
         for thread in threads[length][:3]:  # warm-up: imports, script load, connections
             done = b.answered()
             await b.send(message("warm up", thread_ts=thread))

@@ -34,7 +34,7 @@ from bot.app import create_app
 from bot.deps import close_deps, create_deps
 from bot.finetune.watcher import refresh_from_webhook, start_watcher
 from core.settings import Settings
-from core.store import RoundTrips
+from core.store import RoundTrips, ping
 
 log = logging.getLogger(__name__)
 
@@ -273,11 +273,7 @@ def create_asgi_app(settings: Settings) -> Starlette:
     async def healthz(request: Request) -> Response:
         """Up or down, and nothing else: this route answers anyone who can reach the port."""
         deps = request.app.state.deps
-        try:
-            await deps.core.store.redis.ping()
-            redis_ok = True
-        except Exception:
-            redis_ok = False
+        redis_ok = await ping(deps.core.store)
         status = 200 if redis_ok else 503
         return JSONResponse(
             {"ok": redis_ok, "redis": redis_ok, "in_flight": deps.tasks.in_flight}, status_code=status

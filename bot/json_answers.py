@@ -12,7 +12,6 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, messages
 from bot.deps import BotDeps
-from bot.replies import ephemeral
 from core import conversations, llm, schemas
 from core.conversations import Incoming
 from core.schemas import NamedSchema, SchemaProblem
@@ -133,7 +132,7 @@ def _not_answered(turn) -> str | None:
 async def answer_in_channel(
     deps: BotDeps,
     *,
-    respond,
+    say,
     team: str,
     channel: str,
     user: str,
@@ -154,13 +153,7 @@ async def answer_in_channel(
         )
     except SlackApiError as exc:
         if exc.response.get("error") in ("not_in_channel", "channel_not_found", "is_archived"):
-            await ephemeral(
-                deps,
-                respond,
-                channel=channel,
-                user=user,
-                text=messages.NOT_IN_CHANNEL.split(" The setting")[0],
-            )
+            await say(messages.NOT_IN_CHANNEL)
             return
         raise
     ts = placeholder["ts"]

@@ -20,6 +20,13 @@ TRUNCATED = (
 INTERRUPTED = "_…the answer was cut off because the connection to the model dropped. Ask me to continue._"
 EMPTY_ANSWER = "_The model returned an empty answer. Try rephrasing the question._"
 LENGTH_LIMIT = "_…the answer reached the length limit. Ask me to continue._"
+STORE_DOWN_NOTHING_CHANGED = (
+    ":warning: I couldn't reach my memory store (Redis), so I changed nothing. Please try again in a "
+    "minute; if this keeps happening, ask an admin to check the Redis server."
+)
+SLACK_REFUSED = (
+    ":warning: Slack refused that ({error}). Please try again; if it keeps happening, ask an admin."
+)
 INTERNAL = (
     ":warning: Something went wrong on my side while answering. Your message is saved; "
     "please try again. If it keeps happening, ask an admin to check the bot's logs."
@@ -77,10 +84,11 @@ PERSONA_SET_CHANNEL = "<@{user}> set this channel's persona to *{persona}*. New 
 PERSONA_SET_THREAD = "<@{user}> switched this thread to *{persona}*. The conversation keeps its history."
 PERSONA_SET_WORKSPACE = "Workspace default persona is now *{persona}*."
 TEAM_PROMPT_SET = "Saved the team description; every persona now includes it."
+TEAM_PROMPT_CLEARED = "Cleared the team description."
 NOT_IN_CHANNEL = (
-    "I'm not a member of this channel, so I can't post here. Invite me with `/invite @Threadwise`. "
-    "The setting was saved anyway."
+    "I'm not a member of this channel, so I can't post here. Invite me with `/invite @Threadwise`."
 )
+SETTING_SAVED_ANYWAY = "The setting was saved anyway."
 QUESTION_TOO_LONG = (
     "Your question is {n:,} characters; the limit is {limit:,}. Shorten it, or mention me in a thread "
     "and ask `@Threadwise json <schema>` over the whole discussion."
@@ -94,16 +102,6 @@ JSON_REFUSED = "The model declined to answer: {refusal}"
 JSON_INVALID = (
     ":warning: The model didn't produce valid JSON for `{schema}`, even after one repair attempt: {error}. "
     "Try a simpler schema or rephrase the question."
-)
-ASK_JSON_USAGE = (
-    "Usage: `/ask-json <schema> <question>`, where the schema is a name ({names}) or an inline JSON "
-    "Schema. Admins: `/ask-json schema add <name> <json schema>`, `schema list`, `schema delete <name>`."
-)
-PERSONA_USAGE = (
-    "Usage: `/persona` lists personas · `/persona <name> [domain]` sets this channel's default · "
-    'admins: `/persona create <name> [model=…] [temperature=…] [constraint="…"] <system prompt>`, '
-    "`/persona edit <name> …`, `/persona delete <name>`, `/persona optimize <name>`, "
-    "`/persona workspace <name> [domain]`, `/persona team <description of the team's domain>`."
 )
 THREAD_HELP = (
     "In a thread with me: `@Threadwise reset` forgets the thread · `@Threadwise persona <name> [domain]` "

@@ -7,7 +7,7 @@ from redis.exceptions import RedisError
 from bot import blocks, messages
 from bot.deps import BotDeps
 from bot.turns import post_in_thread
-from core import history, keys, personas
+from core import personas
 from core.personas import Choice
 
 
@@ -30,10 +30,9 @@ async def switch_thread_persona(
             )
             return
         domain = personas.check_domain(domain)
-        conv = keys.conversation_id(team, channel, thread_ts)
         choice = Choice(persona.name, domain, by=user)
-        await history.set_meta(
-            store, conv, {"persona": choice.to_json()}, ttl=deps.settings.conversation_ttl_seconds
+        await personas.set_thread(
+            store, team, channel, thread_ts, choice, ttl=deps.settings.conversation_ttl_seconds
         )
     except personas.PersonaError as exc:
         await post_in_thread(deps, channel, thread_ts, blocks.escape(str(exc)))

@@ -12,15 +12,12 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from bot.deps import BotDeps
+from bot.errors import NotAllowed
 from core.visibility import DIRECT, PRIVATE, PUBLIC, SHARED, UNKNOWN_AUDIENCE
 
 log = logging.getLogger(__name__)
 
 MEMBER_PAGES = 20  # 20,000 members; past that we say no rather than page on
-
-
-class NotAllowed(Exception):
-    """The asker can't read the conversation this content came from; shown as is."""
 
 
 async def kind_of(deps: BotDeps, channel: str) -> str:

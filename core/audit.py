@@ -19,7 +19,7 @@ async def record(store: Store, team: str, *, user: str, action: str, allowed: bo
         "allowed": allowed,
         "detail": detail[:300],
     }
-    key = keys.workspace(store.prefix, team)["audit"]
+    key = keys.workspace(store.prefix, team).audit
     async with store.redis.pipeline(transaction=True) as pipe:
         pipe.lpush(key, json.dumps(entry))
         pipe.ltrim(key, 0, KEEP - 1)
@@ -27,5 +27,5 @@ async def record(store: Store, team: str, *, user: str, action: str, allowed: bo
 
 
 async def recent(store: Store, team: str, n: int = 20) -> list[dict]:
-    raw = await store.redis.lrange(keys.workspace(store.prefix, team)["audit"], 0, n - 1)
+    raw = await store.redis.lrange(keys.workspace(store.prefix, team).audit, 0, n - 1)
     return [json.loads(r) for r in raw]

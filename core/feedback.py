@@ -40,7 +40,7 @@ async def rate(
     await script(
         keys=[keys.feedback(store.prefix, conv_id)], args=[reply_ts, user, rating, round(now, 3), int(ttl)]
     )
-    rated = keys.workspace(store.prefix, team)["rated"]
+    rated = keys.workspace(store.prefix, team).rated
     async with store.redis.pipeline(transaction=False) as pipe:
         pipe.zadd(rated, {conv_id: now})
         pipe.zremrangebyscore(rated, 0, now - RATED_KEEP_SECONDS)
@@ -58,7 +58,7 @@ def verdict(votes: dict) -> str | None:
 async def rated_conversations(
     store: Store, team: str, *, since: float, channel: str | None = None
 ) -> list[str]:
-    raw = await store.redis.zrangebyscore(keys.workspace(store.prefix, team)["rated"], since, "+inf")
+    raw = await store.redis.zrangebyscore(keys.workspace(store.prefix, team).rated, since, "+inf")
     convs = [r.decode() for r in raw]
     if channel:
         convs = [c for c in convs if c.split(":")[1] == channel]

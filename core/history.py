@@ -18,6 +18,12 @@ from dataclasses import dataclass, field
 from core import keys
 from core.store import Store
 
+
+def conversation_id(team: str, channel: str, thread_ts: str) -> str:
+    """The id every function here takes: one Slack thread of one workspace."""
+    return keys.conversation_id(team, channel, thread_ts)
+
+
 _OPEN_TURN = """
 local msgs, toks, meta, seen_event, seen_msg = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local message, tokens, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -111,9 +117,9 @@ async def open_turn(
     script = store.redis.register_script(_OPEN_TURN)  # EVALSHA; loads the script once if missing
     result = await script(
         keys=[
-            k["msgs"],
-            k["toks"],
-            k["meta"],
+            k.msgs,
+            k.toks,
+            k.meta,
             keys.seen(store.prefix, conv_id, event_key),
             keys.seen(store.prefix, conv_id, message_key),
         ],
@@ -179,7 +185,7 @@ async def close_turn(
     }
     script = store.redis.register_script(_CLOSE_TURN)
     await script(
-        keys=[k["msgs"], k["toks"], k["meta"], done],
+        keys=[k.msgs, k.toks, k.meta, done],
         args=[
             int(ttl),
             keys.DEDUPE_TTL_SECONDS,
@@ -191,17 +197,17 @@ async def close_turn(
 
 
 async def exists(store: Store, conv_id: str) -> bool:
-    return bool(await store.redis.exists(keys.conversation(store.prefix, conv_id)["meta"]))
+    return bool(await store.redis.exists(keys.conversation(store.prefix, conv_id).meta))
 
 
 async def get_meta(store: Store, conv_id: str) -> dict[str, str]:
-    raw = await store.redis.hgetall(keys.conversation(store.prefix, conv_id)["meta"])
+    raw = await store.redis.hgetall(keys.conversation(store.prefix, conv_id).meta)
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 async def set_meta(store: Store, conv_id: str, fields: dict[str, str], *, ttl: int) -> None:
     """Set metadata (e.g. the thread's persona), creating the conversation if needed."""
-    k = keys.conversation(store.prefix, conv_id)["meta"]
+    k = keys.conversation(store.prefix, conv_id).meta
     async with store.redis.pipeline(transaction=True) as pipe:
         pipe.hsetnx(k, "created", f"{time.time():.3f}")
         pipe.hset(k, mapping=fields)
@@ -213,15 +219,15 @@ async def reset(store: Store, conv_id: str, *, ttl: int) -> None:
     """Forget the messages but keep the thread known, with its persona and usage totals."""
     k = keys.conversation(store.prefix, conv_id)
     async with store.redis.pipeline(transaction=True) as pipe:
-        pipe.delete(k["msgs"], k["toks"])
-        pipe.hset(k["meta"], mapping={"messages": 0, "history_tokens": 0, "reset_at": f"{time.time():.3f}"})
-        pipe.expire(k["meta"], ttl)
+        pipe.delete(k.msgs, k.toks)
+        pipe.hset(k.meta, mapping={"messages": 0, "history_tokens": 0, "reset_at": f"{time.time():.3f}"})
+        pipe.expire(k.meta, ttl)
         await pipe.execute()
 
 
 async def messages(store: Store, conv_id: str, start: int = 0, end: int = -1) -> list[dict]:
     """The stored history (for exports and tests; the turn path uses `open_turn`)."""
-    raw = await store.redis.lrange(keys.conversation(store.prefix, conv_id)["msgs"], start, end)
+    raw = await store.redis.lrange(keys.conversation(store.prefix, conv_id).msgs, start, end)
     return [json.loads(m) for m in raw]
 
 
@@ -272,4 +278,4 @@ async def seed(store: Store, conv_id: str, messages: list[dict], *, ttl: int) ->
     counts = [int(m["tokens"]) for m in messages]
     script = store.redis.register_script(_SEED)
     args = [len(messages), *payload, *counts, f"{time.time():.3f}", int(ttl)]
-    return int(await script(keys=[k["msgs"], k["toks"], k["meta"]], args=args))
+    return int(await script(keys=[k.msgs, k.toks, k.meta], args=args))

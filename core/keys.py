@@ -2,9 +2,12 @@
 
 Keys of one conversation share the hash tag `{team:channel:thread}` and keys of one
 workspace share `{team}`, so scripts and transactions stay inside one Redis Cluster slot.
+Only core/ builds keys; bot/ goes through core's functions (tests/test_layering.py).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 DEDUPE_TTL_SECONDS = 24 * 3600  # Slack retries for ~5 minutes; a day is generous and cheap.
 
@@ -13,10 +16,24 @@ def conversation_id(team: str, channel: str, thread_ts: str) -> str:
     return f"{team}:{channel}:{thread_ts}"
 
 
-def conversation(prefix: str, conv_id: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class ConversationKeys:
+    """Keys of one conversation, all under its hash tag."""
+
+    msgs: str  # messages, a list of JSON
+    toks: str  # their cached token counts, a list parallel to `msgs`
+    meta: str  # metadata hash: counters, usage, the thread's persona
+
+
+def conversation(prefix: str, conv_id: str) -> ConversationKeys:
     """Keys of one conversation: messages (JSON list), their cached token counts, metadata."""
     base = f"{prefix}:c:{{{conv_id}}}"
-    return {"msgs": f"{base}:msgs", "toks": f"{base}:toks", "meta": f"{base}:meta"}
+    return ConversationKeys(msgs=f"{base}:msgs", toks=f"{base}:toks", meta=f"{base}:meta")
+
+
+def feedback(prefix: str, conv_id: str) -> str:
+    """Ratings of a conversation's replies: reply ts -> {rating, user, at}."""
+    return f"{prefix}:c:{{{conv_id}}}:feedback"
 
 
 def seen(prefix: str, conv_id: str, marker: str) -> str:
@@ -24,26 +41,37 @@ def seen(prefix: str, conv_id: str, marker: str) -> str:
     return f"{prefix}:c:{{{conv_id}}}:seen:{marker}"
 
 
-def workspace(prefix: str, team: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class WorkspaceKeys:
+    """Workspace-level keys, all under the `{team}` hash tag."""
+
+    personas: str  # custom personas: name -> definition
+    channel_personas: str  # channel -> persona choice
+    settings: str  # workspace persona choice and team prompt
+    schemas: str  # custom JSON schemas: name -> schema
+    audit: str  # admin actions, newest first
+    feedback: str  # not written today: ratings live per conversation and in `rated`
+    datasets: str  # dataset index: name -> metadata
+    jobs: str  # fine-tuning jobs started here: job id -> record
+    rated: str  # conversations with ratings, scored by time
+    channel_models: str  # channel -> fine-tuned model (`/finetune use`)
+
+
+def workspace(prefix: str, team: str) -> WorkspaceKeys:
     """Workspace-level keys: custom personas, channel choices, settings, schemas, audit."""
     base = f"{prefix}:w:{{{team}}}"
-    return {
-        "personas": f"{base}:personas",
-        "channel_personas": f"{base}:channel_personas",
-        "settings": f"{base}:settings",
-        "schemas": f"{base}:schemas",
-        "audit": f"{base}:audit",
-        "feedback": f"{base}:feedback",
-        "datasets": f"{base}:datasets",
-        "jobs": f"{base}:jobs",
-        "rated": f"{base}:rated",
-        "channel_models": f"{base}:channel_models",
-    }
-
-
-def feedback(prefix: str, conv_id: str) -> str:
-    """Ratings of a conversation's replies: reply ts -> {rating, user, at}."""
-    return f"{prefix}:c:{{{conv_id}}}:feedback"
+    return WorkspaceKeys(
+        personas=f"{base}:personas",
+        channel_personas=f"{base}:channel_personas",
+        settings=f"{base}:settings",
+        schemas=f"{base}:schemas",
+        audit=f"{base}:audit",
+        feedback=f"{base}:feedback",
+        datasets=f"{base}:datasets",
+        jobs=f"{base}:jobs",
+        rated=f"{base}:rated",
+        channel_models=f"{base}:channel_models",
+    )
 
 
 def dataset(prefix: str, team: str, name: str, part: str) -> str:
@@ -62,7 +90,13 @@ def finetune_jobs(prefix: str) -> str:
 
 
 def finetune_lease(prefix: str, job_id: str) -> str:
+    """Which process watches `job_id` (polls it and keeps its card current)."""
     return f"{prefix}:ft:lease:{job_id}"
+
+
+def finetune_refresh_lock(prefix: str, job_id: str) -> str:
+    """Held while one process refreshes `job_id`, so refreshes of it take turns."""
+    return f"{finetune_lease(prefix, job_id)}:refresh"
 
 
 def optimize_run(prefix: str, team: str, token: str) -> str:

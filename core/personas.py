@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from core import keys
+from core import history, keys
 from core.store import Store
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
@@ -244,7 +244,7 @@ async def resolve(
     script = store.redis.register_script(_RESOLVE)
     args = [channel, thread_choice.name if thread_choice else "", "1" if with_names else "0"]
     channel_raw, ws_raw, ws_prompt, defs, all_names, channel_model = await script(
-        keys=[k["personas"], k["channel_personas"], k["settings"], k["channel_models"]], args=args
+        keys=[k.personas, k.channel_personas, k.settings, k.channel_models], args=args
     )
     channel_model = channel_model.decode() if isinstance(channel_model, bytes) else (channel_model or "")
     candidates = [thread_choice] if thread_choice else []
@@ -285,7 +285,7 @@ async def resolve(
 
 
 async def list_custom(store: Store, team: str) -> list[Persona]:
-    raw = await store.redis.hgetall(keys.workspace(store.prefix, team)["personas"])
+    raw = await store.redis.hgetall(keys.workspace(store.prefix, team).personas)
     return sorted((from_json(v) for v in raw.values()), key=lambda p: p.name)
 
 
@@ -293,26 +293,39 @@ async def get(store: Store, team: str, name: str) -> Persona | None:
     name = name.strip().lower()
     if name in BUILTINS:
         return BUILTINS[name]
-    raw = await store.redis.hget(keys.workspace(store.prefix, team)["personas"], name)
+    raw = await store.redis.hget(keys.workspace(store.prefix, team).personas, name)
     return from_json(raw) if raw else None
 
 
 async def create(store: Store, team: str, persona: Persona) -> bool:
     """Add a custom persona; False if the name is taken (HSETNX: no race, no overwrite)."""
-    key = keys.workspace(store.prefix, team)["personas"]
+    key = keys.workspace(store.prefix, team).personas
     return bool(await store.redis.hsetnx(key, persona.name, to_json(persona)))
 
 
 async def replace(store: Store, team: str, persona: Persona) -> None:
-    await store.redis.hset(keys.workspace(store.prefix, team)["personas"], persona.name, to_json(persona))
+    await store.redis.hset(keys.workspace(store.prefix, team).personas, persona.name, to_json(persona))
 
 
 async def delete(store: Store, team: str, name: str) -> bool:
-    return bool(await store.redis.hdel(keys.workspace(store.prefix, team)["personas"], name))
+    return bool(await store.redis.hdel(keys.workspace(store.prefix, team).personas, name))
 
 
 async def set_channel(store: Store, team: str, channel: str, choice: Choice) -> None:
-    await store.redis.hset(keys.workspace(store.prefix, team)["channel_personas"], channel, choice.to_json())
+    await store.redis.hset(keys.workspace(store.prefix, team).channel_personas, channel, choice.to_json())
+
+
+async def set_thread(
+    store: Store, team: str, channel: str, thread_ts: str, choice: Choice, *, ttl: int
+) -> None:
+    """A thread's own choice, kept in its metadata (read back at its next turn)."""
+    conv_id = keys.conversation_id(team, channel, thread_ts)
+    await history.set_meta(store, conv_id, {"persona": choice.to_json()}, ttl=ttl)
+
+
+async def set_channel_model(store: Store, team: str, channel: str, model: str) -> None:
+    """`/finetune use <model> #channel`: turns in `channel` use `model` (see `resolve`)."""
+    await store.redis.hset(keys.workspace(store.prefix, team).channel_models, channel, model)
 
 
 async def set_workspace(
@@ -324,7 +337,7 @@ async def set_workspace(
     if prompt is not None:
         fields["prompt"] = prompt
     if fields:
-        await store.redis.hset(keys.workspace(store.prefix, team)["settings"], mapping=fields)
+        await store.redis.hset(keys.workspace(store.prefix, team).settings, mapping=fields)
 
 
 def check_domain(domain: str) -> str:

@@ -313,18 +313,18 @@ async def save(store: Store, team: str, name: str, text: str) -> NamedSchema:
         raise SchemaProblem(f"`{name}` is a built-in schema; pick another name.")
     # a large schema takes a few hundred milliseconds to check: not on the event loop
     schema, notes = await asyncio.to_thread(lambda: strictify(parse_inline(text)))
-    await store.redis.hset(keys.workspace(store.prefix, team)["schemas"], name, json.dumps(schema))
+    await store.redis.hset(keys.workspace(store.prefix, team).schemas, name, json.dumps(schema))
     return NamedSchema(name, schema, schema.get("description", ""), notes=tuple(notes))
 
 
 async def delete(store: Store, team: str, name: str) -> bool:
     """Remove a saved schema; False if there was none by that name."""
-    return bool(await store.redis.hdel(keys.workspace(store.prefix, team)["schemas"], name.strip().lower()))
+    return bool(await store.redis.hdel(keys.workspace(store.prefix, team).schemas, name.strip().lower()))
 
 
 async def list_all(store: Store, team: str) -> list[NamedSchema]:
     """Built-ins first, then saved schemas by name, for listing (`lookup` checks one before use)."""
-    raw = await store.redis.hgetall(keys.workspace(store.prefix, team)["schemas"])
+    raw = await store.redis.hgetall(keys.workspace(store.prefix, team).schemas)
     custom = [
         NamedSchema(k.decode(), json.loads(v), json.loads(v).get("description", "")) for k, v in raw.items()
     ]
@@ -339,7 +339,7 @@ async def lookup(store: Store, team: str, name: str) -> NamedSchema | None:
     name = name.strip().lower()
     if name in BUILTINS:
         return BUILTINS[name]
-    raw = await store.redis.hget(keys.workspace(store.prefix, team)["schemas"], name)
+    raw = await store.redis.hget(keys.workspace(store.prefix, team).schemas, name)
     if raw is None:
         return None
     try:

@@ -199,6 +199,15 @@ async def create_store(settings: Settings) -> Store:
     return Store(redis=redis, prefix=settings.redis_key_prefix, embedded=embedded, url=url)
 
 
+async def ping(store: Store) -> bool:
+    """Whether Redis answers right now (for health checks); never raises."""
+    try:
+        await store.redis.ping()
+    except Exception:
+        return False
+    return True
+
+
 async def close_store(store: Store) -> None:
     await store.redis.aclose()
     await store.redis.connection_pool.disconnect()

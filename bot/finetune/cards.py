@@ -7,6 +7,14 @@ from typing import Any
 
 from bot.blocks import SECTION_LIMIT, Block, context_line, cut, cut_lines, escape
 
+# Confirm buttons carry the pending action's token; what a confirm does is decided by the
+# pending action's kind (bot/listeners/actions/finetune.py), so these ids only say yes or no.
+START_CONFIRM, START_DISMISS = "finetune_start_confirm", "finetune_start_cancel"
+CANCEL_CONFIRM, CANCEL_DISMISS = "finetune_cancel_confirm", "finetune_cancel_keep"
+OVERWRITE_CONFIRM, OVERWRITE_DISMISS = "finetune_overwrite_confirm", "finetune_overwrite_cancel"
+CONFIRMS = frozenset({START_CONFIRM, CANCEL_CONFIRM, OVERWRITE_CONFIRM})
+DISMISSALS = frozenset({START_DISMISS, CANCEL_DISMISS, OVERWRITE_DISMISS})
+
 STATUS_EMOJI = {
     "validating_files": ":mag:",
     "queued": ":hourglass_flowing_sand:",
@@ -120,8 +128,8 @@ def confirm_start(*, token: str, dataset: str, model: str, estimate: dict, summa
         _choice(
             "finetune_confirm",
             token,
-            ("finetune_start_confirm", "Confirm", "primary"),
-            ("finetune_start_cancel", "Cancel", None),
+            (START_CONFIRM, "Confirm", "primary"),
+            (START_DISMISS, "Cancel", None),
         ),
     ]
 
@@ -132,8 +140,8 @@ def confirm_cancel(*, token: str, job_id: str) -> list[Block]:
         _choice(
             "finetune_cancel",
             token,
-            ("finetune_cancel_confirm", "Cancel the job", "danger"),
-            ("finetune_cancel_keep", "Keep it running", None),
+            (CANCEL_CONFIRM, "Cancel the job", "danger"),
+            (CANCEL_DISMISS, "Keep it running", None),
         ),
     ]
 
@@ -145,8 +153,8 @@ def confirm_overwrite(*, token: str, name: str, old: str, new: str) -> list[Bloc
         _choice(
             "finetune_overwrite",
             token,
-            ("finetune_overwrite_confirm", "Replace", "danger"),
-            ("finetune_overwrite_cancel", "Keep the old one", None),
+            (OVERWRITE_CONFIRM, "Replace", "danger"),
+            (OVERWRITE_DISMISS, "Keep the old one", None),
         ),
     ]
 

@@ -10,13 +10,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks import escape
 from bot.deps import BotDeps
+from bot.errors import FileProblem
 
 MAX_DOWNLOAD = 100 * 1024 * 1024
 _FILE_ID = re.compile(r"/files/[A-Z0-9]+/(F[A-Z0-9]+)|\b(F[A-Z0-9]{6,})\b")
-
-
-class FileProblem(Exception):
-    """The file can't be found or read; the message says what to do."""
 
 
 async def find_file(deps: BotDeps, *, channel: str, link: str, extensions: tuple[str, ...]) -> dict:

@@ -7,25 +7,22 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, visibility
 from bot.blocks import cut
-from bot.deps import BotDeps
+from bot.commands import Args, Ctx
+from bot.errors import UserError
 from bot.finetune import cards
 from bot.finetune.files import download, find_file
-from core import audit, feedback, keys, personas, tokens
+from core import audit, feedback, personas, tokens
 from core.finetune import datasets as ds_build
-from core.finetune import jobs, screening
+from core.finetune import jobs, service
 from core.finetune import store as ft
 from core.finetune.render import format_report
-from core.finetune.report import Problem
-from core.finetune.split import split_dataset
-from core.finetune.validate import Report, validate_and_collect
+from core.finetune.validate import Report
 from core.visibility import DIRECT, PRIVATE, PUBLIC, SourceRefused, select_sources
 
 log = logging.getLogger(__name__)
@@ -35,31 +32,6 @@ _CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>")
 _SINCE = re.compile(r"^(\d+)([hdw])$")
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")  # gpt-4.1-mini, ft:…:org:suffix:id
-
-
-class UserError(Exception):
-    """Bad input from the admin; the message is shown as is."""
-
-
-@dataclass
-class Ctx:
-    deps: BotDeps
-    team: str
-    channel: str
-    user: str
-    say: Any  # async (text, blocks=None) -> None: ephemeral to the caller
-
-
-def parse_args(text: str) -> tuple[list[str], dict[str, str]]:
-    """Positional words and `key=value` pairs: `build <#C1|gen> since=7d`."""
-    positional, named = [], {}
-    for word in text.split():
-        key, eq, value = word.partition("=")
-        if eq and key.isidentifier():
-            named[key.lower()] = value
-        else:
-            positional.append(word)
-    return positional, named
 
 
 def _dataset_name(raw: str) -> str:
@@ -139,47 +111,20 @@ async def _post_report(
         )
 
 
-def _split(examples: list[dict]) -> tuple[str, str]:
-    if len(examples) < 10:
-        return ds_build.to_jsonl(examples), ""
-    train, valid = split_dataset(examples, validation_fraction=0.1, seed=42)
-    return ds_build.to_jsonl(train), ds_build.to_jsonl(valid)
-
-
 async def _validate(
     ctx: Ctx, train: str, valid: str, model: str | None = None, epochs: int | None = None
 ) -> tuple[Report, list[tuple[int, dict]]]:
-    """The offline checks, then the moderation pre-screen and near duplicates by embeddings.
-
-    The network checks add problems to the same report. If the server can't do them (a
-    local model server has no moderation endpoint), the report says they were skipped
-    rather than failing the whole validation. Returns the usable (line, example) pairs
-    too, so nobody parses the file again.
-    """
+    """core's validation, with this bot's settings; a failed screen is a warning in Slack."""
     settings = ctx.deps.settings
-    # Validation is CPU work (seconds for a large file): run it off the event loop.
-    report, examples = await asyncio.to_thread(
-        validate_and_collect,
+    return await service.validate(
+        ctx.deps.core.openai,
         train,
+        valid,
         model=model or settings.finetune_base_model,
         epochs=epochs,
-        validation_text=valid or None,
         prices=settings.finetune_prices or None,
+        screen=settings.finetune_screening,
     )
-    if not settings.finetune_screening or report.errors:
-        return report, examples
-    for label, check in (
-        ("moderation pre-screen", screening.moderation_screen),
-        ("near-duplicate check", screening.find_near_duplicates),
-    ):
-        try:
-            report.problems.extend(await check(ctx.deps.core.openai, examples))
-        except Exception as exc:
-            log.warning("Dataset %s failed: %s", label, type(exc).__name__)
-            report.problems.append(
-                Problem(0, "warning", "screening_skipped", f"The {label} was skipped: the server refused it.")
-            )
-    return report, examples
 
 
 # -- datasets ------------------------------------------------------------------------
@@ -225,19 +170,18 @@ def _excluded_note(excluded: dict[str, int]) -> str:
     )
 
 
-async def dataset_build(ctx: Ctx, args: str) -> None:
+async def dataset_build(ctx: Ctx, args: Args) -> None:
     """Rated-good conversations as chat-format JSONL, stored under a name and posted.
 
     Only conversations everyone who will see the result can already read go in: see
     core/visibility.select_sources.
     """
-    positional, named = parse_args(args)
+    positional, named = list(args.positional), args.named
     only_channel = next((m.group(1) for w in positional if (m := _CHANNEL.match(w))), None)
     since = _since(named.get("since", "30d"))
     persona_filter = named.get("persona", "").lower()
     name = _dataset_name(named.get("name") or f"conversations-{time.strftime('%Y%m%d-%H%M')}")
     store = ctx.deps.core.store
-    examples: list[dict] = []
     convs = await feedback.rated_conversations(store, ctx.team, since=since, channel=only_channel)
     conv_channels = [c.split(":")[1] for c in convs]
     kinds = await visibility.kinds_of(ctx.deps, {*conv_channels, ctx.channel, *filter(None, [only_channel])})
@@ -250,27 +194,13 @@ async def dataset_build(ctx: Ctx, args: str) -> None:
         ctx.deps, audience=sources.audience, channel=ctx.channel, user=ctx.user
     )
     convs = [c for c in convs if c.split(":")[1] in sources.channels]
-    for conv in convs:
-        messages, good, meta = await feedback.good_replies(store, conv)
-        if not good:
-            continue
-        choice = personas.Choice.from_json(meta.get("persona"), "thread")
-        if (
-            persona_filter
-            and (choice.name if choice else meta.get("last_persona", "default")) != persona_filter
-        ):
-            continue
-        system = meta.get("system")  # the prompt the answers were given under
-        if not system:  # threads from before the prompt was recorded
-            resolved = await personas.resolve(
-                store,
-                ctx.team,
-                conv.split(":")[1],
-                choice,
-                default_team_prompt=ctx.deps.settings.workspace_persona_prompt,
-            )
-            system = resolved.system
-        examples += ds_build.conversation_examples(messages, good, system=system)
+    examples = await service.examples_from_feedback(
+        store,
+        ctx.team,
+        convs,
+        persona=persona_filter,
+        team_prompt=ctx.deps.settings.workspace_persona_prompt,
+    )
     left_out = _excluded_note(sources.excluded)
     if not examples:
         scope = f" in <#{only_channel}>" if only_channel else ""
@@ -278,7 +208,7 @@ async def dataset_build(ctx: Ctx, args: str) -> None:
             f"No answers rated 👍 (and none 👎) since then{scope}. Ask people to rate good answers with 👍, "
             "or widen `since=`." + left_out
         )
-    train, valid = await asyncio.to_thread(_split, examples)
+    train, valid = await service.split_off_loop(examples)
     report, _ = await _validate(ctx, train, valid)
     ds = ft.Dataset(
         name,
@@ -313,9 +243,9 @@ async def dataset_build(ctx: Ctx, args: str) -> None:
         await ctx.say(where.strip() + left_out)
 
 
-async def dataset_import(ctx: Ctx, args: str) -> None:
+async def dataset_import(ctx: Ctx, args: Args) -> None:
     """Question/answer pairs from an uploaded CSV or JSONL, with a persona's system message."""
-    positional, named = parse_args(args)
+    positional, named = list(args.positional), args.named
     if not positional:
         raise UserError("Usage: `/finetune dataset import <persona> [file link] [name=…]`")
     persona = await personas.get(ctx.deps.core.store, ctx.team, positional[0])
@@ -335,7 +265,7 @@ async def dataset_import(ctx: Ctx, args: str) -> None:
         listed = "\n".join(f"• {blocks.escape(p)}" for p in problems[:15])
         raise UserError(f"`{file_name}` has problems; nothing was stored:\n{listed}")
     name = _dataset_name(named.get("name") or file["name"].rsplit(".", 1)[0])
-    train, valid = await asyncio.to_thread(_split, examples)
+    train, valid = await service.split_off_loop(examples)
     report, _ = await _validate(ctx, train, valid)
     ds = ft.Dataset(
         name,
@@ -359,9 +289,9 @@ async def dataset_import(ctx: Ctx, args: str) -> None:
         await ctx.say(f"Saved dataset `{name}` ({report.n_examples} examples).")
 
 
-async def validate_file(ctx: Ctx, args: str) -> None:
+async def validate_file(ctx: Ctx, args: Args) -> None:
     """Validate the latest .jsonl in the channel (or a link); nothing goes to OpenAI."""
-    positional, named = parse_args(args)
+    positional, named = list(args.positional), args.named
     file = await find_file(ctx.deps, channel=ctx.channel, link=" ".join(positional), extensions=(".jsonl",))
     text = await download(ctx.deps, file)
     model = _model_name(named.get("model") or ctx.deps.settings.finetune_base_model)
@@ -370,7 +300,7 @@ async def validate_file(ctx: Ctx, args: str) -> None:
     file_name = blocks.escape(file["name"])
     saved = False
     if report.ok:
-        train, valid = await asyncio.to_thread(_split, [ex for _, ex in usable])
+        train, valid = await service.split_off_loop([ex for _, ex in usable])
         ds = ft.Dataset(
             name,
             report.n_examples,
@@ -393,23 +323,23 @@ async def validate_file(ctx: Ctx, args: str) -> None:
         )
 
 
-async def confirm_overwrite(deps: BotDeps, *, team: str, user: str, token: str, say) -> None:
+async def confirm_overwrite(ctx: Ctx, args: Args) -> None:
     """After "Replace": the staged dataset takes the name, in one step."""
-    pending = await ft.take_pending(deps.core.store, team, token)
-    is_overwrite = pending is not None and pending.get("kind") == "overwrite"
-    ds = await ft.commit_staged(deps.core.store, team, token, pending) if is_overwrite else None
+    store = ctx.deps.core.store
+    ds = await ft.commit_staged(store, ctx.team, args.named["token"], args.named)
     if ds is None:
-        await say("This confirmation has expired or was already used; build or validate the dataset again.")
-        return
+        raise UserError(
+            "This confirmation has expired or was already used; build or validate the dataset again."
+        )
     await audit.record(
-        deps.core.store, team, user=user, action="finetune dataset replace", allowed=True, detail=ds.name
+        store, ctx.team, user=ctx.user, action="finetune dataset replace", allowed=True, detail=ds.name
     )
-    await say(
+    await ctx.say(
         f"Replaced dataset `{ds.name}` ({ds.examples} examples). Start with `/finetune start {ds.name}`."
     )
 
 
-async def dataset_list(ctx: Ctx, args: str) -> None:
+async def dataset_list(ctx: Ctx, args: Args) -> None:
     items = await ft.list_datasets(ctx.deps.core.store, ctx.team)
     lines = [
         f"• `{d.name}` — {d.examples} examples (+{d.validation_examples} validation), {_e(d.source)}, by <@{d.created_by}>"
@@ -423,8 +353,8 @@ async def dataset_list(ctx: Ctx, args: str) -> None:
 # -- jobs ------------------------------------------------------------------------------
 
 
-async def start(ctx: Ctx, args: str) -> None:
-    positional, named = parse_args(args)
+async def start(ctx: Ctx, args: Args) -> None:
+    positional, named = list(args.positional), args.named
     if not positional:
         raise UserError("Usage: `/finetune start <dataset> [model=…] [epochs=auto|N] [suffix=…]`")
     loaded = await ft.load_dataset(ctx.deps.core.store, ctx.team, positional[0])
@@ -468,13 +398,10 @@ async def start(ctx: Ctx, args: str) -> None:
     )
 
 
-async def confirm_start(deps: BotDeps, *, team: str, user: str, token: str, say) -> None:
+async def confirm_start(ctx: Ctx, args: Args) -> None:
     """After Confirm: upload, create, and post the job card that the watcher keeps current."""
+    deps, team, user, say, pending = ctx.deps, ctx.team, ctx.user, ctx.say, args.named
     store = deps.core.store
-    pending = await ft.take_pending(store, team, token)
-    if pending is None:
-        await say("This confirmation has expired or was already used; run `/finetune start` again.")
-        return
     loaded = await ft.load_dataset(store, team, pending["dataset"])
     if loaded is None:
         await say(f"Dataset `{pending['dataset']}` no longer exists.")
@@ -497,7 +424,7 @@ async def confirm_start(deps: BotDeps, *, team: str, user: str, token: str, say)
             model=pending["model"],
             epochs=pending["epochs"],
             suffix=pending["suffix"] or None,
-            seed=42,
+            seed=service.SEED,
             metadata={"threadwise_dataset": ds.name[:64], "started_by": user},
             filename=f"{ds.name}.jsonl",
         )
@@ -545,7 +472,7 @@ async def _job_or_error(ctx: Ctx, job_id: str) -> jobs.JobView:
         raise UserError(_e(exc.message)) from exc
 
 
-async def job_list(ctx: Ctx, args: str) -> None:
+async def job_list(ctx: Ctx, args: Args) -> None:
     records = await ft.list_job_records(ctx.deps.core.store, ctx.team)
     lines = [
         f"• `{r.job_id}` — {cards.STATUS_EMOJI.get(r.status, '')} {r.status} · `{r.dataset}` on `{r.model}`"
@@ -558,8 +485,8 @@ async def job_list(ctx: Ctx, args: str) -> None:
     )
 
 
-async def status(ctx: Ctx, args: str) -> None:
-    job_id = args.split()[0] if args.split() else ""
+async def status(ctx: Ctx, args: Args) -> None:
+    job_id = args.first()
     view = await _job_or_error(ctx, job_id)
     record = await ft.load_job(ctx.deps.core.store, ctx.team, job_id)
     await ctx.say(
@@ -572,8 +499,8 @@ async def status(ctx: Ctx, args: str) -> None:
     )
 
 
-async def cancel(ctx: Ctx, args: str) -> None:
-    job_id = args.split()[0] if args.split() else ""
+async def cancel(ctx: Ctx, args: Args) -> None:
+    job_id = args.first()
     view = await _job_or_error(ctx, job_id)
     if view.terminal:
         raise UserError(f"Job `{job_id}` has already {view.status}.")
@@ -583,16 +510,9 @@ async def cancel(ctx: Ctx, args: str) -> None:
     await ctx.say(f"Cancel {job_id}?", cards.confirm_cancel(token=token, job_id=job_id))
 
 
-async def confirm_cancel(deps: BotDeps, *, team: str, user: str, token: str, say) -> None:
-    pending = await ft.take_pending(deps.core.store, team, token)
-    if pending is None:
-        await say("This confirmation has expired or was already used.")
-        return
-    try:
-        view = await jobs.cancel(deps.core.openai, pending["job_id"])
-    except jobs.FineTuneError as exc:
-        await say(f":warning: {_e(exc.message)}")
-        return
+async def confirm_cancel(ctx: Ctx, args: Args) -> None:
+    deps, team, user, say = ctx.deps, ctx.team, ctx.user, ctx.say
+    view = await jobs.cancel(deps.core.openai, args.named["job_id"])
     await audit.record(
         deps.core.store, team, user=user, action="finetune cancel", allowed=True, detail=view.id
     )
@@ -602,8 +522,8 @@ async def confirm_cancel(deps: BotDeps, *, team: str, user: str, token: str, say
     await say(f"Job `{view.id}` is {view.status}.")
 
 
-async def events(ctx: Ctx, args: str) -> None:
-    job_id = args.split()[0] if args.split() else ""
+async def events(ctx: Ctx, args: Args) -> None:
+    job_id = args.first()
     await _job_or_error(ctx, job_id)
     items = await jobs.events(ctx.deps.core.openai, job_id, limit=20)
     lines = [
@@ -619,14 +539,10 @@ async def events(ctx: Ctx, args: str) -> None:
 # -- compare and deploy ----------------------------------------------------------------
 
 
-def _held_out(jsonl: str) -> list[dict]:
-    return [json.loads(line) for line in jsonl.splitlines() if line.strip()]
-
-
-async def evaluate(ctx: Ctx, args: str) -> None:
+async def evaluate(ctx: Ctx, args: Args) -> None:
     from core.finetune import evaluate as ev
 
-    positional, named = parse_args(args)
+    positional, named = list(args.positional), args.named
     target = positional[0] if positional else ""
     n = int(named.get("n", "20")) if named.get("n", "20").isdigit() else 20
     store = ctx.deps.core.store
@@ -651,7 +567,7 @@ async def evaluate(ctx: Ctx, args: str) -> None:
     target = await visibility.destination(
         ctx.deps, audience=dataset.audience, channel=ctx.channel, user=ctx.user
     )
-    held_out = await asyncio.to_thread(_held_out, valid or train)
+    held_out = await asyncio.to_thread(service.held_out, valid or train)
     base = tokens.base_model(tuned)
     judge = ctx.deps.settings.openai_model if named.get("judge", "on") != "off" else None
     await ctx.say(
@@ -684,9 +600,9 @@ async def evaluate(ctx: Ctx, args: str) -> None:
     )
 
 
-async def use(ctx: Ctx, args: str) -> None:
+async def use(ctx: Ctx, args: Args) -> None:
     """Point a persona or a channel at a model (context and encoding resolve via its base)."""
-    positional, named = parse_args(args)
+    positional, named = list(args.positional), args.named
     if not positional:
         raise UserError("Usage: `/finetune use <model> [persona=<name> | #channel]`")
     model = _model_name(positional[0])
@@ -718,7 +634,7 @@ async def use(ctx: Ctx, args: str) -> None:
         where = f"persona *{persona.name}*"
     else:
         channel = channel or ctx.channel
-        await store.redis.hset(keys.workspace(store.prefix, ctx.team)["channel_models"], channel, model)
+        await personas.set_channel_model(store, ctx.team, channel, model)
         where = f"<#{channel}>"
     await ctx.say(
         f"{where} now uses `{_e(model)}` (base `{info.base}`, {info.encoding}, {info.context_window:,}-token context)."
@@ -741,7 +657,7 @@ async def _training_warning(ctx: Ctx, record: ft.JobRecord | None) -> str:
     )
 
 
-async def audit_log(ctx: Ctx, args: str) -> None:
+async def audit_log(ctx: Ctx, args: Args) -> None:
     entries = await audit.recent(ctx.deps.core.store, ctx.team, 25)
     lines = [
         f"• <!date^{int(e['at'])}^{{date_short}} {{time}}|{e['at']}> <@{e['user']}> "

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 
 from slack_sdk.errors import SlackApiError
 
 from bot.deps import BotDeps
 from bot.finetune import cards
-from core import keys
 from core.finetune import jobs
 from core.finetune import store as ft
 from core.finetune.charts import loss_chart_png, parse_result_csv
@@ -22,11 +20,8 @@ from core.finetune.charts import loss_chart_png, parse_result_csv
 log = logging.getLogger(__name__)
 
 
+# Longer than the slowest refresh (retrieve with retries, results, chart, upload).
 REFRESH_LOCK_MS = 300_000
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def lease_ms(deps: BotDeps) -> int:
@@ -74,16 +69,10 @@ async def refresh(deps: BotDeps, team: str, job_id: str) -> None:
     A short Redis lock makes concurrent refreshes of one job (a poll, a webhook, a cancel,
     in any process) take turns, so the end of a job is announced exactly once.
     """
-    store = deps.core.store
-    lock = keys.finetune_lease(store.prefix, job_id) + ":refresh"
-    token = f"{deps.instance_id}:{uuid.uuid4().hex[:8]}"
-    # Longer than the slowest refresh (retrieve with retries, results, chart, upload).
-    if not await store.redis.set(lock, token, nx=True, px=REFRESH_LOCK_MS):
-        return  # someone is refreshing it right now; the next poll sees the result
-    try:
+    async with ft.refresh_lock(deps.core.store, job_id, deps.instance_id, REFRESH_LOCK_MS) as held:
+        if not held:
+            return  # someone is refreshing it right now; the next poll sees the result
         await _refresh(deps, team, job_id)
-    finally:
-        await store.redis.register_script(_RELEASE)(keys=[lock], args=[token])
 
 
 async def _refresh(deps: BotDeps, team: str, job_id: str) -> None:

@@ -14,14 +14,9 @@ import os
 import sys
 from typing import Any
 
-from core.finetune.report import Problem, Report
-from core.finetune.validate import (
-    DEFAULT_MODEL,
-    format_report,
-    report_to_dict,
-    valid_examples,
-    validate_dataset,
-)
+from core.finetune import service
+from core.finetune.report import Report
+from core.finetune.validate import DEFAULT_MODEL, format_report, report_to_dict
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -65,20 +60,29 @@ def _read(path: str) -> str:
         return handle.read()
 
 
-async def _screen(texts: dict[str, str], similarity: float) -> list[Problem]:
-    """Moderation and near duplicates for each file; imported lazily so offline runs stay light."""
-    from openai import AsyncOpenAI
+async def _run_validation(texts: dict[str, str], args: argparse.Namespace) -> Report:
+    """The same validation and screens as `/finetune validate`, failing hard on a screen error."""
+    client = None
+    if args.screen:
+        from openai import AsyncOpenAI  # imported lazily so offline runs stay light
 
-    from core.finetune.screening import find_near_duplicates, moderation_screen
-
-    api_key = os.environ.get("OPENAI_API_KEY") or "unused"
-    problems: list[Problem] = []
-    async with AsyncOpenAI(api_key=api_key) as client:
-        for file, text in texts.items():
-            examples = valid_examples(text)
-            problems += await moderation_screen(client, examples, file=file)
-            problems += await find_near_duplicates(client, examples, threshold=similarity, file=file)
-    return problems
+        client = AsyncOpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "unused")
+    try:
+        report, _ = await service.validate(
+            client,
+            texts["train"],
+            texts.get("validation", ""),
+            model=args.model,
+            epochs=args.epochs,
+            min_examples=args.min_examples,
+            screen=args.screen,
+            similarity=args.similarity,
+            on_screen_error=service.OnScreenError.RAISE,
+        )
+    finally:
+        if client is not None:
+            await client.close()
+    return report
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -95,21 +99,11 @@ def _validate(args: argparse.Namespace) -> int:
         print("error: --screen needs OPENAI_API_KEY or OPENAI_BASE_URL", file=sys.stderr)
         return EXIT_USAGE
 
-    report = validate_dataset(
-        texts["train"],
-        model=args.model,
-        epochs=args.epochs,
-        validation_text=texts.get("validation"),
-        min_examples=args.min_examples,
-    )
-    if args.screen:
-        try:
-            report.problems += asyncio.run(_screen(texts, args.similarity))
-        except Exception as exc:  # any API failure means the screen did not run: say so, don't pass
-            print(f"error: screening failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        order = {"train": 0, "validation": 1}
-        report.problems.sort(key=lambda p: (order.get(p.file, 2), p.line))
+    try:
+        report = asyncio.run(_run_validation(texts, args))
+    except Exception as exc:  # a screen that was asked for and didn't run: say so, don't pass
+        print(f"error: screening failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     _print(report, args)
     return EXIT_OK if report.ok else EXIT_ERRORS
 

@@ -7,9 +7,11 @@ process can resume watching after a restart.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 
 from redis.exceptions import WatchError
@@ -34,6 +36,10 @@ class Dataset:
     # Who may see the content: "" = anyone in the workspace, else one conversation's
     # members (see core/visibility.py). Records from before this field are UNKNOWN.
     audience: str = UNKNOWN_AUDIENCE
+
+
+class DatasetTooLarge(ValueError):
+    """Over what we keep in Redis; the message says the limit."""
 
 
 class DatasetExists(Exception):
@@ -64,7 +70,7 @@ class JobRecord:
 
 def _check_size(train: str, valid: str) -> None:
     if len(train.encode()) + len(valid.encode()) > MAX_DATASET_BYTES:
-        raise ValueError(f"The dataset is over {MAX_DATASET_BYTES // 1024 // 1024} MB.")
+        raise DatasetTooLarge(f"The dataset is over {MAX_DATASET_BYTES // 1024 // 1024} MB.")
 
 
 async def save_dataset(
@@ -76,7 +82,7 @@ async def save_dataset(
     so two admins saving the same name at once can't silently overwrite each other.
     """
     _check_size(train, valid)
-    index = keys.workspace(store.prefix, team)["datasets"]
+    index = keys.workspace(store.prefix, team).datasets
     while True:  # a save of another name touches the same index: try again, then it's clear
         async with store.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(index)
@@ -137,7 +143,7 @@ async def commit_staged(store: Store, team: str, token: str, pending: dict) -> D
     staged = [keys.dataset(store.prefix, team, _staged(token), part) for part in ("train", "valid")]
     real = [keys.dataset(store.prefix, team, ds.name, part) for part in ("train", "valid")]
     script = store.redis.register_script(_COMMIT)
-    index = keys.workspace(store.prefix, team)["datasets"]
+    index = keys.workspace(store.prefix, team).datasets
     done = await script(keys=[*staged, *real, index], args=[ds.name, json.dumps(asdict(ds))])
     return ds if done else None
 
@@ -145,7 +151,7 @@ async def commit_staged(store: Store, team: str, token: str, pending: dict) -> D
 async def load_dataset(store: Store, team: str, name: str) -> tuple[Dataset, str, str] | None:
     k = keys.workspace(store.prefix, team)
     async with store.redis.pipeline(transaction=True) as pipe:
-        pipe.hget(k["datasets"], name)
+        pipe.hget(k.datasets, name)
         pipe.get(keys.dataset(store.prefix, team, name, "train"))
         pipe.get(keys.dataset(store.prefix, team, name, "valid"))
         meta, train, valid = await pipe.execute()
@@ -155,24 +161,24 @@ async def load_dataset(store: Store, team: str, name: str) -> tuple[Dataset, str
 
 
 async def list_datasets(store: Store, team: str) -> list[Dataset]:
-    raw = await store.redis.hgetall(keys.workspace(store.prefix, team)["datasets"])
+    raw = await store.redis.hgetall(keys.workspace(store.prefix, team).datasets)
     return sorted((Dataset(**json.loads(v)) for v in raw.values()), key=lambda d: -d.created_at)
 
 
 async def save_job(store: Store, job: JobRecord) -> None:
     async with store.redis.pipeline(transaction=False) as pipe:
-        pipe.hset(keys.workspace(store.prefix, job.team)["jobs"], job.job_id, json.dumps(asdict(job)))
+        pipe.hset(keys.workspace(store.prefix, job.team).jobs, job.job_id, json.dumps(asdict(job)))
         pipe.hset(keys.finetune_jobs(store.prefix), job.job_id, job.team)
         await pipe.execute()
 
 
 async def load_job(store: Store, team: str, job_id: str) -> JobRecord | None:
-    raw = await store.redis.hget(keys.workspace(store.prefix, team)["jobs"], job_id)
+    raw = await store.redis.hget(keys.workspace(store.prefix, team).jobs, job_id)
     return JobRecord(**json.loads(raw)) if raw else None
 
 
 async def list_job_records(store: Store, team: str) -> list[JobRecord]:
-    raw = await store.redis.hgetall(keys.workspace(store.prefix, team)["jobs"])
+    raw = await store.redis.hgetall(keys.workspace(store.prefix, team).jobs)
     return sorted((JobRecord(**json.loads(v)) for v in raw.values()), key=lambda j: -j.created_at)
 
 
@@ -186,18 +192,52 @@ async def stop_watching(store: Store, job_id: str) -> None:
     await store.redis.hdel(keys.finetune_jobs(store.prefix), job_id)
 
 
-_RENEW = """
+# One owner-checked lock for both the watching lease and the refresh lock: only the
+# owner renews or releases it, and an owner that dies loses it when it expires.
+_HOLD = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
 """
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+async def _hold(store: Store, key: str, owner: str, ttl_ms: int) -> bool:
+    """Take `key` for `owner`, or renew it if `owner` holds it already."""
+    script = store.redis.register_script(_HOLD)
+    return bool(await script(keys=[key], args=[owner, ttl_ms]))
+
+
+async def _release(store: Store, key: str, owner: str) -> None:
+    """Let go of `key`, unless it has expired and someone else holds it now."""
+    await store.redis.register_script(_RELEASE)(keys=[key], args=[owner])
 
 
 async def hold_lease(store: Store, job_id: str, owner: str, ttl_ms: int) -> bool:
     """Take or renew the lease on watching `job_id`; exactly one process holds it."""
-    script = store.redis.register_script(_RENEW)
-    return bool(await script(keys=[keys.finetune_lease(store.prefix, job_id)], args=[owner, ttl_ms]))
+    return await _hold(store, keys.finetune_lease(store.prefix, job_id), owner, ttl_ms)
+
+
+@contextlib.asynccontextmanager
+async def refresh_lock(store: Store, job_id: str, owner: str, ttl_ms: int) -> AsyncIterator[bool]:
+    """Hold `job_id`'s refresh lock for the block if it is free; yields whether we got it.
+
+    Each call takes it under its own token, so two refreshes in one process take turns
+    too; it is released on the way out, and expires after `ttl_ms` if we die holding it.
+    """
+    key = keys.finetune_refresh_lock(store.prefix, job_id)
+    token = f"{owner}:{secrets.token_hex(4)}"
+    if not await _hold(store, key, token, ttl_ms):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        await _release(store, key, token)
 
 
 async def put_pending(store: Store, team: str, action: dict) -> str:

@@ -68,8 +68,8 @@ async def test_close_turn_records_answer_and_usage(store):
 async def test_keys_share_one_hash_tag_and_expire(store):
     await _open(store, 1)
     k = keys.conversation(store.prefix, CONV)
-    assert all("{T1:C1:1.000}" in key for key in k.values())
-    for key in k.values():
+    assert all("{T1:C1:1.000}" in key for key in (k.msgs, k.toks, k.meta))
+    for key in (k.msgs, k.toks, k.meta):
         ttl = await store.redis.ttl(key)
         assert 3500 < ttl <= 3600
 
@@ -96,8 +96,8 @@ async def test_round_trips_per_turn_do_not_grow_with_history(redis_url, key_pref
         counts = {}
         for size, conv in ((10, "T1:C1:10.0"), (5000, "T1:C1:5000.0")):
             k = keys.conversation(key_prefix, conv)
-            await redis.rpush(k["msgs"], *[json.dumps(_msg(i)) for i in range(size)])
-            await redis.rpush(k["toks"], *[10] * size)
+            await redis.rpush(k.msgs, *[json.dumps(_msg(i)) for i in range(size)])
+            await redis.rpush(k.toks, *[10] * size)
             await history.open_turn(
                 store, conv, _msg(-1), budget=500, ttl=60, event_key="e0", message_key="m0"
             )

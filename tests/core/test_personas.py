@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from core import keys, personas
+from core import history, keys, personas
 from core.personas import Choice, PersonaError
 
 
 async def _set(store, field_key: str, field: str, value: str) -> None:
-    await store.redis.hset(keys.workspace(store.prefix, "T1")[field_key], field, value)
+    await store.redis.hset(getattr(keys.workspace(store.prefix, "T1"), field_key), field, value)
 
 
 async def test_default_when_nothing_is_chosen(store):
@@ -76,3 +76,16 @@ def test_seven_builtins_ship():
         "socratic",
         "balanced",
     }
+
+
+async def test_a_thread_choice_is_kept_in_the_threads_metadata(store):
+    await personas.set_thread(store, "T1", "C1", "1.000", Choice("teacher", by="U1"), ttl=3600)
+    meta = await history.get_meta(store, history.conversation_id("T1", "C1", "1.000"))
+    assert Choice.from_json(meta["persona"]) == Choice("teacher", by="U1")
+    assert "created" in meta
+
+
+async def test_a_channel_model_is_resolved_for_that_channel_only(store):
+    await personas.set_channel_model(store, "T1", "C1", "ft:gpt-4o-mini:acme::abc")
+    assert (await personas.resolve(store, "T1", "C1", None)).channel_model == "ft:gpt-4o-mini:acme::abc"
+    assert (await personas.resolve(store, "T1", "C2", None)).channel_model == ""

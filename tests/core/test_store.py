@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
-from core.store import PASSWORD_FILE, connect, start_embedded_valkey
+from core.store import PASSWORD_FILE, Store, connect, ping, start_embedded_valkey
 
 
 @pytest.fixture
@@ -101,3 +101,15 @@ async def test_restart_reuses_the_saved_password_and_data(valkey):
     client = connect(second.connection_url)
     assert await client.get("conversation") == b"kept"
     await client.aclose()
+
+
+async def test_ping_says_whether_redis_answers(store):
+    assert await ping(store) is True
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = Store(redis=connect(f"redis://127.0.0.1:{port}", timeout=0.5), prefix=store.prefix)
+    try:
+        assert await ping(down) is False
+    finally:
+        await down.redis.aclose()

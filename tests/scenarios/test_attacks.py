@@ -360,7 +360,7 @@ async def test_schema_saved_before_the_ref_check_is_refused_and_never_fetched(
     bot = await http_bot()
     store = bot.deps.core.store
     await store.redis.hset(
-        keys.workspace(store.prefix, "T1")["schemas"], "legacy", _remote_ref_schema(fetch_target.url)
+        keys.workspace(store.prefix, "T1").schemas, "legacy", _remote_ref_schema(fetch_target.url)
     )
     openai_api.json_schema_supported = False
     openai_api.enqueue(Reply(text='{"x": "hello"}'))

@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import FEEDBACK_BAD, FEEDBACK_GOOD, PERSONA_SELECT_ACTION
 from bot.deps import BotDeps
+from bot.finetune.cards import CONFIRMS, DISMISSALS
 from bot.listeners.actions.adopt_prompt import handle_adopt_prompt
 from bot.listeners.actions.feedback import handle_feedback
 from bot.listeners.actions.finetune import handle_finetune_button
@@ -20,6 +21,5 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
     app.action(re.compile(r"^adopt_prompt_\d+$"))(partial(handle_adopt_prompt, deps=deps))
     for action_id in (FEEDBACK_GOOD, FEEDBACK_BAD):
         app.action(action_id)(partial(handle_feedback, deps=deps))
-    app.action(re.compile(r"^finetune_(start|cancel|overwrite)_(confirm|cancel|keep)$"))(
-        partial(handle_finetune_button, deps=deps)
-    )
+    for action_id in CONFIRMS | DISMISSALS:
+        app.action(action_id)(partial(handle_finetune_button, deps=deps))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from bot.auth import check_admin
+from bot.commands import Ctx, button_context
 from bot.deps import BotDeps
-from bot.replies import ephemeral
+from bot.errors import UserError, reported
 from core import optimize, personas
 
 log = logging.getLogger(__name__)
@@ -18,41 +19,35 @@ async def handle_adopt_prompt(ack, body: dict, respond, deps: BotDeps) -> None:
 
 
 async def adopt(deps: BotDeps, body: dict, respond) -> None:
-    team, user = body["team"]["id"], body["user"]["id"]
-    channel = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id", "")
-    token, _, index = body["actions"][0]["value"].rpartition(":")
+    ctx = button_context(deps, body, respond)
+    async with reported(ctx.say):
+        await _adopt(ctx, body["actions"][0]["value"])
 
-    async def say(text: str) -> None:
-        await ephemeral(deps, respond, channel=channel, user=user, text=text)
 
+async def _adopt(ctx: Ctx, value: str) -> None:
+    token, _, index = value.rpartition(":")
+    store = ctx.deps.core.store
     refusal = await check_admin(
-        deps, team=team, user=user, channel=channel, action="adopt prompt", detail=token
+        ctx.deps, team=ctx.team, user=ctx.user, channel=ctx.channel, action="adopt prompt", detail=token
     )
     if refusal:
-        await say(refusal)
+        await ctx.say(refusal)
         return
-    run = await optimize.load_run(deps.core.store, team, token)
+    run = await optimize.load_run(store, ctx.team, token)
     if run is None:
-        await say(
-            ":warning: These variants have expired (they are kept for a day). Run `/persona optimize` again."
+        raise UserError(
+            "These variants have expired (they are kept for a day). Run `/persona optimize` again."
         )
-        return
-    current = await personas.get(deps.core.store, team, run["persona"])
+    current = await personas.get(store, ctx.team, run["persona"])
     if current is None or current.builtin:
-        await say(f":warning: The persona `{run['persona']}` no longer exists.")
-        return
-    variant = run["variants"][int(index)]
-    try:
-        updated = personas.make_custom(
-            current.name,
-            variant["prompt"],
-            description=current.description,
-            model=current.model,
-            temperature=current.temperature,
-            constraints=current.constraints,
-        )
-    except personas.PersonaError as exc:
-        await say(f":warning: That variant can't be adopted: {exc}")
-        return
-    await personas.replace(deps.core.store, team, updated)
-    await say(f"Adopted variant {index} as the prompt of *{current.name}*.")
+        raise UserError(f"The persona `{run['persona']}` no longer exists.")
+    updated = personas.make_custom(
+        current.name,
+        run["variants"][int(index)]["prompt"],
+        description=current.description,
+        model=current.model,
+        temperature=current.temperature,
+        constraints=current.constraints,
+    )
+    await personas.replace(store, ctx.team, updated)
+    await ctx.say(f"Adopted variant {index} as the prompt of *{current.name}*.")

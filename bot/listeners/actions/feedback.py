@@ -6,7 +6,7 @@ from bot import messages
 from bot.blocks import FEEDBACK_GOOD
 from bot.deps import BotDeps
 from bot.replies import ephemeral
-from core import feedback, keys
+from core import feedback, history
 
 
 async def handle_feedback(ack, body: dict, respond, deps: BotDeps) -> None:
@@ -20,7 +20,7 @@ async def _rate(deps: BotDeps, body: dict, respond) -> None:
     channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
     rated_ts = (body.get("message") or {}).get("ts") or body["container"]["message_ts"]
     rating = feedback.GOOD if action["action_id"] == FEEDBACK_GOOD else feedback.BAD
-    conv = keys.conversation_id(team, channel, action["value"])
+    conv = history.conversation_id(team, channel, action["value"])
     await feedback.rate(
         deps.core.store, team, conv, rated_ts, rating, user, ttl=deps.settings.conversation_ttl_seconds
     )

@@ -1,67 +1,54 @@
-"""Confirm / Cancel buttons for starting and cancelling fine-tuning jobs, and replacing datasets."""
+"""Confirm and dismiss buttons of fine-tuning: start a job, cancel one, replace a dataset.
+
+The button only says yes or no; the pending action it points to (claimed once, so a double
+click does nothing twice) says what to do, by its `kind`.
+"""
 
 from __future__ import annotations
 
-import logging
-
-from openai import OpenAIError
-from redis.exceptions import RedisError
-from slack_sdk.errors import SlackApiError
-
-from bot import messages
 from bot.auth import check_admin
+from bot.commands import Args, Ctx, Handler, button_context
 from bot.deps import BotDeps
-from bot.finetune import flows
-from bot.replies import ephemeral
-from core import llm
+from bot.errors import UserError, reported
+from bot.finetune import cards, flows
 from core.finetune import store as ft
 
-log = logging.getLogger(__name__)
+# What confirming a pending action of each kind does (handlers share the command signature).
+ON_CONFIRM: dict[str, Handler] = {
+    "start": flows.confirm_start,
+    "cancel": flows.confirm_cancel,
+    "overwrite": flows.confirm_overwrite,
+}
 
 
 async def handle_finetune_button(ack, body: dict, respond, deps: BotDeps) -> None:
     await ack()
-    deps.tasks.spawn(_run(deps, body, respond))
+    deps.tasks.spawn(_run(deps, body, respond), name="finetune-button")
 
 
 async def _run(deps: BotDeps, body: dict, respond) -> None:
     action = body["actions"][0]
-    team, user = body["team"]["id"], body["user"]["id"]
-    channel = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id", "")
-    token = action["value"]
+    ctx = button_context(deps, body, respond)
+    async with reported(ctx.say):
+        await _decide(ctx, action["action_id"], action["value"])
 
-    async def say(text: str) -> None:
-        await ephemeral(deps, respond, channel=channel, user=user, text=text)
 
+async def _decide(ctx: Ctx, action_id: str, token: str) -> None:
     refusal = await check_admin(
-        deps, team=team, user=user, channel=channel, action=action["action_id"], detail=token
+        ctx.deps, team=ctx.team, user=ctx.user, channel=ctx.channel, action=action_id, detail=token
     )
     if refusal:
-        await say(refusal)
+        await ctx.say(refusal)
         return
-    kind = action["action_id"]
-    try:
-        if kind == "finetune_start_confirm":
-            await flows.confirm_start(deps, team=team, user=user, token=token, say=say)
-        elif kind == "finetune_cancel_confirm":
-            await flows.confirm_cancel(deps, team=team, user=user, token=token, say=say)
-        elif kind == "finetune_overwrite_confirm":
-            await flows.confirm_overwrite(deps, team=team, user=user, token=token, say=say)
-        else:  # "Cancel" on a start, "Keep it running", "Keep the old one"
-            await ft.take_pending(deps.core.store, team, token)
-            if kind == "finetune_overwrite_cancel":
-                await ft.drop_staged(deps.core.store, team, token)
-            await say("OK, nothing was changed.")
-    except RedisError:
-        await say(
-            messages.STORE_DOWN.replace("didn't answer and your message wasn't saved", "changed nothing")
-        )
-    except SlackApiError as exc:
-        await say(
-            f":warning: Slack refused the update ({exc.response.get('error')}). Check `/finetune list`."
-        )
-    except OpenAIError as exc:
-        await say(messages.llm_error(llm.error_kind(exc)))
-    except Exception:  # never silence: the admin hears that something broke
-        log.exception("Fine-tuning button failed")
-        await say(messages.COMMAND_FAILED)
+    pending = await ft.take_pending(ctx.deps.core.store, ctx.team, token)
+    if pending is None:
+        raise UserError("This confirmation has expired or was already used; run the command again.")
+    if action_id in cards.DISMISSALS:
+        if pending.get("kind") == "overwrite":
+            await ft.drop_staged(ctx.deps.core.store, ctx.team, token)
+        await ctx.say("OK, nothing was changed.")
+        return
+    handler = ON_CONFIRM.get(pending.get("kind", ""))
+    if handler is None:
+        raise UserError("I don't know what this confirmation was for; run the command again.")
+    await handler(ctx, Args(text=token, named={**pending, "token": token}))

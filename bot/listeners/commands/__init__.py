@@ -1,4 +1,4 @@
-"""Slash commands: /persona and /ask-json (fine-tuning adds /finetune)."""
+"""Slash commands: each is a registry (bot/commands.py) of subcommands."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from functools import partial
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.commands import handle
 from bot.deps import BotDeps
-from bot.listeners.commands.ask_json import handle_ask_json
-from bot.listeners.commands.finetune import handle_finetune
-from bot.listeners.commands.persona import handle_persona
+from bot.listeners.commands.ask_json import ASK_JSON
+from bot.listeners.commands.finetune import FINETUNE
+from bot.listeners.commands.persona import PERSONA
 
 
 def register(app: AsyncApp, deps: BotDeps) -> None:
-    app.command("/persona")(partial(handle_persona, deps=deps))
-    app.command("/ask-json")(partial(handle_ask_json, deps=deps))
-    app.command("/finetune")(partial(handle_finetune, deps=deps))
+    for registry in (PERSONA, ASK_JSON, FINETUNE):
+        app.command(registry.command)(partial(handle(registry), deps=deps))

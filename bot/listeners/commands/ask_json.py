@@ -2,104 +2,77 @@
 
 from __future__ import annotations
 
-import logging
-
-from redis.exceptions import RedisError
-from slack_sdk.errors import SlackApiError
-
 from bot import blocks, messages
-from bot.auth import check_admin
-from bot.deps import BotDeps
+from bot.commands import Args, Ctx, Registry, Subcommand
+from bot.errors import UserError
 from bot.json_answers import answer_in_channel, resolve_schema
-from bot.replies import ephemeral
 from core import schemas
-from core.schemas import SchemaProblem
 
-log = logging.getLogger(__name__)
 # The question is posted in the channel above the answer; a section holds 3,000 characters.
 MAX_QUESTION_CHARS = 2_000
 
 
-async def handle_ask_json(ack, command: dict, respond, deps: BotDeps) -> None:
-    await ack()
-    deps.tasks.spawn(run_ask_json(deps, command, respond), name="ask-json")
-
-
-async def run_ask_json(deps: BotDeps, command: dict, respond) -> None:
-    team, channel, user = command["team_id"], command["channel_id"], command["user_id"]
-    text = (command.get("text") or "").strip()
-
-    async def say(msg: str, blocks_: list | None = None) -> None:
-        await ephemeral(deps, respond, channel=channel, user=user, text=msg, blocks=blocks_)
-
-    try:
-        names = ", ".join(f"`{n}`" for n in schemas.BUILTINS)
-        if not text or text.lower() == "help":
-            await say(messages.ASK_JSON_USAGE.format(names=names))
-            return
-        if text.lower().startswith("schema ") or text.lower() == "schema":
-            await manage_schemas(deps, team=team, channel=channel, user=user, text=text[6:].strip(), say=say)
-            return
-        schema_arg, question = schemas.split_schema_arg(text)
-        schema = await resolve_schema(deps, team, schema_arg)
-        if not question:
-            await say(messages.EMPTY_QUESTION)
-            return
-        if len(question) > MAX_QUESTION_CHARS:
-            await say(messages.QUESTION_TOO_LONG.format(n=len(question), limit=MAX_QUESTION_CHARS))
-            return
-        await answer_in_channel(
-            deps,
-            respond=respond,
-            team=team,
-            channel=channel,
-            user=user,
-            schema=schema,
-            question=question,
-            request_id=command.get("trigger_id", ""),
-        )
-    except SchemaProblem as exc:
-        await say(f":warning: {blocks.escape(str(exc))}")
-    except RedisError:
-        await say(messages.STORE_DOWN)
-    except SlackApiError as exc:
-        await say(
-            f":warning: Slack refused to show the answer ({exc.response.get('error')}). Please try again."
-        )
-    except Exception:  # never silence: the asker hears that something broke
-        log.exception("/ask-json failed")
-        await say(messages.COMMAND_FAILED)
-
-
-async def manage_schemas(deps: BotDeps, *, team: str, channel: str, user: str, text: str, say) -> None:
-    sub, _, rest = text.partition(" ")
-    sub = sub.lower()
-    store = deps.core.store
-    if sub in ("", "list"):
-        items = [(s.name, s.description, s.builtin) for s in await schemas.list_all(store, team)]
-        await say("JSON schemas", blocks.schema_list(items))
-        return
-    if sub not in ("add", "delete"):
-        await say(messages.ASK_JSON_USAGE.format(names=", ".join(f"`{n}`" for n in schemas.BUILTINS)))
-        return
-    refusal = await check_admin(
-        deps, team=team, user=user, channel=channel, action=f"/ask-json schema {sub}", detail=rest[:200]
+async def ask(ctx: Ctx, args: Args) -> None:
+    """Post the question in the channel and answer it there, as validated JSON."""
+    schema_arg, question = schemas.split_schema_arg(args.text)
+    schema = await resolve_schema(ctx.deps, ctx.team, schema_arg)
+    if not question:
+        raise UserError(messages.EMPTY_QUESTION)
+    if len(question) > MAX_QUESTION_CHARS:
+        raise UserError(messages.QUESTION_TOO_LONG.format(n=len(question), limit=MAX_QUESTION_CHARS))
+    await answer_in_channel(
+        ctx.deps,
+        say=ctx.say,
+        team=ctx.team,
+        channel=ctx.channel,
+        user=ctx.user,
+        schema=schema,
+        question=question,
+        request_id=ctx.request_id,
     )
-    if refusal:
-        await say(refusal)
-        return
-    name, _, body = rest.strip().partition(" ")
-    if sub == "delete":
-        if name.lower() in schemas.BUILTINS:
-            await say(f":warning: `{name}` is built-in and can't be deleted.")
-        elif await schemas.delete(store, team, name):
-            await say(f"Deleted schema `{name}`.")
-        else:
-            await say(f":warning: There's no workspace schema called `{blocks.escape(name[:80])}`.")
-        return
+
+
+async def list_schemas(ctx: Ctx, args: Args) -> None:
+    items = [
+        (s.name, s.description, s.builtin) for s in await schemas.list_all(ctx.deps.core.store, ctx.team)
+    ]
+    await ctx.say("JSON schemas", blocks.schema_list(items))
+
+
+async def add_schema(ctx: Ctx, args: Args) -> None:
+    name, _, body = args.text.partition(" ")
     if not body.strip():
-        await say("Usage: `/ask-json schema add <name> <json schema>`")
-        return
-    saved = await schemas.save(store, team, name, body)
+        raise UserError("Usage: `/ask-json schema add <name> <json schema>`")
+    saved = await schemas.save(ctx.deps.core.store, ctx.team, name, body)
     note = f" Normalized for strict mode: {blocks.escape('; '.join(saved.notes))}." if saved.notes else ""
-    await say(f"Saved schema `{saved.name}`.{note}")
+    await ctx.say(f"Saved schema `{saved.name}`.{note}")
+
+
+async def delete_schema(ctx: Ctx, args: Args) -> None:
+    name = args.first()
+    shown = blocks.escape(name[:80])
+    if name.lower() in schemas.BUILTINS:
+        raise UserError(f"`{shown}` is built-in and can't be deleted.")
+    if not await schemas.delete(ctx.deps.core.store, ctx.team, name):
+        raise UserError(f"There's no workspace schema called `{shown}`.")
+    await ctx.say(f"Deleted schema `{shown}`.")
+
+
+_NAMES = ", ".join(f"`{n}`" for n in schemas.BUILTINS)
+
+ASK_JSON = Registry(
+    "/ask-json",
+    title="Structured JSON answers",
+    entries=(
+        Subcommand(
+            (),
+            ask,
+            f"`/ask-json <schema> <question>`: the schema is a name ({_NAMES}, or the workspace's) "
+            "or an inline JSON Schema",
+        ),
+        Subcommand(("schema", "list"), list_schemas, "`/ask-json schema list`"),
+        Subcommand(("schema",), list_schemas, "`/ask-json schema`: the same list"),
+        Subcommand(("schema", "add"), add_schema, "`/ask-json schema add <name> <json schema>`", admin=True),
+        Subcommand(("schema", "delete"), delete_schema, "`/ask-json schema delete <name>`", admin=True),
+    ),
+)

@@ -4,62 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, messages
-from bot.auth import check_admin
+from bot.commands import Args, Ctx, Registry, Subcommand
 from bot.deps import BotDeps
 from bot.listeners.commands.options import parse_options
-from bot.replies import ephemeral
 from core import optimize, personas
 from core.personas import Choice, PersonaError
 
 log = logging.getLogger(__name__)
-
-ADMIN_SUBCOMMANDS = {"create", "edit", "delete", "optimize", "workspace", "team"}
-
-
-async def handle_persona(ack, command: dict, respond, deps: BotDeps) -> None:
-    await ack()
-    deps.tasks.spawn(run_persona(deps, command, respond), name="persona-command")
-
-
-async def run_persona(deps: BotDeps, command: dict, respond) -> None:
-    team, channel, user = command["team_id"], command["channel_id"], command["user_id"]
-    text = (command.get("text") or "").strip()
-    sub, _, rest = text.partition(" ")
-    sub = sub.lower()
-
-    async def say(msg: str, blocks_: list | None = None) -> None:
-        await ephemeral(deps, respond, channel=channel, user=user, text=msg, blocks=blocks_)
-
-    try:
-        if not text:
-            await say("Personas", await listing(deps, team, channel))
-            return
-        if sub == "help":
-            await say(messages.PERSONA_USAGE)
-            return
-        if sub in ADMIN_SUBCOMMANDS:
-            refusal = await check_admin(
-                deps, team=team, user=user, channel=channel, action=f"/persona {sub}", detail=rest[:200]
-            )
-            if refusal:
-                await say(refusal)
-                return
-            await ADMIN[sub](deps, team=team, channel=channel, user=user, rest=rest.strip(), say=say)
-            return
-        await set_channel(deps, team=team, channel=channel, user=user, name=sub, domain=rest.strip(), say=say)
-    except PersonaError as exc:
-        await say(f":warning: {blocks.escape(str(exc))}")
-    except RedisError:
-        await say(
-            messages.STORE_DOWN.replace("didn't answer and your message wasn't saved", "changed nothing")
-        )
-    except Exception:  # never silence: the asker hears that something broke
-        log.exception("/persona failed")
-        await say(messages.COMMAND_FAILED)
 
 
 async def listing(deps: BotDeps, team: str, channel: str) -> list[dict]:
@@ -82,29 +36,35 @@ async def listing(deps: BotDeps, team: str, channel: str) -> list[dict]:
     )
 
 
-async def _unknown(deps: BotDeps, team: str, channel: str, name: str, say) -> None:
-    await say(
-        messages.UNKNOWN_PERSONA.format(name=blocks.escape(name[:80])), await listing(deps, team, channel)
-    )
+async def _unknown(ctx: Ctx, name: str) -> None:
+    listed = await listing(ctx.deps, ctx.team, ctx.channel)
+    await ctx.say(messages.UNKNOWN_PERSONA.format(name=blocks.escape(name[:80])), listed)
 
 
-async def set_channel(deps: BotDeps, *, team, channel, user, name, domain, say) -> None:
-    persona = await personas.get(deps.core.store, team, name)
+async def show_list(ctx: Ctx, args: Args) -> None:
+    await ctx.say("Personas", await listing(ctx.deps, ctx.team, ctx.channel))
+
+
+async def set_channel(ctx: Ctx, args: Args) -> None:
+    """`/persona <name> [domain]`: the channel's persona for new threads, announced there."""
+    name, _, domain = args.text.partition(" ")
+    persona = await personas.get(ctx.deps.core.store, ctx.team, name.lower())
     if persona is None:
-        await _unknown(deps, team, channel, name, say)
+        await _unknown(ctx, name)
         return
     domain = personas.check_domain(domain)
-    await personas.set_channel(deps.core.store, team, channel, Choice(persona.name, domain, by=user))
+    choice = Choice(persona.name, domain, by=ctx.user)
+    await personas.set_channel(ctx.deps.core.store, ctx.team, ctx.channel, choice)
     label = persona.name + (f" ({blocks.escape(domain)})" if domain else "")
-    note = messages.PERSONA_SET_CHANNEL.format(user=user, persona=label)
+    note = messages.PERSONA_SET_CHANNEL.format(user=ctx.user, persona=label)
     try:
-        await deps.client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note))
+        await ctx.deps.client.chat_postMessage(channel=ctx.channel, text=note, blocks=blocks.notice(note))
     except SlackApiError as exc:
         if exc.response.get("error") in ("not_in_channel", "channel_not_found"):
-            await say(messages.NOT_IN_CHANNEL)
+            await ctx.say(messages.NOT_IN_CHANNEL + " " + messages.SETTING_SAVED_ANYWAY)
             return
         raise
-    await say(f"Done: *{label}* is now this channel's persona.")
+    await ctx.say(f"Done: *{label}* is now this channel's persona.")
 
 
 def _build(name: str, rest: str, base: personas.Persona | None = None) -> personas.Persona:
@@ -137,101 +97,120 @@ def _build(name: str, rest: str, base: personas.Persona | None = None) -> person
     )
 
 
-async def _create(deps: BotDeps, *, team, channel, user, rest, say) -> None:
-    name, _, body = rest.partition(" ")
+CREATE_USAGE = '`/persona create <name> [model=…] [temperature=…] [constraint="…"] <system prompt>`'
+
+
+async def _create(ctx: Ctx, args: Args) -> None:
+    name, _, body = args.text.partition(" ")
     if not name or not body.strip():
-        await say(
-            'Usage: `/persona create <name> [model=…] [temperature=…] [constraint="…"] <system prompt>`'
-        )
+        await ctx.say("Usage: " + CREATE_USAGE)
         return
     persona = _build(name, body)
-    if not await personas.create(deps.core.store, team, persona):
-        await say(
+    if not await personas.create(ctx.deps.core.store, ctx.team, persona):
+        await ctx.say(
             f":warning: A persona called `{persona.name}` already exists; use `/persona edit {persona.name} …`."
         )
         return
-    await say(f"Created persona *{persona.name}*: {blocks.escape(personas.describe(persona))}")
+    await ctx.say(f"Created persona *{persona.name}*: {blocks.escape(personas.describe(persona))}")
 
 
-async def _edit(deps: BotDeps, *, team, channel, user, rest, say) -> None:
-    name, _, body = rest.partition(" ")
-    current = await personas.get(deps.core.store, team, name)
-    if current is None or current.builtin:
-        if current is None:
-            await _unknown(deps, team, channel, name, say)
-        else:
-            await say(f":warning: `{name}` is built-in and can't be edited; create a custom persona instead.")
+async def _edit(ctx: Ctx, args: Args) -> None:
+    name, _, body = args.text.partition(" ")
+    current = await personas.get(ctx.deps.core.store, ctx.team, name)
+    if current is None:
+        await _unknown(ctx, name)
+        return
+    if current.builtin:
+        await ctx.say(f":warning: `{name}` is built-in and can't be edited; create a custom persona instead.")
         return
     updated = _build(current.name, body, base=current)
-    await personas.replace(deps.core.store, team, updated)
-    await say(f"Updated *{updated.name}*: {blocks.escape(personas.describe(updated))}")
+    await personas.replace(ctx.deps.core.store, ctx.team, updated)
+    await ctx.say(f"Updated *{updated.name}*: {blocks.escape(personas.describe(updated))}")
 
 
-async def _delete(deps: BotDeps, *, team, channel, user, rest, say) -> None:
-    name = rest.split(" ")[0].lower()
+async def _delete(ctx: Ctx, args: Args) -> None:
+    name = args.first().lower()
     if name in personas.BUILTINS:
-        await say(f":warning: `{name}` is built-in and can't be deleted.")
+        await ctx.say(f":warning: `{name}` is built-in and can't be deleted.")
         return
-    if not await personas.delete(deps.core.store, team, name):
-        await _unknown(deps, team, channel, name, say)
+    if not await personas.delete(ctx.deps.core.store, ctx.team, name):
+        await _unknown(ctx, name)
         return
-    await say(f"Deleted persona *{name}*. Threads and channels that used it fall back to the next scope.")
+    await ctx.say(f"Deleted persona *{name}*. Threads and channels that used it fall back to the next scope.")
 
 
-async def _workspace(deps: BotDeps, *, team, channel, user, rest, say) -> None:
-    name, _, domain = rest.partition(" ")
-    persona = await personas.get(deps.core.store, team, name)
+async def _workspace(ctx: Ctx, args: Args) -> None:
+    name, _, domain = args.text.partition(" ")
+    persona = await personas.get(ctx.deps.core.store, ctx.team, name)
     if persona is None:
-        await _unknown(deps, team, channel, name, say)
+        await _unknown(ctx, name)
         return
-    domain = personas.check_domain(domain)
-    await personas.set_workspace(deps.core.store, team, choice=Choice(persona.name, domain, by=user))
-    await say(messages.PERSONA_SET_WORKSPACE.format(persona=persona.name))
+    choice = Choice(persona.name, personas.check_domain(domain), by=ctx.user)
+    await personas.set_workspace(ctx.deps.core.store, ctx.team, choice=choice)
+    await ctx.say(messages.PERSONA_SET_WORKSPACE.format(persona=persona.name))
 
 
-async def _team(deps: BotDeps, *, team, channel, user, rest, say) -> None:
-    if len(rest) > personas.MAX_PROMPT_CHARS:
+async def _team(ctx: Ctx, args: Args) -> None:
+    text = args.text
+    if len(text) > personas.MAX_PROMPT_CHARS:
         raise PersonaError(
-            f"The description is {len(rest)} characters; the limit is {personas.MAX_PROMPT_CHARS}."
+            f"The description is {len(text)} characters; the limit is {personas.MAX_PROMPT_CHARS}."
         )
-    await personas.set_workspace(deps.core.store, team, prompt=rest.strip())
-    await say(messages.TEAM_PROMPT_SET if rest.strip() else "Cleared the team description.")
+    await personas.set_workspace(ctx.deps.core.store, ctx.team, prompt=text.strip())
+    await ctx.say(messages.TEAM_PROMPT_SET if text.strip() else messages.TEAM_PROMPT_CLEARED)
 
 
-async def _optimize(deps: BotDeps, *, team, channel, user, rest, say) -> None:
-    name = rest.split(" ")[0].lower()
-    persona = await personas.get(deps.core.store, team, name)
-    if persona is None or persona.builtin:
-        if persona is None:
-            await _unknown(deps, team, channel, name, say)
-        else:
-            await say(f":warning: `{name}` is built-in; create a custom copy to optimize it.")
+async def _optimize(ctx: Ctx, args: Args) -> None:
+    name = args.first().lower()
+    persona = await personas.get(ctx.deps.core.store, ctx.team, name)
+    if persona is None:
+        await _unknown(ctx, name)
         return
-    await say(f"_Asking the model for improved variants of *{name}*…_")
-    try:
-        variants, error = await optimize.propose(
-            deps.core.openai,
-            model=deps.settings.openai_model,
-            persona=persona,
-            attempts=deps.settings.openai_max_attempts,
-        )
-    except Exception as exc:
-        from core import llm
-
-        await say(messages.llm_error(llm.error_kind(exc)))
+    if persona.builtin:
+        await ctx.say(f":warning: `{name}` is built-in; create a custom copy to optimize it.")
         return
+    await ctx.say(f"_Asking the model for improved variants of *{name}*…_")
+    settings = ctx.deps.settings
+    variants, error = await optimize.propose(
+        ctx.deps.core.openai,
+        model=settings.openai_model,
+        persona=persona,
+        attempts=settings.openai_max_attempts,
+    )
     if not variants:
-        await say(f":warning: The model didn't produce usable variants ({error}). Try again.")
+        await ctx.say(
+            f":warning: The model didn't produce usable variants ({blocks.escape(error)}). Try again."
+        )
         return
-    token = await optimize.save_run(deps.core.store, team, name, variants)
-    await say(f"Prompt variants for {name}", blocks.optimize_variants(name, variants, token))
+    token = await optimize.save_run(ctx.deps.core.store, ctx.team, name, variants)
+    await ctx.say(f"Prompt variants for {name}", blocks.optimize_variants(name, variants, token))
 
 
-ADMIN = {
-    "create": _create,
-    "edit": _edit,
-    "delete": _delete,
-    "optimize": _optimize,
-    "workspace": _workspace,
-    "team": _team,
-}
+PERSONA = Registry(
+    "/persona",
+    title="Personas",
+    on_empty=Subcommand((), show_list, "`/persona`: list personas and the one active here"),
+    entries=(
+        Subcommand((), set_channel, "`/persona <name> [domain]`: this channel's default for new threads"),
+        Subcommand(("create",), _create, CREATE_USAGE, admin=True),
+        Subcommand(
+            ("edit",),
+            _edit,
+            "`/persona edit <name> [options] [new prompt]` (`constraint=none` clears)",
+            admin=True,
+        ),
+        Subcommand(("delete",), _delete, "`/persona delete <name>`", admin=True),
+        Subcommand(
+            ("optimize",), _optimize, "`/persona optimize <name>`: scored variants to adopt", admin=True
+        ),
+        Subcommand(
+            ("workspace",),
+            _workspace,
+            "`/persona workspace <name> [domain]`: the workspace default",
+            admin=True,
+        ),
+        Subcommand(
+            ("team",), _team, "`/persona team <description>`: the team's domain, in every persona", admin=True
+        ),
+    ),
+)

@@ -7,7 +7,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from bot.deps import BotDeps
-from core import feedback, keys
+from core import feedback, history
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def _rate(deps: BotDeps, team: str, channel: str, ts: str, rating: str, us
         return
     msgs = found.get("messages") or [{}]
     thread_ts = msgs[0].get("thread_ts") or ts
-    conv = keys.conversation_id(team, channel, thread_ts)
+    conv = history.conversation_id(team, channel, thread_ts)
     await feedback.rate(
         deps.core.store, team, conv, ts, rating, user, ttl=deps.settings.conversation_ttl_seconds
     )

@@ -7,7 +7,7 @@ from bot.deps import BotDeps
 from bot.json_answers import answer_in_thread
 from bot.thread_persona import switch_thread_persona
 from bot.turns import join_thread, post_in_thread, run_turn
-from core import conversations, history, keys, schemas
+from core import conversations, history, schemas
 from core.conversations import Incoming
 
 
@@ -43,7 +43,7 @@ def dispatch_text(
                 name=name.lower(),
                 domain=domain.strip(),
             )
-        deps.tasks.spawn(_once(deps, keys.conversation_id(team, channel, thread_ts), event_id or ts, work))
+        deps.tasks.spawn(_once(deps, history.conversation_id(team, channel, thread_ts), event_id or ts, work))
         return
     # mentioned inside someone else's thread: read what was said before, once
     joined = addressed and thread_ts != ts and not channel.startswith("D")
@@ -87,7 +87,7 @@ async def _once(deps: BotDeps, conv_id: str, marker: str, work) -> None:
 
 
 async def _reset(deps: BotDeps, team: str, channel: str, thread_ts: str, marker: str) -> None:
-    conv_id = keys.conversation_id(team, channel, thread_ts)
+    conv_id = history.conversation_id(team, channel, thread_ts)
     try:
         if not await history.claim(deps.core.store, conv_id, f"event:{marker}"):
             return

@@ -56,3 +56,40 @@ async def test_keeping_the_old_dataset_drops_the_staged_copy(store):
     await ft.drop_staged(store, "T1", token)
     left = [k async for k in store.redis.scan_iter(match=f"{store.prefix}:*staged*")]
     assert left == []
+
+
+async def test_the_refresh_lock_lets_one_refresh_at_a_time(store):
+    async with ft.refresh_lock(store, "ftjob-1", "bot-a", 60_000) as first:
+        assert first
+        assert await store.redis.pttl(keys.finetune_refresh_lock(store.prefix, "ftjob-1")) > 59_000
+        async with ft.refresh_lock(store, "ftjob-1", "bot-a", 60_000) as second:  # same process too
+            assert not second
+        async with ft.refresh_lock(store, "ftjob-2", "bot-b", 60_000) as other_job:
+            assert other_job
+        assert await store.redis.exists(keys.finetune_refresh_lock(store.prefix, "ftjob-1"))
+    async with ft.refresh_lock(store, "ftjob-1", "bot-b", 60_000) as after:
+        assert after
+    assert not await store.redis.exists(keys.finetune_refresh_lock(store.prefix, "ftjob-1"))
+
+
+async def test_the_refresh_lock_is_released_when_the_refresh_fails(store):
+    with pytest.raises(RuntimeError):
+        async with ft.refresh_lock(store, "ftjob-1", "bot-a", 60_000) as held:
+            assert held
+            raise RuntimeError("retrieve failed")
+    assert not await store.redis.exists(keys.finetune_refresh_lock(store.prefix, "ftjob-1"))
+
+
+async def test_an_expired_refresh_lock_taken_by_another_is_not_released(store):
+    key = keys.finetune_refresh_lock(store.prefix, "ftjob-1")
+    async with ft.refresh_lock(store, "ftjob-1", "bot-a", 60_000) as held:
+        assert held
+        await store.redis.set(key, "bot-b:other")  # ours expired; bot-b holds it now
+    assert await store.redis.get(key) == b"bot-b:other"
+
+
+async def test_the_watching_lease_has_one_holder_who_can_renew_it(store):
+    assert await ft.hold_lease(store, "ftjob-1", "bot-a", 60_000)
+    assert not await ft.hold_lease(store, "ftjob-1", "bot-b", 60_000)
+    assert await ft.hold_lease(store, "ftjob-1", "bot-a", 60_000)
+    assert await store.redis.get(keys.finetune_lease(store.prefix, "ftjob-1")) == b"bot-a"
