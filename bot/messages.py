@@ -119,3 +119,11 @@ SCHEMA_REJECTED = (
     ":warning: The model service rejected this schema for strict structured output: {detail} "
     "Simplify the schema (plain objects, arrays, strings, numbers, enums) and try again."
 )
+
+# -- fine-tuning ---------------------------------------------------------------------
+NO_RATED_ANSWERS = (
+    "No answers rated 👍 (and none 👎) since then{scope}. Ask people to rate good answers with 👍, "
+    "or widen `since=`."
+)
+DATASET_SAVED = "Saved dataset `{name}` ({n} examples). Start with `/finetune start {name}`."
+SENT_TO_DM = "I sent it to you in a DM: it holds a private channel's conversations."

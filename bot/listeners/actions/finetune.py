@@ -10,14 +10,14 @@ from bot.auth import check_admin
 from bot.commands import Args, Ctx, Handler, button_context
 from bot.deps import BotDeps
 from bot.errors import UserError, reported
-from bot.finetune import cards, flows
+from bot.finetune import cards, datasets, jobs
 from core.finetune import store as ft
 
 # What confirming a pending action of each kind does (handlers share the command signature).
 ON_CONFIRM: dict[str, Handler] = {
-    "start": flows.confirm_start,
-    "cancel": flows.confirm_cancel,
-    "overwrite": flows.confirm_overwrite,
+    "start": jobs.confirm_start,
+    "cancel": jobs.confirm_cancel,
+    "overwrite": datasets.confirm_overwrite,
 }
 
 

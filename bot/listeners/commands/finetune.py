@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.commands import Registry, Subcommand
-from bot.finetune import flows
+from bot.finetune import datasets, deploy, jobs
 
 FINETUNE = Registry(
     "/finetune",
@@ -13,25 +13,27 @@ FINETUNE = Registry(
     entries=(
         Subcommand(
             ("dataset", "build"),
-            flows.dataset_build,
+            datasets.dataset_build,
             "`/finetune dataset build [#channel] [since=30d] [persona=…] [name=…]`: 👍-rated conversations",
         ),
         Subcommand(
             ("dataset", "import"),
-            flows.dataset_import,
+            datasets.dataset_import,
             "`/finetune dataset import <persona> [file link] [name=…]`: question/answer CSV or JSONL",
         ),
-        Subcommand(("dataset", "list"), flows.dataset_list, "`/finetune dataset list`"),
-        Subcommand(("validate",), flows.validate_file, "`/finetune validate [file link] [model=…] [name=…]`"),
-        Subcommand(("start",), flows.start, "`/finetune start <dataset> [model=…] [epochs=auto] [suffix=…]`"),
-        Subcommand(("list",), flows.job_list, "`/finetune list`: this workspace's jobs"),
-        Subcommand(("status",), flows.status, "`/finetune status <job>`"),
-        Subcommand(("cancel",), flows.cancel, "`/finetune cancel <job>`"),
-        Subcommand(("events",), flows.events, "`/finetune events <job>`"),
+        Subcommand(("dataset", "list"), datasets.dataset_list, "`/finetune dataset list`"),
         Subcommand(
-            ("eval",), flows.evaluate, "`/finetune eval <job|model> [n=20] [judge=on|off] [dataset=…]`"
+            ("validate",), datasets.validate_file, "`/finetune validate [file link] [model=…] [name=…]`"
         ),
-        Subcommand(("use",), flows.use, "`/finetune use <model> [persona=<name> | #channel]`"),
-        Subcommand(("audit",), flows.audit_log, "`/finetune audit`: the admin audit log"),
+        Subcommand(("start",), jobs.start, "`/finetune start <dataset> [model=…] [epochs=auto] [suffix=…]`"),
+        Subcommand(("list",), jobs.job_list, "`/finetune list`: this workspace's jobs"),
+        Subcommand(("status",), jobs.status, "`/finetune status <job>`"),
+        Subcommand(("cancel",), jobs.cancel, "`/finetune cancel <job>`"),
+        Subcommand(("events",), jobs.events, "`/finetune events <job>`"),
+        Subcommand(
+            ("eval",), deploy.evaluate, "`/finetune eval <job|model> [n=20] [judge=on|off] [dataset=…]`"
+        ),
+        Subcommand(("use",), deploy.use, "`/finetune use <model> [persona=<name> | #channel]`"),
+        Subcommand(("audit",), deploy.audit_log, "`/finetune audit`: the admin audit log"),
     ),
 )
