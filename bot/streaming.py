@@ -172,16 +172,21 @@ class SlackAnswer:
         )
 
     # -- native streaming -------------------------------------------------------
+    async def _open_stream(self) -> None:
+        """The native stream of this message, opened on first use (recipients are required
+        outside DMs)."""
+        if self.stream is None:
+            self.stream = await self.client.chat_stream(
+                channel=self.target.channel,
+                thread_ts=self.target.thread_ts,
+                recipient_team_id=self.target.team,
+                recipient_user_id=self.target.user,
+                buffer_size=NATIVE_BUFFER,
+            )
+
     async def _native_append(self, text: str) -> None:
         try:
-            if self.stream is None:
-                self.stream = await self.client.chat_stream(
-                    channel=self.target.channel,
-                    thread_ts=self.target.thread_ts,
-                    recipient_team_id=self.target.team,
-                    recipient_user_id=self.target.user,
-                    buffer_size=NATIVE_BUFFER,
-                )
+            await self._open_stream()
             first = not self.current
             self.pending += text
             self.current += text
@@ -200,14 +205,7 @@ class SlackAnswer:
             await self._edit_append(unsent)
 
     async def _native_stop(self, footer: list[dict]) -> None:
-        if self.stream is None:
-            self.stream = await self.client.chat_stream(
-                channel=self.target.channel,
-                thread_ts=self.target.thread_ts,
-                recipient_team_id=self.target.team,
-                recipient_user_id=self.target.user,
-                buffer_size=NATIVE_BUFFER,
-            )
+        await self._open_stream()
         await self.stream.stop(blocks=footer or None)
         if self.stream.ts and self.stream.ts not in self.message_ts:
             self.message_ts.append(self.stream.ts)

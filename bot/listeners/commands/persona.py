@@ -9,6 +9,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks, messages
 from bot.commands import Args, Ctx, Registry, Subcommand
 from bot.deps import BotDeps
+from bot.errors import UserError
 from bot.listeners.commands.options import parse_options
 from core import optimize, personas
 from core.personas import Choice, PersonaError
@@ -114,14 +115,21 @@ async def _create(ctx: Ctx, args: Args) -> None:
     await ctx.say(f"Created persona *{persona.name}*: {blocks.escape(personas.describe(persona))}")
 
 
+async def _custom(ctx: Ctx, name: str, doing: str) -> personas.Persona | None:
+    """The custom persona `name`; None (having said why) if it's unknown or built-in."""
+    persona = await personas.get(ctx.deps.core.store, ctx.team, name)
+    if persona is None:
+        await _unknown(ctx, name)
+        return None
+    if persona.builtin:
+        raise UserError(f"`{persona.name}` is built-in and can't be {doing}; create a custom copy instead.")
+    return persona
+
+
 async def _edit(ctx: Ctx, args: Args) -> None:
     name, _, body = args.text.partition(" ")
-    current = await personas.get(ctx.deps.core.store, ctx.team, name)
+    current = await _custom(ctx, name, "edited")
     if current is None:
-        await _unknown(ctx, name)
-        return
-    if current.builtin:
-        await ctx.say(f":warning: `{name}` is built-in and can't be edited; create a custom persona instead.")
         return
     updated = _build(current.name, body, base=current)
     await personas.replace(ctx.deps.core.store, ctx.team, updated)
@@ -162,12 +170,8 @@ async def _team(ctx: Ctx, args: Args) -> None:
 
 async def _optimize(ctx: Ctx, args: Args) -> None:
     name = args.first().lower()
-    persona = await personas.get(ctx.deps.core.store, ctx.team, name)
+    persona = await _custom(ctx, name, "optimized")
     if persona is None:
-        await _unknown(ctx, name)
-        return
-    if persona.builtin:
-        await ctx.say(f":warning: `{name}` is built-in; create a custom copy to optimize it.")
         return
     await ctx.say(f"_Asking the model for improved variants of *{name}*…_")
     settings = ctx.deps.settings
