@@ -93,18 +93,10 @@ async def create_deps(settings: Settings) -> BotDeps:
         ),
     )
     try:
-        auth = await client.auth_test()
-    except SlackApiError as exc:
+        auth = await _auth_test(client, settings)
+    except ConfigError:
         await close_deps(deps)
-        raise ConfigError(
-            f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}). Copy it again from your app's "
-            "'OAuth & Permissions' page, and reinstall the app if its scopes changed."
-        ) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        await close_deps(deps)
-        raise ConfigError(
-            f"Couldn't reach Slack at {slack_api_url(settings)} ({exc}). Check the network or SLACK_API_URL."
-        ) from exc
+        raise
     # tiktoken loads its encodings on first use (~0.4 s of CPU): not on the first turn.
     await asyncio.to_thread(tokens.encoding_for, settings.openai_model)
     deps.bot_user_id = auth.get("user_id", "")
@@ -128,6 +120,22 @@ async def close_deps(deps: BotDeps) -> None:
     await close_store(deps.core.store)
 
 
+async def _auth_test(client: AsyncWebClient, settings: Settings) -> dict:
+    """Who the bot is; a rejected token or an unreachable Slack becomes a ConfigError that
+    says what to do."""
+    try:
+        return (await client.auth_test()).data
+    except SlackApiError as exc:
+        raise ConfigError(
+            f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}). Copy it again from your app's "
+            "'OAuth & Permissions' page, and reinstall the app if its scopes changed."
+        ) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise ConfigError(
+            f"Couldn't reach Slack at {slack_api_url(settings)} ({exc}). Check the network or SLACK_API_URL."
+        ) from exc
+
+
 async def check_slack(settings: Settings) -> None:
     """Fail fast, with a clear message, when the token is rejected or Slack unreachable.
 
@@ -135,15 +143,4 @@ async def check_slack(settings: Settings) -> None:
     would come out as a traceback.
     """
     async with aiohttp.ClientSession() as session:
-        client = create_slack_client(settings, session)
-        try:
-            await client.auth_test()
-        except SlackApiError as exc:
-            raise ConfigError(
-                f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}). Copy it again from your "
-                "app's 'OAuth & Permissions' page, and reinstall the app if its scopes changed."
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ConfigError(
-                f"Couldn't reach Slack at {slack_api_url(settings)} ({exc}). Check the network or SLACK_API_URL."
-            ) from exc
+        await _auth_test(create_slack_client(settings, session), settings)

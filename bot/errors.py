@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from openai import OpenAIError
+from openai import BadRequestError, OpenAIError
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
@@ -42,8 +42,12 @@ class NotAllowed(UserError):
     """The asker can't see what they asked for (a private conversation's content)."""
 
 
-def user_text(exc: BaseException) -> str:
-    """The one sentence an error becomes, for whoever ran the command or clicked."""
+def user_text(exc: BaseException, *, unsaved: bool = False) -> str:
+    """The one sentence an error becomes, for whoever ran the command, clicked, or asked.
+
+    `unsaved`: the error stopped a message of theirs from being stored (a question in a
+    thread), so Redis being down means "send it again", not "nothing changed".
+    """
     if isinstance(exc, UserError):
         return f":warning: {exc}"
     if isinstance(exc, PersonaError | SchemaProblem | DatasetTooLarge):
@@ -51,7 +55,9 @@ def user_text(exc: BaseException) -> str:
     if isinstance(exc, FineTuneError):
         return f":warning: {escape(exc.message)}"
     if isinstance(exc, RedisError):
-        return messages.STORE_DOWN_NOTHING_CHANGED
+        return messages.STORE_DOWN if unsaved else messages.STORE_DOWN_NOTHING_CHANGED
+    if isinstance(exc, BadRequestError) and "schema" in str(exc).lower():
+        return messages.SCHEMA_REJECTED.format(detail=escape(getattr(exc, "message", str(exc))[:500]))
     if isinstance(exc, OpenAIError):
         return messages.llm_error(llm.error_kind(exc))
     if isinstance(exc, SlackApiError):
@@ -61,9 +67,9 @@ def user_text(exc: BaseException) -> str:
 
 
 @contextlib.asynccontextmanager
-async def reported(say: Say) -> AsyncIterator[None]:
+async def reported(say: Say, *, unsaved: bool = False) -> AsyncIterator[None]:
     """Run a command's or a button's work; whatever it raises is told to `say`'s reader."""
     try:
         yield
     except Exception as exc:  # the mapper decides; unknown errors are logged there
-        await say(user_text(exc))
+        await say(user_text(exc, unsaved=unsaved))

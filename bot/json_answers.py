@@ -6,13 +6,12 @@ import asyncio
 import json
 import logging
 
-from openai import BadRequestError, OpenAIError
-from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, messages
 from bot.deps import BotDeps
-from core import conversations, llm, schemas
+from bot.errors import reported
+from core import conversations, schemas
 from core.conversations import Incoming
 from core.schemas import NamedSchema, SchemaProblem
 
@@ -115,13 +114,6 @@ async def _run(deps: BotDeps, incoming: Incoming, schema: NamedSchema):
     return turn, await conversations.answer_json(deps.core, turn, schema)
 
 
-def _openai_problem(exc: Exception) -> str:
-    if isinstance(exc, BadRequestError) and "schema" in str(exc).lower():
-        detail = getattr(exc, "message", str(exc))[:500]
-        return messages.SCHEMA_REJECTED.format(detail=blocks.escape(detail))
-    return messages.llm_error(llm.error_kind(exc))
-
-
 def _not_answered(turn) -> str | None:
     """What to tell the user when a JSON turn didn't reach the model (None: say nothing)."""
     if turn is not None and turn.status == "flagged":
@@ -158,16 +150,14 @@ async def answer_in_channel(
         raise
     ts = placeholder["ts"]
     incoming = Incoming(team, channel, ts, user, _request_text(schema, question), ts, event_id=request_id)
-    try:
-        turn, answer = await _run(deps, incoming, schema)
-    except RedisError:
-        await deps.client.chat_update(
-            channel=channel, ts=ts, text=messages.STORE_DOWN, blocks=blocks.notice(messages.STORE_DOWN)
-        )
-        return
-    except OpenAIError as exc:
-        text = _openai_problem(exc)
+
+    async def in_placeholder(text: str) -> None:
         await deps.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks.notice(text))
+
+    turn = answer = None
+    async with reported(in_placeholder, unsaved=True):
+        turn, answer = await _run(deps, incoming, schema)
+    if turn is None:
         return
     if answer is None:
         text = _not_answered(turn) or messages.JSON_DUPLICATE
@@ -191,37 +181,27 @@ async def answer_in_thread(deps: BotDeps, incoming: Incoming, schema_arg: str, q
     """`@Threadwise json <schema> [question]`: answer over the thread's whole context."""
     from bot.turns import post_in_thread
 
-    try:
+    async def say(text: str) -> None:
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, text)
+
+    async with reported(say, unsaved=True):
         schema = await resolve_schema(deps, incoming.team, schema_arg)
-    except SchemaProblem as exc:
-        await post_in_thread(deps, incoming.channel, incoming.thread_ts, blocks.escape(str(exc)))
-        return
-    except RedisError:
-        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
-        return
-    question = question or f"Extract the {schema.name.replace('_', ' ')} from this conversation."
-    incoming.text = _request_text(schema, question)
-    try:
+        question = question or f"Extract the {schema.name.replace('_', ' ')} from this conversation."
+        incoming.text = _request_text(schema, question)
         turn, answer = await _run(deps, incoming, schema)
-    except RedisError:
-        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
-        return
-    except OpenAIError as exc:
-        await post_in_thread(deps, incoming.channel, incoming.thread_ts, _openai_problem(exc))
-        return
-    if answer is None:
-        if text := _not_answered(turn):
-            await post_in_thread(deps, incoming.channel, incoming.thread_ts, text)
-        return
-    await _render(
-        deps,
-        channel=incoming.channel,
-        ts="",
-        thread_ts=incoming.thread_ts,
-        update=False,
-        turn=turn,
-        schema=schema,
-        answer=answer,
-        question=question,
-        user=incoming.user,
-    )
+        if answer is None:
+            if text := _not_answered(turn):
+                await say(text)
+            return
+        await _render(
+            deps,
+            channel=incoming.channel,
+            ts="",
+            thread_ts=incoming.thread_ts,
+            update=False,
+            turn=turn,
+            schema=schema,
+            answer=answer,
+            question=question,
+            user=incoming.user,
+        )

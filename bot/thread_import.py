@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.deps import BotDeps
 from core import history, tokens
-from core.conversations import Incoming
+from core.conversations import Incoming, speaker_line
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ async def import_thread_once(deps: BotDeps, incoming: Incoming) -> None:
         else:
             msg = {
                 "role": "user",
-                "content": f"<@{m.get('user', 'unknown')}>: {m['text']}",
+                "content": speaker_line(m.get("user", "unknown"), m["text"]),
                 "user": m.get("user", ""),
             }
         msg["tokens"] = tokens.count_message(msg, model)

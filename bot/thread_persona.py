@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from redis.exceptions import RedisError
-
 from bot import blocks, messages
 from bot.deps import BotDeps
+from bot.errors import reported
 from bot.turns import post_in_thread
 from core import personas
 from core.personas import Choice
@@ -16,31 +15,21 @@ async def switch_thread_persona(
 ) -> None:
     """Only the system message changes from here on; the history stays."""
     store = deps.core.store
-    try:
+
+    async def say(text: str) -> None:
+        await post_in_thread(deps, channel, thread_ts, text)
+
+    async with reported(say):
         persona = await personas.get(store, team, name)
         if persona is None:
             names = list(personas.BUILTINS) + [p.name for p in await personas.list_custom(store, team)]
-            await post_in_thread(
-                deps,
-                channel,
-                thread_ts,
-                messages.UNKNOWN_PERSONA.format(name=blocks.escape(name[:80]))
-                + " "
-                + ", ".join(f"`{n}`" for n in names),
-            )
+            listed = ", ".join(f"`{n}`" for n in names)
+            await say(messages.UNKNOWN_PERSONA.format(name=blocks.escape(name[:80])) + " " + listed)
             return
         domain = personas.check_domain(domain)
         choice = Choice(persona.name, domain, by=user)
         await personas.set_thread(
             store, team, channel, thread_ts, choice, ttl=deps.settings.conversation_ttl_seconds
         )
-    except personas.PersonaError as exc:
-        await post_in_thread(deps, channel, thread_ts, blocks.escape(str(exc)))
-        return
-    except RedisError:
-        await post_in_thread(deps, channel, thread_ts, messages.STORE_DOWN)
-        return
-    label = persona.name + (f" ({blocks.escape(domain)})" if domain else "")
-    await post_in_thread(
-        deps, channel, thread_ts, messages.PERSONA_SET_THREAD.format(user=user, persona=label)
-    )
+        label = persona.name + (f" ({blocks.escape(domain)})" if domain else "")
+        await say(messages.PERSONA_SET_THREAD.format(user=user, persona=label))

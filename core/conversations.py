@@ -78,9 +78,15 @@ def history_budget(settings: Settings, model: str) -> int:
     return max(256, min(settings.max_history_tokens, room))
 
 
+def speaker_line(user: str, text: str) -> str:
+    """A member's message as the model sees it: who said it, then what (threads have many
+    speakers, and the model must tell them apart)."""
+    return f"<@{user}>: {text}"
+
+
 def user_message(incoming: Incoming, model: str, limit: int) -> tuple[dict, int]:
     """The stored form of a user's message, cut to `limit` tokens with a visible notice."""
-    content = f"<@{incoming.user}>: {incoming.text}"
+    content = speaker_line(incoming.user, incoming.text)
     message = {"role": "user", "content": content}
     n = tokens.count_message(message, model)
     truncated_from = 0

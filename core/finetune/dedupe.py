@@ -184,51 +184,114 @@ def _similar_pairs_numpy(
         return []
     units, usable = _float32_units(matrix)
     slack = max(_FLOAT32_SLACK, 4 * dims * 2.0**-24)
-    floor = np.float32(threshold - slack)
+    found = _Candidates(np.float32(threshold - slack), limit)
+    groups = _LazyGroups(n, same) if same is not None else None
     block = block or max(64, min(2048, _BLOCK_FLOATS // n))
     below = np.tril(np.ones((block, block), dtype=bool))  # the diagonal and pairs seen already
-    groups = np.full(n, -1, dtype=np.int64)
-    known = np.zeros(n, dtype=bool)
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    held = 0
     for start in range(0, n, block):
         stop = min(n, start + block)
-        scores = units[start:stop] @ units[start:].T
-        size = stop - start
-        scores[:, :size][below[:size, :size]] = -np.inf
-        hits = scores >= floor
-        if floor <= 0:  # zero vectors score 0: only a threshold this low lets them in
-            hits &= usable[start:stop, None] & usable[None, start:]
+        scores, hits = _block_hits(units, usable, start, stop, found.floor, below)
         if not hits.any():
             continue
-        if same is not None:
-            wanted = np.unique(
-                np.concatenate(
-                    [start + np.flatnonzero(hits.any(axis=1)), start + np.flatnonzero(hits.any(axis=0))]
-                )
+        if groups is not None:
+            hits &= groups.differ(hits, start, stop)
+        found.add(scores, hits, start)
+    if not found.parts:
+        return []
+    rows, cols, _ = found.arrays()
+    return _recheck(matrix, usable, rows, cols, threshold)
+
+
+def _block_hits(
+    units: np.ndarray, usable: np.ndarray, start: int, stop: int, floor: np.float32, below: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 scores of rows start:stop against every row from `start` on, and which reach `floor`.
+
+    Within the block's own columns the diagonal and the pairs below it are set to -inf:
+    they are an example with itself, or a pair (j, i) whose (i, j) is in this block too.
+    """
+    scores = units[start:stop] @ units[start:].T
+    size = stop - start
+    scores[:, :size][below[:size, :size]] = -np.inf
+    hits = scores >= floor
+    if floor <= 0:  # zero vectors score 0: only a threshold this low lets them in
+        hits &= usable[start:stop, None] & usable[None, start:]
+    return scores, hits
+
+
+class _LazyGroups:
+    """Group ids from `same`, asked for only the indices in some candidate pair, each once.
+
+    Those are usually few, so a large dataset is not fingerprinted all over again; an
+    index never asked about is in a group of its own.
+    """
+
+    def __init__(self, n: int, same: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.same = same
+        self.ids = np.full(n, -1, dtype=np.int64)
+        self.known = np.zeros(n, dtype=bool)
+
+    def differ(self, hits: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """A mask over the block's scores: True where row and column are in different groups."""
+        n = len(self.ids)
+        wanted = np.unique(
+            np.concatenate(
+                [start + np.flatnonzero(hits.any(axis=1)), start + np.flatnonzero(hits.any(axis=0))]
             )
-            new = wanted[~known[wanted]]
-            if len(new):
-                groups[new] = same(new)
-                known[new] = True
-            row_groups = np.where(known[start:stop], groups[start:stop], -1 - np.arange(start, stop))
-            col_groups = np.where(known[start:], groups[start:], -1 - np.arange(start, n))
-            hits &= row_groups[:, None] != col_groups[None, :]
+        )
+        new = wanted[~self.known[wanted]]
+        if len(new):
+            self.ids[new] = self.same(new)
+            self.known[new] = True
+        row_groups = np.where(self.known[start:stop], self.ids[start:stop], -1 - np.arange(start, stop))
+        col_groups = np.where(self.known[start:], self.ids[start:], -1 - np.arange(start, n))
+        return row_groups[:, None] != col_groups[None, :]
+
+
+class _Candidates:
+    """Candidate pairs found so far, as arrays per block: (rows, cols, float32 scores).
+
+    With a `limit`, a block contributes at most `limit` pairs once it has over 4 * limit,
+    and when over 4 * limit are held they are cut to the best `limit` and `floor` rises
+    to the lowest score kept: later blocks then only yield pairs that could make the
+    cut, so memory stays bounded however alike the examples are.
+    """
+
+    def __init__(self, floor: np.float32, limit: int | None) -> None:
+        self.floor = floor
+        self.limit = limit
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.held = 0
+
+    def add(self, scores: np.ndarray, hits: np.ndarray, start: int) -> None:
+        """Keep the block's hits (offset by `start` into dataset indices)."""
+        limit = self.limit
         if limit is not None and np.count_nonzero(hits) > 4 * limit:
             flat = np.where(hits, scores, -np.inf).ravel()
             best = np.argpartition(-flat, limit - 1)[:limit]
             r, c = np.divmod(best, scores.shape[1])
         else:
             r, c = np.nonzero(hits)
-        found.append((r + start, c + start, scores[r, c]))
-        held += len(r)
-        if limit is not None and held > 4 * limit:
-            rows, cols, s = _top(*(np.concatenate(part) for part in zip(*found, strict=True)), limit)
-            found, held = [(rows, cols, s)], len(rows)
-            floor = max(floor, s.min())
-    if not found:
-        return []
-    rows, cols, _ = (np.concatenate(part) for part in zip(*found, strict=True))
+        self.parts.append((r + start, c + start, scores[r, c]))
+        self.held += len(r)
+        if limit is not None and self.held > 4 * limit:
+            rows, cols, s = _top(*self.arrays(), limit)
+            self.parts, self.held = [(rows, cols, s)], len(rows)
+            self.floor = max(self.floor, s.min())
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """All parts joined: (rows, cols, scores)."""
+        return tuple(np.concatenate(part) for part in zip(*self.parts, strict=True))
+
+
+def _recheck(
+    matrix: np.ndarray, usable: np.ndarray, rows: np.ndarray, cols: np.ndarray, threshold: float
+) -> list[tuple[int, int, float]]:
+    """The candidates whose float64 cosine, from the original values, reaches `threshold`.
+
+    Float32 scores only choose candidates (with slack, so none is lost); the recheck
+    makes the result the same as the plain scan's. Rows without a direction never match.
+    """
     keep = usable[rows] & usable[cols]
     rows, cols = rows[keep], cols[keep]
     exact = _exact_cosines(matrix, rows, cols)

@@ -219,7 +219,6 @@ async def compare(
     `errors` and the rest carry on; a judge failure keeps the row, unjudged.
     """
     chosen = examples[:n]
-    report = EvalReport(tuned_model=tuned, base_model=base, n=len(chosen))
     gate = asyncio.Semaphore(max(1, concurrency))
     errors: dict[int, str] = {}
 
@@ -249,32 +248,54 @@ async def compare(
                 tuned_f1=token_f1(tuned_answer, reference),
                 base_f1=token_f1(base_answer, reference),
             )
-            if judge_model:
-                a_is_tuned = tuned_is_a(index)
-                first, second = (tuned_answer, base_answer) if a_is_tuned else (base_answer, tuned_answer)
-                try:
-                    winner, reason = await _judge(client, judge_model, prompt, reference, first, second)
-                except Exception as exc:
-                    errors[index] = f"example {index + 1}: judge failed: {_describe(exc)}"
-                    row.judge_reason = "judge failed"
-                else:
-                    if winner == "tie":
-                        row.judge = "tie"
-                    else:
-                        row.judge = "tuned" if (winner == "A") == a_is_tuned else "base"
-                    row.judge_reason = reason
+            if judge_model and (failure := await _judge_row(client, judge_model, prompt, row)):
+                errors[index] = failure
         return row
 
     results = await asyncio.gather(*(one(i, ex) for i, ex in enumerate(chosen)))
-    report.rows = [row for row in results if row is not None]
-    report.errors = [errors[i] for i in sorted(errors)]
-    report.tuned_wins = sum(r.judge == "tuned" for r in report.rows)
-    report.base_wins = sum(r.judge == "base" for r in report.rows)
-    report.ties = sum(r.judge == "tie" for r in report.rows)
-    if report.rows:
-        report.tuned_mean_f1 = sum(r.tuned_f1 for r in report.rows) / len(report.rows)
-        report.base_mean_f1 = sum(r.base_f1 for r in report.rows) / len(report.rows)
+    report = EvalReport(tuned_model=tuned, base_model=base, n=len(chosen))
+    _tally(report, [row for row in results if row is not None], [errors[i] for i in sorted(errors)])
     return report
+
+
+async def _judge_row(client: AsyncOpenAI, judge_model: str, prompt: list[dict], row: EvalRow) -> str | None:
+    """Ask the judge about one scored row and record its verdict as "tuned", "base" or "tie".
+
+    The judge reads "A" and "B", with the tuned model first on even rows (`tuned_is_a`),
+    so its verdict is mapped back to a model here. A failing judge leaves the row
+    unjudged but kept, since its F1 scores still count; the error text is returned.
+    """
+    a_is_tuned = tuned_is_a(row.index)
+    answers = (row.tuned_answer, row.base_answer)
+    first, second = answers if a_is_tuned else answers[::-1]
+    try:
+        winner, reason = await _judge(client, judge_model, prompt, row.reference, first, second)
+    except Exception as exc:
+        row.judge_reason = "judge failed"
+        return f"example {row.index + 1}: judge failed: {_describe(exc)}"
+    if winner == "tie":
+        row.judge = "tie"
+    else:
+        row.judge = "tuned" if (winner == "A") == a_is_tuned else "base"
+    row.judge_reason = reason
+    return None
+
+
+def _tally(report: EvalReport, rows: list[EvalRow], errors: list[str]) -> None:
+    """Fill in the report's rows and headline numbers.
+
+    Wins count judged rows only and means cover scored rows only: an example that
+    failed is in `errors`, and counting it as a loss (or an F1 of 0) would blame a
+    model for an API error.
+    """
+    report.rows = rows
+    report.errors = errors
+    report.tuned_wins = sum(r.judge == "tuned" for r in rows)
+    report.base_wins = sum(r.judge == "base" for r in rows)
+    report.ties = sum(r.judge == "tie" for r in rows)
+    if rows:
+        report.tuned_mean_f1 = sum(r.tuned_f1 for r in rows) / len(rows)
+        report.base_mean_f1 = sum(r.base_f1 for r in rows) / len(rows)
 
 
 def eval_summary(report: EvalReport) -> dict:

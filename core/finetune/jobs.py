@@ -17,6 +17,7 @@ import base64
 import binascii
 import logging
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import openai
@@ -27,7 +28,26 @@ from core.finetune.report import Report
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+class JobStatus(StrEnum):
+    """The statuses OpenAI documents for a fine-tuning job, for comparisons in our code.
+
+    `JobView.status` stays the string the API sent, not a member: OpenAI also returns
+    values it does not document ("paused" was one) and may add more, and an unknown
+    status must render, not crash. Members are strings, so `view.status ==
+    JobStatus.SUCCEEDED` and `view.status in TERMINAL` work on the raw string.
+    """
+
+    VALIDATING_FILES = "validating_files"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 READ_ATTEMPTS = 4
 # Newest events to scan for the latest "metrics" event; during a run nearly all events are metrics.
 _PROGRESS_EVENTS = 20

@@ -48,19 +48,34 @@ def check_example(example: Any, line: int, file: str = "train") -> list[Problem]
     problems: list[Problem] = []
 
     def add(severity: Severity, code: str, message: str) -> None:
-        problems.append(Problem(line, severity, code, message, file))
+        problems.append(Problem(line=line, severity=severity, code=code, message=message, file=file))
 
+    messages = _messages_of(example, add)
+    if messages is None:
+        return problems
+    tool_names = _check_tools(example, add)
+    roles = _check_messages(messages, tool_names, example.get("parallel_tool_calls", True), add)
+    _check_turns(messages, roles, add)
+    return problems
+
+
+def _messages_of(example: Any, add: Add) -> list | None:
+    """The example's `messages` list, or None when there is none to check message by message.
+
+    Without an object and a non-empty list there is nothing else worth reporting: every
+    other check would only repeat the same mistake in other words.
+    """
     if not isinstance(example, dict):
         hint = " (JSONL needs one example object per line)" if isinstance(example, list) else ""
         add("error", "not_a_dict", f"example is a JSON {_type_name(example)}, not an object{hint}")
-        return problems
-
-    unknown = [key for key in example if key not in ALLOWED_TOP_LEVEL_KEYS]
-    for key in unknown:
-        add(
-            "warning", "unknown_top_level_key", f"unrecognized top-level key {key!r} is not used for training"
-        )
-
+        return None
+    for key in example:
+        if key not in ALLOWED_TOP_LEVEL_KEYS:
+            add(
+                "warning",
+                "unknown_top_level_key",
+                f"unrecognized top-level key {key!r} is not used for training",
+            )
     messages = example.get("messages")
     if messages is None or messages == []:
         hint = (
@@ -69,13 +84,19 @@ def check_example(example: Any, line: int, file: str = "train") -> list[Problem]
             else ""
         )
         add("error", "missing_messages", f"missing or empty 'messages' list{hint}")
-        return problems
+        return None
     if not isinstance(messages, list):
         add("error", "missing_messages", f"'messages' must be a list, not a JSON {_type_name(messages)}")
-        return problems
+        return None
+    return messages
 
-    tool_names = _check_tools(example, add)
-    parallel = example.get("parallel_tool_calls", True)
+
+def _check_messages(messages: list, tool_names: set[str] | None, parallel: Any, add: Add) -> list[Any]:
+    """Check each message in order and return the roles of those that are objects.
+
+    In order because a tool message must answer a call made before it: the ids of the
+    calls seen so far are carried from one message to the next.
+    """
     call_ids: set[str] = set()
     roles: list[Any] = []
     for index, message in enumerate(messages, start=1):
@@ -83,16 +104,8 @@ def check_example(example: Any, line: int, file: str = "train") -> list[Problem]
         if not isinstance(message, dict):
             add("error", "message_not_dict", f"{where} is a JSON {_type_name(message)}, not an object")
             continue
-        role = message.get("role")
+        role = _check_role(message, where, add)
         roles.append(role)
-        for key in message:
-            if key not in ALLOWED_MESSAGE_KEYS:
-                add("error", "unknown_message_key", f"{where}: unrecognized key {key!r}")
-        if role is None:
-            add("error", "missing_role", f"{where}: missing 'role'")
-        elif not isinstance(role, str) or role not in ALLOWED_ROLES:
-            hint = _ROLE_HINTS.get(str(role).lower(), "expected system, developer, user, assistant or tool")
-            add("error", "unknown_role", f"{where}: unrecognized role {role!r} ({hint})")
         where = f"{where} ({role})" if isinstance(role, str) else where
         _check_content(message, role, where, add)
         _check_name_and_refusal(message, role, where, add)
@@ -106,7 +119,33 @@ def check_example(example: Any, line: int, file: str = "train") -> list[Problem]
                 f"{where}: several tool calls but parallel_tool_calls is false",
             )
         _check_tool_call_id(message, role, where, call_ids, add)
+    return roles
 
+
+def _check_role(message: dict, where: str, add: Add) -> Any:
+    """The message's role (whatever it is), after checking its keys and the role itself.
+
+    A wrong role gets a hint when it is a common mistake ("human", "bot", the deprecated
+    "function"), since those come from converting another tool's format.
+    """
+    role = message.get("role")
+    for key in message:
+        if key not in ALLOWED_MESSAGE_KEYS:
+            add("error", "unknown_message_key", f"{where}: unrecognized key {key!r}")
+    if role is None:
+        add("error", "missing_role", f"{where}: missing 'role'")
+    elif not isinstance(role, str) or role not in ALLOWED_ROLES:
+        hint = _ROLE_HINTS.get(str(role).lower(), "expected system, developer, user, assistant or tool")
+        add("error", "unknown_role", f"{where}: unrecognized role {role!r} ({hint})")
+    return role
+
+
+def _check_turns(messages: list, roles: list[Any], add: Add) -> None:
+    """Whether the conversation as a whole has something to train on, and a usual shape.
+
+    Only assistant messages are trained, so none (or none with weight) is an error or a
+    wasted example; a missing system or user message is legal but rarely intended.
+    """
     assistant_messages = [m for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
     if not assistant_messages:
         add("error", "no_assistant", "no assistant message: there is nothing to train on")
@@ -124,7 +163,6 @@ def check_example(example: Any, line: int, file: str = "train") -> list[Problem]
         add("warning", "no_system", "no system or developer message")
     if "user" not in roles:
         add("warning", "no_user", "no user message")
-    return problems
 
 
 def _check_tools(example: dict, add: Add) -> set[str] | None:

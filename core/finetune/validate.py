@@ -72,7 +72,13 @@ def _check_file(text: str, model: str, limit: int, file: str, count: Callable[[s
     result = _FileCheck()
     if len(text) > MAX_FILE_BYTES // 4 and len(text.encode()) > MAX_FILE_BYTES:
         result.problems.append(
-            Problem(0, "error", "file_too_large", "file is over OpenAI's 512 MB limit", file)
+            Problem(
+                line=0,
+                severity="error",
+                code="file_too_large",
+                message="file is over OpenAI's 512 MB limit",
+                file=file,
+            )
         )
     records, parse_problems = parse_jsonl(text, file=file)
     result.problems += parse_problems
@@ -91,12 +97,22 @@ def _check_file(text: str, model: str, limit: int, file: str, count: Callable[[s
                 f"{total:,} tokens, over the {limit:,}-token limit: it will be truncated "
                 "and its last messages not trained"
             )
-            result.problems.append(Problem(line, "warning", "over_limit", message, file))
+            result.problems.append(
+                Problem(line=line, severity="warning", code="over_limit", message=message, file=file)
+            )
     result.duplicates = exact_duplicates(result.valid)
     for group in result.duplicates:
         first = group[0]
         for line in group[1:]:
-            result.problems.append(Problem(line, "warning", "duplicate", f"same as line {first}", file))
+            result.problems.append(
+                Problem(
+                    line=line,
+                    severity="warning",
+                    code="duplicate",
+                    message=f"same as line {first}",
+                    file=file,
+                )
+            )
     return result
 
 
@@ -151,28 +167,63 @@ def validate_and_collect(
     """
     if epochs is not None and epochs < 1:
         raise ValueError("epochs must be at least 1")
-    info = model_info(model)
     limit = token_limit(model)
     count = token_counter(model)
     train = _check_file(text, model, limit, "train", count)
     problems = train.problems
+    problems += _size_problems(len(train.valid), train.n_examples, min_examples)
+    report = _training_report(train, model, limit, epochs, prices)
+    if validation_text is not None:
+        valid = _check_file(validation_text, model, limit, "validation", count)
+        problems += valid.problems
+        report.validation_examples = valid.n_examples
+        if not valid.valid:
+            problems.append(
+                Problem(
+                    line=0,
+                    severity="error",
+                    code="no_validation_examples",
+                    message="no usable examples",
+                    file="validation",
+                )
+            )
+        report.overlap = _overlap(train.valid, valid.valid)
+        problems += _overlap_problems(report.overlap)
 
-    n_valid = len(train.valid)
+    file_order = {"train": 0, "validation": 1}
+    report.problems = sorted(problems, key=lambda p: (file_order.get(p.file, 2), p.line))
+    return report, train.valid
+
+
+def _size_problems(n_valid: int, n_examples: int, min_examples: int) -> list[Problem]:
+    """Too few usable examples is an error (OpenAI refuses the job); few is a warning.
+
+    Only examples without errors count, and the message says so, because an author who
+    sees 60 lines and "too few" would otherwise not know that half of them are broken.
+    """
     if n_valid < min_examples:
-        skipped = (
-            f" ({train.n_examples - n_valid} lines with errors don't count)"
-            if train.n_examples > n_valid
-            else ""
-        )
+        skipped = f" ({n_examples - n_valid} lines with errors don't count)" if n_examples > n_valid else ""
         message = (
             f"{n_valid} usable examples{skipped}; fine-tuning needs at least {min_examples}: "
             f"add {min_examples - n_valid} more"
         )
-        problems.append(Problem(0, "error", "too_few_examples", message))
-    elif n_valid < RECOMMENDED_EXAMPLES:
+        return [Problem(line=0, severity="error", code="too_few_examples", message=message)]
+    if n_valid < RECOMMENDED_EXAMPLES:
         message = f"{n_valid} examples; at least {RECOMMENDED_EXAMPLES} well-crafted examples are recommended"
-        problems.append(Problem(0, "warning", "few_examples", message))
+        return [Problem(line=0, severity="warning", code="few_examples", message=message)]
+    return []
 
+
+def _training_report(
+    train: _FileCheck, model: str, limit: int, epochs: int | None, prices: dict[str, float] | None
+) -> Report:
+    """The statistics, epochs and price of the training file, without its problems.
+
+    Figures cover the valid examples only (`train.counts`): those are what a fixed file
+    would train on and be billed for.
+    """
+    info = model_info(model)
+    n_valid = len(train.valid)
     report = Report(
         model=model,
         base_model=info.base,
@@ -195,28 +246,29 @@ def validate_and_collect(
     report.price_per_1m = price_per_1m(model, prices)
     if report.price_per_1m is not None:
         report.estimated_cost = report.billed_tokens / 1_000_000 * report.price_per_1m
+    return report
 
-    if validation_text is not None:
-        valid = _check_file(validation_text, model, limit, "validation", count)
-        problems += valid.problems
-        report.validation_examples = valid.n_examples
-        if not valid.valid:
-            problems.append(Problem(0, "error", "no_validation_examples", "no usable examples", "validation"))
-        report.overlap = _overlap(train.valid, valid.valid)
-        by_train_line: dict[int, list[int]] = {}
-        for train_line, valid_line in report.overlap:
-            by_train_line.setdefault(train_line, []).append(valid_line)
-        for train_line, valid_lines in by_train_line.items():
-            where = "line" if len(valid_lines) == 1 else "lines"
-            message = (
-                f"also in the validation file ({where} {line_ranges(valid_lines)}): "
-                "validation loss will look better than it is"
-            )
-            problems.append(Problem(train_line, "warning", "train_validation_overlap", message))
 
-    file_order = {"train": 0, "validation": 1}
-    report.problems = sorted(problems, key=lambda p: (file_order.get(p.file, 2), p.line))
-    return report, train.valid
+def _overlap_problems(overlap: list[tuple[int, int]]) -> list[Problem]:
+    """One warning per training line that is also in the validation file, listing where.
+
+    Grouped by training line so that an example repeated many times in the validation
+    file gives one warning with a line range, not one per copy.
+    """
+    by_train_line: dict[int, list[int]] = {}
+    for train_line, valid_line in overlap:
+        by_train_line.setdefault(train_line, []).append(valid_line)
+    problems = []
+    for train_line, valid_lines in by_train_line.items():
+        where = "line" if len(valid_lines) == 1 else "lines"
+        message = (
+            f"also in the validation file ({where} {line_ranges(valid_lines)}): "
+            "validation loss will look better than it is"
+        )
+        problems.append(
+            Problem(line=train_line, severity="warning", code="train_validation_overlap", message=message)
+        )
+    return problems
 
 
 def valid_examples(text: str) -> list[tuple[int, dict]]:
