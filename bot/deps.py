@@ -56,6 +56,9 @@ class BotDeps:
     bot_user_id: str = ""
     bot_id: str = ""
     team_id: str = ""
+    # Threads this process knows exist (so it never reads them from Slack again). Per
+    # process on purpose: a miss costs one EXISTS, never a wrong answer.
+    known_threads: OrderedDict[str, None] = field(default_factory=OrderedDict)
     # Per process, at most a minute old and bounded: see bot/auth.py.
     admin_cache: OrderedDict[tuple[str, str], tuple[float, bool]] = field(default_factory=OrderedDict)
 

@@ -8,7 +8,6 @@ keep it in Redis; every later turn uses Redis only.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 
 from slack_sdk.errors import SlackApiError
 
@@ -19,14 +18,15 @@ from core.conversations import Incoming, speaker_line
 log = logging.getLogger(__name__)
 
 MAX_IMPORTED = 100
-_known: OrderedDict[str, None] = OrderedDict()  # conversations this process knows exist
+KNOWN_LIMIT = 10_000
 
 
-def _remember(conv_id: str) -> None:
-    _known[conv_id] = None
-    _known.move_to_end(conv_id)
-    while len(_known) > 10_000:
-        _known.popitem(last=False)
+def _remember(deps: BotDeps, conv_id: str) -> None:
+    known = deps.known_threads
+    known[conv_id] = None
+    known.move_to_end(conv_id)
+    while len(known) > KNOWN_LIMIT:
+        known.popitem(last=False)
 
 
 async def _read_thread(deps: BotDeps, channel: str, thread_ts: str, max_pages: int = 10) -> list[dict]:
@@ -46,11 +46,11 @@ async def _read_thread(deps: BotDeps, channel: str, thread_ts: str, max_pages: i
 
 async def import_thread_once(deps: BotDeps, incoming: Incoming) -> None:
     conv_id = incoming.conv_id
-    if conv_id in _known:
+    if conv_id in deps.known_threads:
         return
     store = deps.core.store
     if await history.exists(store, conv_id):
-        _remember(conv_id)
+        _remember(deps, conv_id)
         return
     try:
         thread = await _read_thread(deps, incoming.channel, incoming.thread_ts)
@@ -77,4 +77,4 @@ async def import_thread_once(deps: BotDeps, incoming: Incoming) -> None:
         earlier.append(msg)
     if earlier:
         await history.seed(store, conv_id, earlier, ttl=deps.settings.conversation_ttl_seconds)
-    _remember(conv_id)
+    _remember(deps, conv_id)

@@ -36,7 +36,7 @@ async def run_turn(deps: BotDeps, incoming: Incoming, *, joined_thread: bool = F
     `joined_thread`: the bot was mentioned inside an existing thread, whose earlier
     messages it never saw; they are read once before the first turn.
     """
-    async with conversations.turn_locks.hold(incoming.conv_id):
+    async with deps.core.turn_locks.hold(incoming.conv_id):
         try:
             if joined_thread:
                 await join_thread(deps, incoming)

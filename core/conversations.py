@@ -27,6 +27,33 @@ log = logging.getLogger(__name__)
 TRUNCATION_NOTICE = "\n\n[…message truncated: it was {n} tokens, over the {limit}-token limit]"
 
 
+class ConversationLocks:
+    """One lock per conversation, dropped when nobody holds or waits for it.
+
+    Two messages that arrive together in a thread are answered one after the other, in
+    arrival order (asyncio locks are FIFO), so the second answer sees the first.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, conv_id: str):
+        lock, users = self._locks.get(conv_id, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[conv_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[conv_id]
+            if users <= 1:
+                del self._locks[conv_id]
+            else:
+                self._locks[conv_id] = (lock, users - 1)
+
+
 @dataclass
 class CoreDeps:
     """What a turn needs; created once at start-up and passed down."""
@@ -34,6 +61,8 @@ class CoreDeps:
     settings: Settings
     store: Store
     openai: AsyncOpenAI
+    # Per process: turns of one thread run one at a time, in arrival order, here.
+    turn_locks: ConversationLocks = field(default_factory=lambda: ConversationLocks())
 
 
 @dataclass
@@ -311,33 +340,3 @@ async def record(
         usage=dict(result.usage),
         meta=_turn_meta(turn),
     )
-
-
-class _ConversationLocks:
-    """One lock per conversation, dropped when nobody holds or waits for it.
-
-    Two messages that arrive together in a thread are answered one after the other, in
-    arrival order (asyncio locks are FIFO), so the second answer sees the first.
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, conv_id: str):
-        lock, users = self._locks.get(conv_id, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[conv_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[conv_id]
-            if users <= 1:
-                del self._locks[conv_id]
-            else:
-                self._locks[conv_id] = (lock, users - 1)
-
-
-turn_locks = _ConversationLocks()

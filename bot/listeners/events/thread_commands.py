@@ -7,7 +7,7 @@ from bot.deps import BotDeps
 from bot.json_answers import answer_in_thread
 from bot.thread_persona import switch_thread_persona
 from bot.turns import join_thread, post_in_thread, run_turn
-from core import conversations, history, schemas
+from core import history, schemas
 from core.conversations import Incoming
 
 
@@ -68,7 +68,7 @@ def dispatch_text(
 
 
 async def _json_turn(deps: BotDeps, incoming: Incoming, schema_arg: str, question: str, joined: bool) -> None:
-    async with conversations.turn_locks.hold(incoming.conv_id):
+    async with deps.core.turn_locks.hold(incoming.conv_id):
         if joined:
             await join_thread(deps, incoming)
         await answer_in_thread(deps, incoming, schema_arg, question)
