@@ -91,7 +91,7 @@ def button_context(deps: BotDeps, body: dict, respond) -> Ctx:
     async def say(text: str, blocks: list | None = None) -> None:
         await ephemeral(deps, respond, channel=channel, user=user, text=text, blocks=blocks)
 
-    return Ctx(deps, body["team"]["id"], channel, user, say)
+    return Ctx(deps=deps, team=body["team"]["id"], channel=channel, user=user, say=say)
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,14 @@ async def run(registry: Registry, deps: BotDeps, command: dict, respond) -> None
     async def say(message: str, blocks: list | None = None) -> None:
         await ephemeral(deps, respond, channel=channel, user=user, text=message, blocks=blocks)
 
-    ctx = Ctx(deps, command["team_id"], channel, user, say, command.get("trigger_id", ""))
+    ctx = Ctx(
+        deps=deps,
+        team=command["team_id"],
+        channel=channel,
+        user=user,
+        say=say,
+        request_id=command.get("trigger_id", ""),
+    )
     entry, rest = registry.match(text)
     async with reported(say):
         if (registry.admin_only or (entry and entry.admin)) and await _refused(

@@ -149,7 +149,15 @@ async def answer_in_channel(
             return
         raise
     ts = placeholder["ts"]
-    incoming = Incoming(team, channel, ts, user, _request_text(schema, question), ts, event_id=request_id)
+    incoming = Incoming(
+        team=team,
+        channel=channel,
+        thread_ts=ts,
+        user=user,
+        text=_request_text(schema, question),
+        ts=ts,
+        event_id=request_id,
+    )
 
     async def in_placeholder(text: str) -> None:
         await deps.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks.notice(text))

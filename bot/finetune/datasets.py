@@ -210,12 +210,12 @@ async def dataset_import(ctx: Ctx, args: Args) -> None:
     train, valid = await service.split_off_loop(examples)
     report, _ = await validate(ctx, train, valid)
     ds = ft.Dataset(
-        name,
-        report.n_examples,
-        report.validation_examples or 0,
-        f"qa:{file['name']}",
-        ctx.user,
-        persona.name,
+        name=name,
+        examples=report.n_examples,
+        validation_examples=report.validation_examples or 0,
+        source=f"qa:{file['name']}",
+        created_by=ctx.user,
+        persona=persona.name,
         audience=await _here_audience(ctx),
     )
     saved = await _save(ctx, ds, train, valid)
@@ -244,11 +244,10 @@ async def validate_file(ctx: Ctx, args: Args) -> None:
     if report.ok:
         train, valid = await service.split_off_loop([ex for _, ex in usable])
         ds = ft.Dataset(
-            name,
-            report.n_examples,
-            0,
-            f"file:{file['name']}",
-            ctx.user,
+            name=name,
+            examples=report.n_examples,
+            source=f"file:{file['name']}",
+            created_by=ctx.user,
             audience=await _here_audience(ctx),
         )
         saved = await _save(ctx, ds, train, valid)

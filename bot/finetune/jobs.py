@@ -104,7 +104,16 @@ async def confirm_start(ctx: Ctx, args: Args) -> None:
             store, team, user=user, action="finetune start failed", allowed=True, detail=exc.message
         )
         return
-    record = ft.JobRecord(view.id, team, channel, card["ts"], ds.name, view.model, user, status=view.status)
+    record = ft.JobRecord(
+        job_id=view.id,
+        team=team,
+        channel=channel,
+        card_ts=card["ts"],
+        dataset=ds.name,
+        model=view.model,
+        created_by=user,
+        status=view.status,
+    )
     try:
         await ft.save_job(store, record)
     except RedisError:
