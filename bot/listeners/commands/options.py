@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import re
 
+from bot.commands import normalize
+
 _OPTION = re.compile(r'^(model|temperature|constraint|description)=(?:"([^"]*)"|(\S+))\s*', re.IGNORECASE)
-
-
-def normalize_quotes(text: str) -> str:
-    return text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'").replace("\u2019", "'")
 
 
 def parse_options(text: str) -> tuple[dict[str, list[str]], str]:
     """Leading options and the rest: `model=gpt-4o constraint="Be brief" You are…`."""
-    text = normalize_quotes(text).strip()
+    text = normalize(text)  # a no-op for commands (bot/commands.py did it), kept for direct callers
     options: dict[str, list[str]] = {}
     while True:
         m = _OPTION.match(text)
