@@ -204,96 +204,14 @@ async def _after_burst(work) -> None:
 
 
 def create_asgi_app(settings: Settings) -> Starlette:
-    @contextlib.asynccontextmanager
-    async def lifespan(web: Starlette):
-        deps = await create_deps(settings)
-        web.state.deps = deps
-        web.state.bolt = create_app(deps)
-        start_watcher(deps)
-        log.info("HTTP mode: listening for Slack events on /slack/events")
-        try:
-            yield
-        finally:
-            await close_deps(deps)
+    """The app uvicorn serves; its deps are made and closed in its lifespan.
 
-    verifier = SignatureVerifier(settings.slack_signing_secret)
-
-    async def slack_events(request: Request) -> Response:
-        """Every request is size-capped and signature-checked before it is parsed.
-
-        Events are then acked at once and Bolt runs after: an event's ack carries
-        nothing, so there is no reason to make Slack (and every request queued behind
-        this one in a burst) wait for Bolt's middleware chain. Commands, interactions
-        and URL verification answer with content: Bolt handles those before responding.
-        Bolt checks the signature again; that costs one HMAC and keeps its guard on.
-        """
-        text = _decode(await read_capped_body(request))
-        if not _signed_by_slack(verifier, text, request):
-            if _is_ssl_check(request, text):
-                return Response(status_code=200)
-            return Response(status_code=401)
-        bolt_request = _bolt_request(request, text)
-        bolt = request.app.state.bolt
-        if bolt_request.body.get("type") == "event_callback":
-            deps = request.app.state.deps
-            deps.tasks.spawn(_after_burst(bolt.async_dispatch(bolt_request)), name="dispatch")
-            return Response(status_code=200)
-        return to_starlette_response(await bolt.async_dispatch(bolt_request))
-
-    async def openai_webhook(request: Request) -> Response:
-        """OpenAI's fine-tuning webhooks: capped, verified, parsed, then the job refreshed."""
-        deps = request.app.state.deps
-        if not settings.openai_webhook_secret:
-            return JSONResponse(
-                {"error": "webhooks are not configured (OPENAI_WEBHOOK_SECRET)"}, status_code=404
-            )
-        body = await read_capped_body(request)
-        try:
-            deps.core.openai.webhooks.verify_signature(
-                body, dict(request.headers), secret=settings.openai_webhook_secret
-            )
-        except (InvalidWebhookSignatureError, ValueError) as exc:  # ValueError: a header missing, not UTF-8
-            log.warning("Rejected an OpenAI webhook: %s", type(exc).__name__)
-            return JSONResponse({"error": "invalid signature"}, status_code=400)
-        try:
-            event = json.loads(_decode(body))
-        except (ValueError, RecursionError):
-            raise Refused(400, "malformed body") from None
-        if not isinstance(event, dict) or _too_deep(event):
-            raise Refused(400, "malformed body")
-        event_type = event.get("type")
-        if isinstance(event_type, str) and event_type.startswith("fine_tuning.job."):
-            data = event.get("data")
-            job_id = data.get("id") if isinstance(data, dict) else None
-            if not isinstance(job_id, str) or not job_id:
-                raise Refused(400, "fine-tuning event without data.id")
-            deps.tasks.spawn(refresh_from_webhook(deps, job_id))
-        return JSONResponse({"ok": True})
-
-    async def healthz(request: Request) -> Response:
-        """Up or down, and nothing else: this route answers anyone who can reach the port."""
-        deps = request.app.state.deps
-        redis_ok = await ping(deps.core.store)
-        status = 200 if redis_ok else 503
-        return JSONResponse(
-            {"ok": redis_ok, "redis": redis_ok, "in_flight": deps.tasks.in_flight}, status_code=status
-        )
-
-    async def metrics(request: Request) -> Response:
-        deps = request.app.state.deps
-        return JSONResponse(
-            counters(
-                {
-                    **asdict(deps.stats),
-                    "in_flight": deps.tasks.in_flight,
-                    "redis_round_trips": RoundTrips.count,
-                    **ack_percentiles(ack_samples),
-                }
-            )
-        )
-
+    Route handlers are module-level and reach what they share through `app.state`:
+    `settings`, the Slack `verifier` and the `ack_samples` the AckTimer fills are set
+    here; `deps` and `bolt` once the lifespan has started inside uvicorn's loop.
+    """
     ack_samples: deque[float] = deque(maxlen=10_000)
-    return Starlette(
+    web = Starlette(
         middleware=[Middleware(AckTimer, samples=ack_samples)],
         routes=[
             Route("/metrics", metrics, methods=["GET"]),
@@ -302,5 +220,121 @@ def create_asgi_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
         ],
         exception_handlers={Refused: _refused},
-        lifespan=lifespan,
+        lifespan=_lifespan,
+    )
+    web.state.settings = settings
+    web.state.verifier = SignatureVerifier(settings.slack_signing_secret)
+    web.state.ack_samples = ack_samples
+    return web
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(web: Starlette):
+    """Deps are created inside uvicorn's loop (their clients bind to it) and closed there,
+    so answers in flight finish before the process exits."""
+    deps = await create_deps(web.state.settings)
+    web.state.deps = deps
+    web.state.bolt = create_app(deps)
+    start_watcher(deps)
+    log.info("HTTP mode: listening for Slack events on /slack/events")
+    try:
+        yield
+    finally:
+        await close_deps(deps)
+
+
+async def slack_events(request: Request) -> Response:
+    """Every request is size-capped and signature-checked before it is parsed.
+
+    Events are then acked at once and Bolt runs after: an event's ack carries
+    nothing, so there is no reason to make Slack (and every request queued behind
+    this one in a burst) wait for Bolt's middleware chain. Commands, interactions
+    and URL verification answer with content: Bolt handles those before responding.
+    Bolt checks the signature again; that costs one HMAC and keeps its guard on.
+    """
+    text = _decode(await read_capped_body(request))
+    if not _signed_by_slack(request.app.state.verifier, text, request):
+        if _is_ssl_check(request, text):
+            return Response(status_code=200)
+        return Response(status_code=401)
+    bolt_request = _bolt_request(request, text)
+    bolt = request.app.state.bolt
+    if bolt_request.body.get("type") == "event_callback":
+        deps = request.app.state.deps
+        deps.tasks.spawn(_after_burst(bolt.async_dispatch(bolt_request)), name="dispatch")
+        return Response(status_code=200)
+    return to_starlette_response(await bolt.async_dispatch(bolt_request))
+
+
+async def openai_webhook(request: Request) -> Response:
+    """OpenAI's fine-tuning webhooks: capped, verified, parsed, then the job refreshed."""
+    deps = request.app.state.deps
+    secret = request.app.state.settings.openai_webhook_secret
+    if not secret:
+        return JSONResponse({"error": "webhooks are not configured (OPENAI_WEBHOOK_SECRET)"}, status_code=404)
+    body = await read_capped_body(request)
+    try:
+        deps.core.openai.webhooks.verify_signature(body, dict(request.headers), secret=secret)
+    except (InvalidWebhookSignatureError, ValueError) as exc:  # ValueError: a header missing, not UTF-8
+        log.warning("Rejected an OpenAI webhook: %s", type(exc).__name__)
+        return JSONResponse({"error": "invalid signature"}, status_code=400)
+    job_id = _fine_tuning_job_id(_webhook_event(body))
+    if job_id is not None:
+        deps.tasks.spawn(refresh_from_webhook(deps, job_id))
+    return JSONResponse({"ok": True})
+
+
+def _webhook_event(body: bytes) -> dict:
+    """A verified webhook body as a JSON object, answering 400 to anything malformed.
+
+    Verified means OpenAI sent it, not that it is well formed; a body we can't read is
+    still the sender's mistake, not a bug of ours (so not a 500).
+    """
+    try:
+        event = json.loads(_decode(body))
+    except (ValueError, RecursionError):
+        raise Refused(400, "malformed body") from None
+    if not isinstance(event, dict) or _too_deep(event):
+        raise Refused(400, "malformed body")
+    return event
+
+
+def _fine_tuning_job_id(event: dict) -> str | None:
+    """The job a `fine_tuning.job.*` event is about; None for other event types.
+
+    Other types are acknowledged and ignored (OpenAI sends what the endpoint is
+    subscribed to); a fine-tuning event without a job id is refused with a 400.
+    """
+    event_type = event.get("type")
+    if not (isinstance(event_type, str) and event_type.startswith("fine_tuning.job.")):
+        return None
+    data = event.get("data")
+    job_id = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(job_id, str) or not job_id:
+        raise Refused(400, "fine-tuning event without data.id")
+    return job_id
+
+
+async def healthz(request: Request) -> Response:
+    """Up or down, and nothing else: this route answers anyone who can reach the port."""
+    deps = request.app.state.deps
+    redis_ok = await ping(deps.core.store)
+    status = 200 if redis_ok else 503
+    return JSONResponse(
+        {"ok": redis_ok, "redis": redis_ok, "in_flight": deps.tasks.in_flight}, status_code=status
+    )
+
+
+async def metrics(request: Request) -> Response:
+    """Counters and ack latency percentiles; `counters` lets only numbers out."""
+    deps = request.app.state.deps
+    return JSONResponse(
+        counters(
+            {
+                **asdict(deps.stats),
+                "in_flight": deps.tasks.in_flight,
+                "redis_round_trips": RoundTrips.count,
+                **ack_percentiles(request.app.state.ack_samples),
+            }
+        )
     )

@@ -30,12 +30,13 @@ log = logging.getLogger(__name__)
 
 
 class JobStatus(StrEnum):
-    """The statuses OpenAI documents for a fine-tuning job, for comparisons in our code.
+    """The fine-tuning job statuses we know of, for comparisons in our code.
 
-    `JobView.status` stays the string the API sent, not a member: OpenAI also returns
-    values it does not document ("paused" was one) and may add more, and an unknown
-    status must render, not crash. Members are strings, so `view.status ==
-    JobStatus.SUCCEEDED` and `view.status in TERMINAL` work on the raw string.
+    OpenAI's documented ones plus "paused", which it returns without documenting it.
+    `JobView.status` stays the string the API sent, not a member: OpenAI may add more,
+    and an unknown status must render, not crash. Members are strings, so
+    `view.status == JobStatus.SUCCEEDED` and `view.status in TERMINAL` work on the raw
+    string.
     """
 
     VALIDATING_FILES = "validating_files"

@@ -119,7 +119,13 @@ async def moderation_screen(
         for line, what in found:
             flagged.setdefault(line, []).append(what)
     return [
-        Problem(line, "error", "moderation_flagged", "flagged by moderation: " + "; ".join(found), file)
+        Problem(
+            line=line,
+            severity="error",
+            code="moderation_flagged",
+            message="flagged by moderation: " + "; ".join(found),
+            file=file,
+        )
         for line, found in sorted(flagged.items())
     ]
 
@@ -252,11 +258,15 @@ async def find_near_duplicates(
     for i, j, similarity in pairs[:max_pairs]:
         first, second = lines[i], lines[j]
         message = f"nearly the same as line {first} (cosine {similarity:.3f})"
-        problems.append(Problem(second, "warning", "near_duplicate", message, file))
+        problems.append(
+            Problem(line=second, severity="warning", code="near_duplicate", message=message, file=file)
+        )
     if len(pairs) > max_pairs:
         message = (
             f"more than {max_pairs:,} pairs of examples are nearly the same (cosine {threshold} or more); "
             f"only the {max_pairs:,} most alike are listed. Is the dataset one template with small changes?"
         )
-        problems.append(Problem(0, "warning", "many_near_duplicates", message, file))
+        problems.append(
+            Problem(line=0, severity="warning", code="many_near_duplicates", message=message, file=file)
+        )
     return sorted(problems, key=lambda p: p.line)
