@@ -136,8 +136,15 @@ def _check_role(message: dict, where: str, add: Add) -> Any:
         add("error", "missing_role", f"{where}: missing 'role'")
     elif not isinstance(role, str) or role not in ALLOWED_ROLES:
         hint = _ROLE_HINTS.get(str(role).lower(), "expected system, developer, user, assistant or tool")
-        add("error", "unknown_role", f"{where}: unrecognized role {role!r} ({hint})")
-    return role
+        add("error", "unknown_role", f"{where}: unrecognized role {_shown(role)} ({hint})")
+    # A role that isn't a string (a list, an object) is reported above; from here on it
+    # counts as no role, so later checks never hash or compare it.
+    return role if isinstance(role, str) else None
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _check_turns(messages: list, roles: list[Any], add: Add) -> None:

@@ -460,3 +460,14 @@ def test_many_problems_of_one_kind_are_summarized_as_line_ranges():
 
 def test_problem_defaults_to_the_training_file():
     assert Problem(3, "error", "x", "m").file == "train"
+
+
+@pytest.mark.parametrize("role", [["user"], {"role": "user"}, 7, None])
+def test_a_role_that_isnt_a_string_is_an_error_not_a_crash(role):
+    """Uploaded files are hostile input: a list or object where a role belongs gets a line
+    error, never a TypeError that leaves the admin without a report."""
+    good = json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+    odd = json.dumps({"messages": [{"role": role, "content": "q"}, {"role": "assistant", "content": "a"}]})
+    report = validate_dataset("\n".join([odd] + [good] * 12), model="gpt-4.1-mini-2025-04-14")
+    assert [p.line for p in report.errors] == [1]
+    assert report.errors[0].code in {"unknown_role", "missing_role"}
