@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, messages
 from bot.deps import BotDeps
-from bot.errors import reported
+from bot.errors import UserError, reported
 from core import conversations, schemas
 from core.conversations import Incoming
 from core.schemas import NamedSchema, SchemaProblem
@@ -124,7 +124,6 @@ def _not_answered(turn) -> str | None:
 async def answer_in_channel(
     deps: BotDeps,
     *,
-    say,
     team: str,
     channel: str,
     user: str,
@@ -138,16 +137,12 @@ async def answer_in_channel(
         placeholder = await deps.client.chat_postMessage(
             channel=channel,
             text=head,
-            blocks=[
-                blocks.section(head),
-                *blocks.notice(messages.JSON_THINKING.format(schema=schema.name)),
-            ],
+            blocks=[blocks.section(head), *blocks.notice(messages.JSON_THINKING.format(schema=schema.name))],
         )
     except SlackApiError as exc:
-        if exc.response.get("error") in ("not_in_channel", "channel_not_found", "is_archived"):
-            await say(messages.NOT_IN_CHANNEL)
-            return
-        raise
+        if exc.response.get("error") not in ("not_in_channel", "channel_not_found", "is_archived"):
+            raise
+        raise UserError(messages.NOT_IN_CHANNEL) from exc
     ts = placeholder["ts"]
     incoming = Incoming(
         team=team,
@@ -168,8 +163,7 @@ async def answer_in_channel(
     if turn is None:
         return
     if answer is None:
-        text = _not_answered(turn) or messages.JSON_DUPLICATE
-        await deps.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks.notice(text))
+        await in_placeholder(_not_answered(turn) or messages.JSON_DUPLICATE)
         return
     await _render(
         deps,

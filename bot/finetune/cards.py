@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from bot.blocks import SECTION_LIMIT, Block, context_line, cut, cut_lines, escape
+from core.finetune.jobs import JobStatus
 
 # Confirm buttons carry the pending action's token; what a confirm does is decided by the
 # pending action's kind (bot/listeners/actions/finetune.py), so these ids only say yes or no.
@@ -16,13 +17,13 @@ CONFIRMS = frozenset({START_CONFIRM, CANCEL_CONFIRM, OVERWRITE_CONFIRM})
 DISMISSALS = frozenset({START_DISMISS, CANCEL_DISMISS, OVERWRITE_DISMISS})
 
 STATUS_EMOJI = {
-    "validating_files": ":mag:",
-    "queued": ":hourglass_flowing_sand:",
-    "running": ":runner:",
-    "succeeded": ":white_check_mark:",
-    "failed": ":x:",
-    "cancelled": ":no_entry_sign:",
-    "paused": ":double_vertical_bar:",
+    JobStatus.VALIDATING_FILES: ":mag:",
+    JobStatus.QUEUED: ":hourglass_flowing_sand:",
+    JobStatus.RUNNING: ":runner:",
+    JobStatus.SUCCEEDED: ":white_check_mark:",
+    JobStatus.FAILED: ":x:",
+    JobStatus.CANCELLED: ":no_entry_sign:",
+    JobStatus.PAUSED: ":double_vertical_bar:",
 }
 
 
@@ -77,7 +78,7 @@ def job_card(job: Any, *, dataset: str, started_by: str) -> list[Block]:
         {"type": "header", "text": {"type": "plain_text", "text": "Fine-tuning job"}},
         _fields(pairs),
     ]
-    if job.status == "failed":
+    if job.status == JobStatus.FAILED:
         out.append(
             _section(
                 f":x: *Failed:* {escape(job.error_message or 'no reason given')} (`{escape(job.error_code or 'error')}`)"
@@ -93,7 +94,7 @@ def job_card(job: Any, *, dataset: str, started_by: str) -> list[Block]:
 
 def job_summary(job: Any, *, rows: list[dict]) -> str:
     """The end-of-job message in the card's thread."""
-    if job.status == "succeeded":
+    if job.status == JobStatus.SUCCEEDED:
         last = rows[-1] if rows else {}
         train = last.get("train_loss")
         valid = next((r.get("valid_loss") for r in reversed(rows) if r.get("valid_loss") is not None), None)
@@ -104,7 +105,7 @@ def job_summary(job: Any, *, rows: list[dict]) -> str:
             f"Final train loss: {_fmt_loss(train)} · Final valid loss: {_fmt_loss(valid)}\n"
             f"Try it with `/finetune eval {job.id}`, then `/finetune use {job.fine_tuned_model} persona=<name>`."
         )
-    if job.status == "failed":
+    if job.status == JobStatus.FAILED:
         return f":x: *Fine-tuning failed:* {escape(job.error_message or 'no reason given')} (`{escape(job.error_code or 'error')}`)"
     return f":no_entry_sign: Fine-tuning job `{job.id}` was {job.status}."
 

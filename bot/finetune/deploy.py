@@ -16,6 +16,7 @@ from bot.finetune.jobs import job_or_error
 from core import audit, personas, tokens
 from core.finetune import service
 from core.finetune import store as ft
+from core.finetune.jobs import JobStatus
 
 log = logging.getLogger(__name__)
 _e = blocks.escape
@@ -44,7 +45,7 @@ async def evaluate(ctx: Ctx, args: Args) -> None:
     records = await ft.list_job_records(store, ctx.team)
     if target.startswith("ftjob-"):
         view = await job_or_error(ctx, target)
-        if view.status != "succeeded" or not view.fine_tuned_model:
+        if view.status != JobStatus.SUCCEEDED or not view.fine_tuned_model:
             raise UserError(f"Job `{target}` has no model yet (status: {view.status}).")
         tuned = view.fine_tuned_model
         record = next((r for r in records if r.job_id == target), None)

@@ -69,68 +69,84 @@ async def start(ctx: Ctx, args: Args) -> None:
 
 async def confirm_start(ctx: Ctx, args: Args) -> None:
     """After Confirm: upload, create, and post the job card that the watcher keeps current."""
-    deps, team, user, say, pending = ctx.deps, ctx.team, ctx.user, ctx.say, args.named
-    store = deps.core.store
-    loaded = await ft.load_dataset(store, team, pending["dataset"])
+    pending, store = args.named, ctx.deps.core.store
+    loaded = await ft.load_dataset(store, ctx.team, pending["dataset"])
     if loaded is None:
-        await say(f"Dataset `{pending['dataset']}` no longer exists.")
-        return
+        raise UserError(f"Dataset `{pending['dataset']}` no longer exists.")
     ds, train, valid = loaded
     channel = pending["channel"]
     note = f"_Uploading `{ds.name}` and creating the job…_"
     try:
-        card = await deps.client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note))
+        card = await ctx.deps.client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note))
     except SlackApiError as exc:
-        await say(
-            f":warning: I can't post the job card here ({exc.response.get('error')}); invite me and try again."
-        )
+        raise UserError(
+            f"I can't post the job card here ({exc.response.get('error')}); invite me and try again."
+        ) from exc
+    view = await _create_job(ctx, pending, ds.name, train, valid, card_ts=card["ts"])
+    if view is None:
         return
+    await _remember_job(ctx, view, channel=channel, card_ts=card["ts"], dataset=ds.name)
+    await ctx.deps.client.chat_update(
+        channel=channel,
+        ts=card["ts"],
+        text=f"Fine-tuning job {view.id}: {view.status}",
+        blocks=cards.job_card(view, dataset=ds.name, started_by=ctx.user),
+    )
+    await audit.record(
+        store, ctx.team, user=ctx.user, action="finetune start", allowed=True, detail=f"{view.id} {ds.name}"
+    )
+
+
+async def _create_job(
+    ctx: Ctx, pending: dict, dataset: str, train: str, valid: str, *, card_ts: str
+) -> jobs.JobView | None:
+    """Upload and create; a refusal shows on the card (the dataset is kept) and returns None."""
     try:
-        view = await jobs.upload_and_create(
-            deps.core.openai,
+        return await jobs.upload_and_create(
+            ctx.deps.core.openai,
             train_jsonl=train.encode(),
             valid_jsonl=valid.encode() or None,
             model=pending["model"],
             epochs=pending["epochs"],
             suffix=pending["suffix"] or None,
             seed=service.SEED,
-            metadata={"threadwise_dataset": ds.name[:64], "started_by": user},
-            filename=f"{ds.name}.jsonl",
+            metadata={"threadwise_dataset": dataset[:64], "started_by": ctx.user},
+            filename=f"{dataset}.jsonl",
         )
     except jobs.FineTuneError as exc:
-        text = f":x: *Fine-tuning didn't start.* {_e(exc.message)} The dataset `{ds.name}` is kept; try again later."
-        await deps.client.chat_update(channel=channel, ts=card["ts"], text=text, blocks=blocks.notice(text))
+        text = f":x: *Fine-tuning didn't start.* {_e(exc.message)} The dataset `{dataset}` is kept; try again later."
+        channel = pending["channel"]
+        await ctx.deps.client.chat_update(channel=channel, ts=card_ts, text=text, blocks=blocks.notice(text))
         await audit.record(
-            store, team, user=user, action="finetune start failed", allowed=True, detail=exc.message
+            ctx.deps.core.store,
+            ctx.team,
+            user=ctx.user,
+            action="finetune start failed",
+            allowed=True,
+            detail=exc.message,
         )
-        return
+        return None
+
+
+async def _remember_job(ctx: Ctx, view: jobs.JobView, *, channel: str, card_ts: str, dataset: str) -> None:
+    """Record the job so the watcher keeps its card current; if Redis is down, say how to follow it."""
     record = ft.JobRecord(
         job_id=view.id,
-        team=team,
+        team=ctx.team,
         channel=channel,
-        card_ts=card["ts"],
-        dataset=ds.name,
+        card_ts=card_ts,
+        dataset=dataset,
         model=view.model,
-        created_by=user,
+        created_by=ctx.user,
         status=view.status,
     )
     try:
-        await ft.save_job(store, record)
-    except RedisError:
-        await say(
-            f":warning: Job `{view.id}` started, but I couldn't record it to watch it (Redis is unreachable). "
+        await ft.save_job(ctx.deps.core.store, record)
+    except RedisError as exc:
+        raise UserError(
+            f"Job `{view.id}` started, but I couldn't record it to watch it (Redis is unreachable). "
             f"Check it with `/finetune status {view.id}`."
-        )
-        raise
-    await deps.client.chat_update(
-        channel=channel,
-        ts=card["ts"],
-        text=f"Fine-tuning job {view.id}: {view.status}",
-        blocks=cards.job_card(view, dataset=ds.name, started_by=user),
-    )
-    await audit.record(
-        store, team, user=user, action="finetune start", allowed=True, detail=f"{view.id} {ds.name}"
-    )
+        ) from exc
 
 
 async def job_or_error(ctx: Ctx, job_id: str) -> jobs.JobView:

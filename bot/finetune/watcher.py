@@ -16,6 +16,7 @@ from bot.finetune import cards
 from core.finetune import jobs
 from core.finetune import store as ft
 from core.finetune.charts import loss_chart_png, parse_result_csv
+from core.finetune.jobs import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ async def _refresh(deps: BotDeps, team: str, job_id: str) -> None:
 
 async def _announce_end(deps: BotDeps, record: ft.JobRecord, view: jobs.JobView) -> None:
     rows: list[dict] = []
-    if view.status == "succeeded":
+    if view.status == JobStatus.SUCCEEDED:
         try:
             rows = parse_result_csv(await jobs.result_csv(deps.core.openai, view))
         except Exception as exc:  # a missing result file must not hide the good news

@@ -34,7 +34,11 @@ def parse_jsonl(text: str, *, file: str = "train") -> tuple[list[tuple[int, Any]
         text = text[1:]
         problems.append(
             Problem(
-                1, "warning", "bom", "file starts with a byte-order mark; save it as UTF-8 without BOM", file
+                line=1,
+                severity="warning",
+                code="bom",
+                message="file starts with a byte-order mark; save it as UTF-8 without BOM",
+                file=file,
             )
         )
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -45,7 +49,12 @@ def parse_jsonl(text: str, *, file: str = "train") -> tuple[list[tuple[int, Any]
             records.append((number, json.loads(line, parse_constant=_reject_constant)))
         except json.JSONDecodeError as exc:
             message = f"invalid JSON at column {exc.colno}: {exc.msg}{_hint(line)}"
-            problems.append(Problem(number, "error", "invalid_json", message, file))
+            problems.append(
+                Problem(line=number, severity="error", code="invalid_json", message=message, file=file)
+            )
         except (ValueError, RecursionError) as exc:
-            problems.append(Problem(number, "error", "invalid_json", f"invalid JSON: {exc}", file))
+            message = f"invalid JSON: {exc}"
+            problems.append(
+                Problem(line=number, severity="error", code="invalid_json", message=message, file=file)
+            )
     return records, problems

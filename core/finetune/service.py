@@ -117,7 +117,12 @@ async def _screen(
                 raise
             log.warning("Dataset %s failed: %s", label, type(exc).__name__)
             problems.append(
-                Problem(0, "warning", "screening_skipped", f"The {label} was skipped: the server refused it.")
+                Problem(
+                    line=0,
+                    severity="warning",
+                    code="screening_skipped",
+                    message=f"The {label} was skipped: the server refused it.",
+                )
             )
     return problems
 

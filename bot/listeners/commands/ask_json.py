@@ -22,7 +22,6 @@ async def ask(ctx: Ctx, args: Args) -> None:
         raise UserError(messages.QUESTION_TOO_LONG.format(n=len(question), limit=MAX_QUESTION_CHARS))
     await answer_in_channel(
         ctx.deps,
-        say=ctx.say,
         team=ctx.team,
         channel=ctx.channel,
         user=ctx.user,
