@@ -42,11 +42,12 @@ class NotAllowed(UserError):
     """The asker can't see what they asked for (a private conversation's content)."""
 
 
-def user_text(exc: BaseException, *, unsaved: bool = False) -> str:
+def user_text(exc: BaseException, *, unsaved: bool = False, json: bool = False) -> str:
     """The one sentence an error becomes, for whoever ran the command, clicked, or asked.
 
     `unsaved`: the error stopped a message of theirs from being stored (a question in a
-    thread), so Redis being down means "send it again", not "nothing changed".
+    thread), so Redis being down means "send it again", not "nothing changed". `json`: a
+    JSON answer, where the model service rejecting the request is about the user's schema.
     """
     if isinstance(exc, UserError):
         return f":warning: {exc}"
@@ -56,7 +57,7 @@ def user_text(exc: BaseException, *, unsaved: bool = False) -> str:
         return f":warning: {escape(exc.message)}"
     if isinstance(exc, RedisError):
         return messages.STORE_DOWN if unsaved else messages.STORE_DOWN_NOTHING_CHANGED
-    if isinstance(exc, BadRequestError) and "schema" in str(exc).lower():
+    if json and isinstance(exc, BadRequestError) and "schema" in str(exc).lower():
         return messages.SCHEMA_REJECTED.format(detail=escape(getattr(exc, "message", str(exc))[:500]))
     if isinstance(exc, OpenAIError):
         return messages.llm_error(llm.error_kind(exc))
@@ -67,9 +68,9 @@ def user_text(exc: BaseException, *, unsaved: bool = False) -> str:
 
 
 @contextlib.asynccontextmanager
-async def reported(say: Say, *, unsaved: bool = False) -> AsyncIterator[None]:
+async def reported(say: Say, *, unsaved: bool = False, json: bool = False) -> AsyncIterator[None]:
     """Run a command's or a button's work; whatever it raises is told to `say`'s reader."""
     try:
         yield
     except Exception as exc:  # the mapper decides; unknown errors are logged there
-        await say(user_text(exc, unsaved=unsaved))
+        await say(user_text(exc, unsaved=unsaved, json=json))

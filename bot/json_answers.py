@@ -158,7 +158,7 @@ async def answer_in_channel(
         await deps.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks.notice(text))
 
     turn = answer = None
-    async with reported(in_placeholder, unsaved=True):
+    async with reported(in_placeholder, unsaved=True, json=True):
         turn, answer = await _run(deps, incoming, schema)
     if turn is None:
         return
@@ -186,7 +186,7 @@ async def answer_in_thread(deps: BotDeps, incoming: Incoming, schema_arg: str, q
     async def say(text: str) -> None:
         await post_in_thread(deps, incoming.channel, incoming.thread_ts, text)
 
-    async with reported(say, unsaved=True):
+    async with reported(say, unsaved=True, json=True):
         schema = await resolve_schema(deps, incoming.team, schema_arg)
         question = question or f"Extract the {schema.name.replace('_', ' ')} from this conversation."
         incoming.text = _request_text(schema, question)

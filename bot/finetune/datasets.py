@@ -79,7 +79,7 @@ async def validate(
     return await service.validate(
         ctx.deps.core.openai,
         train,
-        valid,
+        valid or None,  # "" here: too few examples to hold any out
         model=model or settings.finetune_base_model,
         epochs=epochs,
         prices=settings.finetune_prices or None,

@@ -40,7 +40,7 @@ async def evaluate(ctx: Ctx, args: Args) -> None:
 
     positional, named = list(args.positional), args.named
     target = positional[0] if positional else ""
-    n = int(named.get("n", "20")) if named.get("n", "20").isdigit() else 20
+    n = int(named.get("n", "20")) if named.get("n", "20").isdecimal() else 20
     store = ctx.deps.core.store
     records = await ft.list_job_records(store, ctx.team)
     if target.startswith("ftjob-"):

@@ -34,7 +34,7 @@ async def start(ctx: Ctx, args: Args) -> None:
     ds, train, valid = loaded
     model = model_name(named.get("model") or ctx.deps.settings.finetune_base_model)
     epochs_raw = named.get("epochs", "auto")
-    if epochs_raw != "auto" and not (epochs_raw.isdigit() and 1 <= int(epochs_raw) <= 25):
+    if epochs_raw != "auto" and not (epochs_raw.isdecimal() and 1 <= int(epochs_raw) <= 25):
         raise UserError("`epochs` must be `auto` or a whole number from 1 to 25.")
     epochs = None if epochs_raw == "auto" else int(epochs_raw)
     suffix = named.get("suffix", "")
@@ -86,15 +86,21 @@ async def confirm_start(ctx: Ctx, args: Args) -> None:
     if view is None:
         return
     await _remember_job(ctx, view, channel=channel, card_ts=card["ts"], dataset=ds.name)
-    await ctx.deps.client.chat_update(
-        channel=channel,
-        ts=card["ts"],
-        text=f"Fine-tuning job {view.id}: {view.status}",
-        blocks=cards.job_card(view, dataset=ds.name, started_by=ctx.user),
-    )
     await audit.record(
         store, ctx.team, user=ctx.user, action="finetune start", allowed=True, detail=f"{view.id} {ds.name}"
     )
+    try:
+        await ctx.deps.client.chat_update(
+            channel=channel,
+            ts=card["ts"],
+            text=f"Fine-tuning job {view.id}: {view.status}",
+            blocks=cards.job_card(view, dataset=ds.name, started_by=ctx.user),
+        )
+    except SlackApiError as exc:  # the job runs: never invite a second, paid, start
+        raise UserError(
+            f"Job `{view.id}` started, but I couldn't update its card ({exc.response.get('error')}). "
+            f"Follow it with `/finetune status {view.id}`; don't start it again."
+        ) from exc
 
 
 async def _create_job(

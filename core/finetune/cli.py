@@ -71,11 +71,12 @@ async def _run_validation(texts: dict[str, str], args: argparse.Namespace) -> Re
         report, _ = await service.validate(
             client,
             texts["train"],
-            texts.get("validation", ""),
+            texts.get("validation"),
             model=args.model,
             epochs=args.epochs,
             min_examples=args.min_examples,
             screen=args.screen,
+            screen_despite_errors=True,
             similarity=args.similarity,
             on_screen_error=service.OnScreenError.RAISE,
         )
@@ -102,6 +103,8 @@ def _validate(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(_run_validation(texts, args))
     except Exception as exc:  # a screen that was asked for and didn't run: say so, don't pass
+        if not args.screen:
+            raise
         print(f"error: screening failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _print(report, args)

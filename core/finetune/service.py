@@ -66,32 +66,37 @@ def held_out(jsonl: str) -> list[dict]:
 async def validate(
     client: Any,
     train: str,
-    valid: str = "",
+    valid: str | None = None,
     *,
     model: str,
     epochs: int | None = None,
     prices: dict[str, float] | None = None,
     min_examples: int = 10,
     screen: bool = False,
+    screen_despite_errors: bool = False,
     similarity: float = 0.95,
     on_screen_error: OnScreenError = OnScreenError.WARN,
 ) -> tuple[Report, Pairs]:
     """The offline checks, then (if asked and the data is clean) the screens.
 
     Returns the report and the training file's usable (line, example) pairs, so nobody
-    parses the file again. Screens run on the training file and, when given, the
-    validation file; their problems join the same report, in file and line order.
+    parses the file again. Screens run on the usable examples of the training file and,
+    when given, the validation file; their problems join the same report, in file and
+    line order. `valid=""` is an (empty) validation file; None means there is none.
+    Slack skips the screens when the offline checks already failed (the admin must fix
+    the file first); the CLI screens anyway (`screen_despite_errors`), so its report
+    lists everything and exit code 2 still means "a screen couldn't run".
     """
     report, pairs = await asyncio.to_thread(
         validate_and_collect,
         train,
         model=model,
         epochs=epochs,
-        validation_text=valid or None,
+        validation_text=valid,
         prices=prices,
         min_examples=min_examples,
     )
-    if screen and not report.errors:
+    if screen and (screen_despite_errors or not report.errors):
         files = {"train": pairs}
         if valid:
             files["validation"] = await asyncio.to_thread(valid_examples, valid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot.auth import check_admin
+from bot.blocks import escape
 from bot.commands import Ctx, button_context
 from bot.deps import BotDeps
 from bot.errors import UserError, reported
@@ -41,13 +42,16 @@ async def _adopt(ctx: Ctx, value: str) -> None:
     current = await personas.get(store, ctx.team, run["persona"])
     if current is None or current.builtin:
         raise UserError(f"The persona `{run['persona']}` no longer exists.")
-    updated = personas.make_custom(
-        current.name,
-        run["variants"][int(index)]["prompt"],
-        description=current.description,
-        model=current.model,
-        temperature=current.temperature,
-        constraints=current.constraints,
-    )
+    try:
+        updated = personas.make_custom(
+            current.name,
+            run["variants"][int(index)]["prompt"],
+            description=current.description,
+            model=current.model,
+            temperature=current.temperature,
+            constraints=current.constraints,
+        )
+    except personas.PersonaError as exc:
+        raise UserError(f"That variant can't be adopted: {escape(str(exc))}") from exc
     await personas.replace(store, ctx.team, updated)
     await ctx.say(f"Adopted variant {index} as the prompt of *{current.name}*.")

@@ -32,6 +32,8 @@ async def ask(ctx: Ctx, args: Args) -> None:
 
 
 async def list_schemas(ctx: Ctx, args: Args) -> None:
+    if args.text:  # `/ask-json schema remove x`: a typo, not a request for the list
+        raise UserError(ASK_JSON.usage())
     items = [
         (s.name, s.description, s.builtin) for s in await schemas.list_all(ctx.deps.core.store, ctx.team)
     ]

@@ -63,3 +63,20 @@ def test_usage_errors_and_unreadable_files_exit_two(tmp_path):
     assert run("validate", str(binary)).returncode == 2
     screen = run("validate", str(DATA / "good.jsonl"), "--screen")
     assert screen.returncode == 2 and "OPENAI_API_KEY" in screen.stderr
+
+
+def test_an_empty_validation_file_is_an_error(tmp_path):
+    """An empty --validation file is checked (and fails), not taken for "no validation file"."""
+    empty = tmp_path / "valid.jsonl"
+    empty.write_text("")
+    result = run("validate", str(DATA / "good.jsonl"), "--validation", str(empty))
+    assert result.returncode == 1, result.stdout
+
+
+def test_screening_a_broken_file_still_exits_two_when_the_screen_cant_run(tmp_path):
+    """Exit 2 means "a screen you asked for didn't run", whatever else is wrong with the file."""
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text((DATA / "good.jsonl").read_text() + "not json\n")
+    dead = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "k", "OPENAI_MAX_ATTEMPTS": "1"}
+    result = run("validate", str(broken), "--screen", env=dead)
+    assert result.returncode == 2 and "screening failed" in result.stderr
