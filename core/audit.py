@@ -10,6 +10,13 @@ from core.store import Store
 
 KEEP = 1000
 
+# A script, not MULTI/EXEC (core/ uses none on a Redis Cluster, see core/store.py).
+_RECORD = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return 1
+"""
+
 
 async def record(store: Store, team: str, *, user: str, action: str, allowed: bool, detail: str = "") -> None:
     entry = {
@@ -20,10 +27,7 @@ async def record(store: Store, team: str, *, user: str, action: str, allowed: bo
         "detail": detail[:300],
     }
     key = keys.workspace(store.prefix, team).audit
-    async with store.redis.pipeline(transaction=True) as pipe:
-        pipe.lpush(key, json.dumps(entry))
-        pipe.ltrim(key, 0, KEEP - 1)
-        await pipe.execute()
+    await store.redis.register_script(_RECORD)(keys=[key], args=[json.dumps(entry), KEEP])
 
 
 async def recent(store: Store, team: str, n: int = 20) -> list[dict]:

@@ -4,7 +4,7 @@ A conversation is three keys under one hash tag: the messages (a list of JSON), 
 token counts (a parallel list of integers, counted once when stored), and a metadata
 hash. Opening a turn is one script call that dedupes the event, appends the user's
 message and returns only the newest messages that fit the token budget, walking the
-cached counts from the tail. Closing a turn is one transaction. So a turn costs two
+cached counts from the tail. Closing a turn is one script too. So a turn costs two
 round trips whatever the history length, and nothing is ever recounted.
 """
 
@@ -205,24 +205,37 @@ async def get_meta(store: Store, conv_id: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
+# Scripts rather than MULTI/EXEC, which core/ doesn't use on a Redis Cluster (see
+# core/store.py): the keys share the conversation's hash tag, so one node runs each.
+_SET_META = """
+redis.call('HSETNX', KEYS[1], 'created', ARGV[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
 async def set_meta(store: Store, conv_id: str, fields: dict[str, str], *, ttl: int) -> None:
     """Set metadata (e.g. the thread's persona), creating the conversation if needed."""
     k = keys.conversation(store.prefix, conv_id).meta
-    async with store.redis.pipeline(transaction=True) as pipe:
-        pipe.hsetnx(k, "created", f"{time.time():.3f}")
-        pipe.hset(k, mapping=fields)
-        pipe.expire(k, ttl)
-        await pipe.execute()
+    pairs = [part for name, value in fields.items() for part in (name, value)]
+    script = store.redis.register_script(_SET_META)
+    await script(keys=[k], args=[int(ttl), f"{time.time():.3f}", *pairs])
+
+
+_RESET = """
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[3], 'messages', 0, 'history_tokens', 0, 'reset_at', ARGV[2])
+redis.call('EXPIRE', KEYS[3], ARGV[1])
+return 1
+"""
 
 
 async def reset(store: Store, conv_id: str, *, ttl: int) -> None:
     """Forget the messages but keep the thread known, with its persona and usage totals."""
     k = keys.conversation(store.prefix, conv_id)
-    async with store.redis.pipeline(transaction=True) as pipe:
-        pipe.delete(k.msgs, k.toks)
-        pipe.hset(k.meta, mapping={"messages": 0, "history_tokens": 0, "reset_at": f"{time.time():.3f}"})
-        pipe.expire(k.meta, ttl)
-        await pipe.execute()
+    script = store.redis.register_script(_RESET)
+    await script(keys=[k.msgs, k.toks, k.meta], args=[int(ttl), f"{time.time():.3f}"])
 
 
 async def messages(store: Store, conv_id: str, start: int = 0, end: int = -1) -> list[dict]:

@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import find_dotenv, load_dotenv
 
@@ -57,6 +58,23 @@ def _prices(value: str | None) -> dict[str, float]:
         ) from exc
 
 
+def _check_cluster(url: str, prefix: str) -> None:
+    """A cluster is only ever an explicit server: the embedded Valkey stays single-node."""
+    if "{" in prefix or "}" in prefix:
+        raise ConfigError(
+            "REDIS_KEY_PREFIX can't hold { or } on a Redis Cluster: braces in it would replace "
+            "the hash tags that keep each conversation's keys on one node."
+        )
+    if not url:
+        raise ConfigError(
+            "REDIS_CLUSTER is set but REDIS_URL is empty: point REDIS_URL at one node of the "
+            "cluster (redis://[:password@]host:port), or unset REDIS_CLUSTER to use the embedded Valkey."
+        )
+    database = urlsplit(url).path.strip("/")
+    if database not in ("", "0"):
+        raise ConfigError(f"REDIS_URL names database {database}, but a Redis Cluster only has database 0.")
+
+
 def _ids(value: str | None) -> frozenset[str]:
     return frozenset(part.strip() for part in (value or "").replace(" ", ",").split(",") if part.strip())
 
@@ -86,8 +104,11 @@ class Settings:
     moderation_enabled: bool = False
     # Storage
     redis_url: str = ""
+    # REDIS_CLUSTER=1: REDIS_URL names one node of a Redis/Valkey Cluster (the others are
+    # discovered); keys then spread over its primaries by hash tag (see core/keys.py).
+    redis_cluster: bool = False
     redis_key_prefix: str = "tw"
-    redis_max_connections: int = 64
+    redis_max_connections: int = 64  # per node in a cluster
     bot_data_dir: Path = Path(".data")
     conversation_ttl_days: int = 30
     # Runtime
@@ -122,6 +143,11 @@ class Settings:
             env = dict(os.environ)
         g = env.get
         temperature = g("OPENAI_TEMPERATURE", "").strip()
+        redis_url = g("REDIS_URL", "").strip()
+        redis_key_prefix = g("REDIS_KEY_PREFIX", "").strip() or "tw"
+        redis_cluster = _bool(g("REDIS_CLUSTER"), False)
+        if redis_cluster:
+            _check_cluster(redis_url, redis_key_prefix)
         return cls(
             slack_bot_token=g("SLACK_BOT_TOKEN", "").strip(),
             slack_signing_secret=g("SLACK_SIGNING_SECRET", "").strip(),
@@ -140,8 +166,9 @@ class Settings:
             model_context_window=_int(env, "MODEL_CONTEXT_WINDOW", 0),
             temperature=float(temperature) if temperature else None,
             moderation_enabled=_bool(g("MODERATION_ENABLED"), False),
-            redis_url=g("REDIS_URL", "").strip(),
-            redis_key_prefix=g("REDIS_KEY_PREFIX", "").strip() or "tw",
+            redis_url=redis_url,
+            redis_cluster=redis_cluster,
+            redis_key_prefix=redis_key_prefix,
             redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", 64),
             bot_data_dir=Path(g("BOT_DATA_DIR", "").strip() or ".data"),
             conversation_ttl_days=_int(env, "CONVERSATION_TTL_DAYS", 30),

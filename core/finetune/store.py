@@ -1,6 +1,6 @@
 """Fine-tuning state in Redis: named datasets, watched jobs, and pending confirmations.
 
-A dataset's metadata and its JSONL are written in one transaction (same hash tag), so a
+A dataset's metadata and its JSONL are written by one script (same hash tag), so a
 dataset is never half-stored. Jobs are indexed globally (job id -> team) so any bot
 process can resume watching after a restart.
 """
@@ -13,8 +13,6 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
-
-from redis.exceptions import WatchError
 
 from core import keys
 from core.store import Store
@@ -73,31 +71,38 @@ def _check_size(train: str, valid: str) -> None:
         raise DatasetTooLarge(f"The dataset is over {MAX_DATASET_BYTES // 1024 // 1024} MB.")
 
 
+# Scripts, not MULTI/EXEC or WATCH (core/ uses none on a Redis Cluster, see
+# core/store.py); every key of a workspace's datasets shares its `{team}` hash tag.
+_SAVE = """
+local current = redis.call('HGET', KEYS[3], ARGV[1])
+if current and ARGV[2] ~= '1' then return current end
+redis.call('SET', KEYS[1], ARGV[4])
+redis.call('SET', KEYS[2], ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+return false
+"""
+
+
 async def save_dataset(
     store: Store, team: str, ds: Dataset, train: str, valid: str = "", *, replace: bool = False
 ) -> None:
     """Store a dataset; an existing one of that name raises DatasetExists unless `replace`.
 
-    The existence check and the write are one optimistic transaction (WATCH on the index),
-    so two admins saving the same name at once can't silently overwrite each other.
+    The existence check and the write are one script, so two admins saving the same name
+    at once can't silently overwrite each other.
     """
     _check_size(train, valid)
-    index = keys.workspace(store.prefix, team).datasets
-    while True:  # a save of another name touches the same index: try again, then it's clear
-        async with store.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(index)
-            current = await pipe.hget(index, ds.name)
-            if current is not None and not replace:
-                raise DatasetExists(Dataset(**json.loads(current)))
-            pipe.multi()
-            pipe.set(keys.dataset(store.prefix, team, ds.name, "train"), train)
-            pipe.set(keys.dataset(store.prefix, team, ds.name, "valid"), valid)
-            pipe.hset(index, ds.name, json.dumps(asdict(ds)))
-            try:
-                await pipe.execute()
-                return
-            except WatchError:
-                continue
+    script = store.redis.register_script(_SAVE)
+    current = await script(
+        keys=[
+            keys.dataset(store.prefix, team, ds.name, "train"),
+            keys.dataset(store.prefix, team, ds.name, "valid"),
+            keys.workspace(store.prefix, team).datasets,
+        ],
+        args=[ds.name, "1" if replace else "0", json.dumps(asdict(ds)), train, valid],
+    )
+    if current is not None:
+        raise DatasetExists(Dataset(**json.loads(current)))
 
 
 def _staged(token: str) -> str:
@@ -111,7 +116,8 @@ async def stage_dataset(store: Store, team: str, ds: Dataset, train: str, valid:
     """
     _check_size(train, valid)
     token = await put_pending(store, team, {"kind": "overwrite", "dataset": asdict(ds)})
-    async with store.redis.pipeline(transaction=True) as pipe:
+    # Not atomic, and needn't be: both halves expire, and commit_staged wants both.
+    async with store.redis.pipeline(transaction=False) as pipe:
         pipe.set(keys.dataset(store.prefix, team, _staged(token), "train"), train, ex=PENDING_TTL)
         pipe.set(keys.dataset(store.prefix, team, _staged(token), "valid"), valid, ex=PENDING_TTL)
         await pipe.execute()
@@ -148,13 +154,22 @@ async def commit_staged(store: Store, team: str, token: str, pending: dict) -> D
     return ds if done else None
 
 
+# One script so the metadata (its audience above all) matches the JSONL read with it.
+_LOAD = """
+return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
+"""
+
+
 async def load_dataset(store: Store, team: str, name: str) -> tuple[Dataset, str, str] | None:
-    k = keys.workspace(store.prefix, team)
-    async with store.redis.pipeline(transaction=True) as pipe:
-        pipe.hget(k.datasets, name)
-        pipe.get(keys.dataset(store.prefix, team, name, "train"))
-        pipe.get(keys.dataset(store.prefix, team, name, "valid"))
-        meta, train, valid = await pipe.execute()
+    script = store.redis.register_script(_LOAD)
+    meta, train, valid = await script(
+        keys=[
+            keys.workspace(store.prefix, team).datasets,
+            keys.dataset(store.prefix, team, name, "train"),
+            keys.dataset(store.prefix, team, name, "valid"),
+        ],
+        args=[name],
+    )
     if meta is None or train is None:
         return None
     return Dataset(**json.loads(meta)), train.decode(), (valid or b"").decode()
