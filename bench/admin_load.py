@@ -42,6 +42,7 @@ import numpy as np
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
+from bench import wait_until_healthy
 from core.store import start_embedded_valkey
 from tests.scenarios.harness import event_body, mention
 from tests.standins import openai_api
@@ -291,15 +292,7 @@ class Live:
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "--mode", "http"], env=env)
         self.session = aiohttp.ClientSession()
         self.url = f"http://127.0.0.1:{self.port}"
-        for _ in range(300):
-            try:
-                async with self.session.get(self.url + "/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-        raise RuntimeError("bot did not start")
+        await wait_until_healthy(self.session, self.url)
 
     async def close(self) -> None:
         self.proc.terminate()

@@ -29,6 +29,7 @@ from pathlib import Path
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
+from bench import wait_until_healthy
 from core import keys, tokens
 from core.store import connect, start_embedded_valkey
 from tests.scenarios.harness import event_body, mention, message, next_ts
@@ -81,15 +82,7 @@ class Bench:
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "--mode", "http"], env=env)
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         self.url = f"http://127.0.0.1:{self.port}"
-        for _ in range(300):
-            try:
-                async with self.session.get(self.url + "/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-        raise RuntimeError("bot did not start")
+        await wait_until_healthy(self.session, self.url)
 
     async def close(self) -> None:
         self.proc.terminate()

@@ -11,6 +11,7 @@ formed once per session, when a test first needs one (tests marked `cluster`;
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -20,7 +21,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -296,3 +297,23 @@ def fetch_target() -> Iterator[FetchTarget]:
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+async def max_loop_lag(work: Awaitable[None]) -> float:
+    """The longest the event loop (the bot's and the test's) went unresponsive during `work`."""
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - started - 0.01)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await work
+    finally:
+        done.set()
+        await ticker
+    return max(lags)

@@ -23,7 +23,6 @@ import hmac
 import json
 import time
 import urllib.parse
-from collections.abc import Awaitable
 
 import pytest
 
@@ -31,7 +30,7 @@ from bot import auth
 from bot.http import MAX_BODY_BYTES
 from core import keys
 from core.finetune import store as ft
-from tests.conftest import INTERNAL_SECRET
+from tests.conftest import INTERNAL_SECRET, max_loop_lag
 from tests.scenarios.blockkit import assert_valid_blocks
 from tests.scenarios.harness import HttpBot, block_action, mention, message
 from tests.scenarios.test_finetune import ADMIN, command, jsonl, stored_dataset
@@ -417,26 +416,6 @@ async def test_schema_over_openai_limits_gets_a_clear_error(http_bot, slack, ope
 # -- 3. user regexes never stall the bot ---------------------------------------------
 
 
-async def _max_loop_lag(work: Awaitable[None]) -> float:
-    """The longest the event loop (the bot's and the test's) went unresponsive during `work`."""
-    lags: list[float] = []
-    done = asyncio.Event()
-
-    async def tick() -> None:
-        while not done.is_set():
-            started = time.perf_counter()
-            await asyncio.sleep(0.01)
-            lags.append(time.perf_counter() - started - 0.01)
-
-    ticker = asyncio.create_task(tick())
-    try:
-        await work
-    finally:
-        done.set()
-        await ticker
-    return max(lags)
-
-
 # 24 "a"s and a "!": about 2**24 backtracking steps. Python's `re` (which the bot used)
 # needs seconds for that, holding the event loop the whole time, yet finishes, so the old
 # code fails this test instead of hanging it; forty "a"s would take `re` days.
@@ -462,7 +441,7 @@ async def test_catastrophic_pattern_does_not_stall_the_bot(http_bot, slack, open
     answer = json.dumps({"code": BACKTRACKER})
     openai_api.enqueue(Reply(text=answer), Reply(text=answer))  # the answer, and the repair
     schema = json.dumps({"type": "object", "properties": {"code": {"type": "string", "pattern": pattern}}})
-    lag = await _max_loop_lag(_ask_json(bot, slack, f"{schema} Give me a code"))
+    lag = await max_loop_lag(_ask_json(bot, slack, f"{schema} Give me a code"))
     assert lag < 0.2, f"the event loop stalled for {lag:.2f}s"
     posted = slack.messages(channel="C1")[-1]
     assert "didn't produce valid JSON" in posted["text"] and "$.code" in posted["text"]
@@ -729,7 +708,7 @@ async def test_validating_a_big_dataset_never_stalls_the_event_loop(http_bot, sl
         await bot.command("/finetune", "validate", user=ADMIN, response_url=slack.response_url("v"))
         await bot.idle(120)
 
-    lag = await _max_loop_lag(validate())
+    lag = await max_loop_lag(validate())
     [report] = [m for m in slack.messages(channel="C1") if "Validation of" in m["text"]]
     assert "6,000" in json.dumps(report["blocks"])
     assert openai_api.requests and any("/embeddings" in r.path for r in openai_api.requests)
