@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -18,3 +22,42 @@ async def wait_until_healthy(session: aiohttp.ClientSession, url: str, timeout: 
             pass
         await asyncio.sleep(0.05)
     raise RuntimeError("bot did not start")
+
+
+def raw_post(body: str, headers: dict[str, str], path: str = "/slack/events") -> str:
+    """One complete HTTP/1.1 POST, ready to write to a socket (Connection: close)."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\n{head}"
+        f"Content-Length: {len(body.encode())}\r\nConnection: close\r\n\r\n{body}"
+    )
+
+
+@dataclass
+class BurstResult:
+    """What bench/burst.py saw: wall-clock time of its first write (time.time()), and per
+    request its ack time in seconds and HTTP status (0: the connection failed)."""
+
+    first_write: float
+    acks: list[float]
+    statuses: list[int]
+
+
+async def run_burst(targets: list[tuple[int, str]], directory: Path) -> BurstResult:
+    """Write every (port, raw request) at once from a separate process (bench/burst.py)."""
+    path = directory / "burst-targets.json"
+    path.write_text(json.dumps(targets))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.burst", "--targets", str(path), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        out, _ = await proc.communicate()
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.burst exited with {proc.returncode}")
+    result = json.loads(out)
+    return BurstResult(result["first_write"], result["acks"], result["statuses"])

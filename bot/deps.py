@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.streaming import NativeStreamBudget
 from bot.tasks import TaskRunner
-from core import tokens
+from core import tokens, turn_queue
 from core.conversations import CoreDeps
 from core.llm import create_openai
 from core.settings import ConfigError, Settings
@@ -59,6 +59,9 @@ class BotDeps:
     # Threads this process knows exist (so it never reads them from Slack again). Per
     # process on purpose: a miss costs one EXISTS, never a wrong answer.
     known_threads: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # Turn leases this process holds (bot/turns.py), to hand over on shutdown. The leases
+    # themselves are in Redis; this is only which of them are ours.
+    leases: dict[str, turn_queue.Lease] = field(default_factory=dict)
     # Per process, at most a minute old and bounded: see bot/auth.py.
     admin_cache: OrderedDict[tuple[str, str], tuple[float, bool]] = field(default_factory=OrderedDict)
 

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks, messages
 from bot.deps import BotDeps
 from bot.errors import UserError, reported
-from core import conversations, schemas
+from core import conversations, schemas, turn_queue
 from core.conversations import Incoming
 from core.schemas import NamedSchema, SchemaProblem
 
@@ -179,22 +179,49 @@ async def answer_in_channel(
     )
 
 
-async def answer_in_thread(deps: BotDeps, incoming: Incoming, schema_arg: str, question: str) -> None:
-    """`@Threadwise json <schema> [question]`: answer over the thread's whole context."""
-    from bot.turns import post_in_thread
+async def answer_in_thread(
+    deps: BotDeps, incoming: Incoming, schema_arg: str, question: str, joined: bool
+) -> None:
+    """`@Threadwise json <schema> [question]`: answer over the thread's whole context.
+
+    The schema is checked before the turn is queued, so a typo is answered at once; the
+    turn itself waits its place in the thread's queue like any other (`answer_queued`).
+    """
+    from bot.turns import post_in_thread, run_turn
 
     async def say(text: str) -> None:
         await post_in_thread(deps, incoming.channel, incoming.thread_ts, text)
 
+    checked = False
     async with reported(say, unsaved=True, json=True):
         schema = await resolve_schema(deps, incoming.team, schema_arg)
-        question = question or f"Extract the {schema.name.replace('_', ' ')} from this conversation."
+        question = question or _default_question(schema)
         incoming.text = _request_text(schema, question)
-        turn, answer = await _run(deps, incoming, schema)
-        if answer is None:
-            if text := _not_answered(turn):
-                await say(text)
-            return
+        checked = True
+    if checked:
+        await run_turn(
+            deps, incoming, joined_thread=joined, kind="json", schema_arg=schema_arg, question=question
+        )
+
+
+def _default_question(schema: NamedSchema) -> str:
+    return f"Extract the {schema.name.replace('_', ' ')} from this conversation."
+
+
+async def answer_queued(deps: BotDeps, opened: turn_queue.Opened) -> None:
+    """A queued `@bot json` turn, in whichever process holds the thread's lease."""
+    from bot.turns import post_in_thread
+
+    incoming = conversations.incoming_of(opened)
+
+    async def say(text: str) -> None:
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, text)
+
+    record = opened.record
+    async with reported(say, unsaved=True, json=True):
+        schema = await resolve_schema(deps, incoming.team, record["schema_arg"])
+        turn = await conversations.prepare_opened(deps.core, opened)
+        answer = await conversations.answer_json(deps.core, turn, schema)
         await _render(
             deps,
             channel=incoming.channel,
@@ -204,6 +231,6 @@ async def answer_in_thread(deps: BotDeps, incoming: Incoming, schema_arg: str, q
             turn=turn,
             schema=schema,
             answer=answer,
-            question=question,
+            question=record["question"],
             user=incoming.user,
         )

@@ -108,6 +108,10 @@ THREAD_HELP = (
     "switches this thread's persona · `@Threadwise json <schema> [question]` answers as JSON over the "
     "thread (e.g. `@Threadwise json action_items`). `/persona` lists personas."
 )
+GAVE_UP = (
+    ":warning: I couldn't answer this message: answering it failed several times. "
+    "Please ask again; if it keeps happening, ask an admin to check the bot's logs."
+)
 NOT_SAVED = "_Note: I couldn't save that answer to memory (Redis is unreachable), so I may not remember it._"
 FEEDBACK_THANKS = "Thanks: your {rating} on this answer was recorded."
 ANSWER_ATTACHED = "_Slack couldn't show this answer in a message, so it is attached as a file below._"

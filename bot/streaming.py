@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from slack_sdk.errors import SlackApiError
@@ -76,11 +77,17 @@ class SlackAnswer:
         budget: NativeStreamBudget,
         edit_interval: float = EDIT_INTERVAL,
         limit: int = blocks.MARKDOWN_LIMIT,
+        reuse_ts: str = "",
+        on_first_message: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.client = client
         self.target = target
         self.budget = budget
-        self.native = budget.take()
+        # An answer a dead process had started showing is rewritten in place, by edits.
+        self.reuse_ts = reuse_ts
+        self.native = not reuse_ts and budget.take()
+        # Told the first message's ts, so another process can take over this answer.
+        self.on_first_message = on_first_message
         self.edit_interval = edit_interval
         self.limit = limit
         self.stream = None
@@ -93,6 +100,17 @@ class SlackAnswer:
 
     async def start(self) -> None:
         """Show that an answer is coming: the assistant status, or a placeholder."""
+        if self.reuse_ts:
+            self.ts = self.reuse_ts
+            self.message_ts.append(self.ts)
+            await self.client.chat_update(
+                channel=self.target.channel,
+                ts=self.ts,
+                text=messages.THINKING,
+                blocks=blocks.notice(messages.THINKING),
+            )
+            self.last_edit = time.monotonic()
+            return
         if self.native:
             try:
                 await self.client.assistant_threads_setStatus(
@@ -195,7 +213,7 @@ class SlackAnswer:
             flushed = await self.stream.append(markdown_text=text, chunks=[] if first else None)
             if flushed is not None:
                 if self.stream.ts and self.stream.ts not in self.message_ts:
-                    self.message_ts.append(self.stream.ts)
+                    await self._shown(self.stream.ts)
                 self.pending = ""
         except SlackApiError as exc:
             # What Slack already shows stays; what it never got continues in a new message.
@@ -208,7 +226,7 @@ class SlackAnswer:
         await self._open_stream()
         await self.stream.stop(blocks=footer or None)
         if self.stream.ts and self.stream.ts not in self.message_ts:
-            self.message_ts.append(self.stream.ts)
+            await self._shown(self.stream.ts)
         self.pending = ""
 
     def _give_up_native(self, exc: SlackApiError) -> None:
@@ -227,9 +245,14 @@ class SlackAnswer:
             blocks=blocks.notice(messages.THINKING),
         )
         self.ts = response["ts"]
-        self.message_ts.append(self.ts)
+        await self._shown(self.ts)
         self.current = ""
         self.last_edit = time.monotonic()
+
+    async def _shown(self, ts: str) -> None:
+        self.message_ts.append(ts)
+        if len(self.message_ts) == 1 and self.on_first_message is not None:
+            await self.on_first_message(ts)
 
     async def _edit_append(self, text: str) -> None:
         if self.ts is None:

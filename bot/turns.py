@@ -6,6 +6,8 @@ after retries, a stream cut short. The core records; this module tells the threa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from openai import OpenAIError
@@ -15,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks, messages
 from bot.deps import BotDeps
 from bot.streaming import SlackAnswer, Target
-from core import conversations, llm, personas
+from core import conversations, llm, personas, turn_queue
 from core.conversations import Incoming
 
 log = logging.getLogger(__name__)
@@ -30,19 +32,79 @@ async def post_in_thread(deps: BotDeps, channel: str, thread_ts: str, text: str)
         log.warning("Could not post to %s: %s", channel, exc.response.get("error"))
 
 
-async def run_turn(deps: BotDeps, incoming: Incoming, *, joined_thread: bool = False) -> None:
-    """Answer one message; turns of one thread run one at a time, in arrival order.
+async def run_turn(
+    deps: BotDeps, incoming: Incoming, *, joined_thread: bool = False, **fields: object
+) -> None:
+    """Queue one message's turn; if that makes this process the thread's lease holder,
+    answer the thread's queued turns, in order (core/turn_queue.py).
 
     `joined_thread`: the bot was mentioned inside an existing thread, whose earlier
-    messages it never saw; they are read once before the first turn.
+    messages it never saw; they are read once, before the turn is queued. `fields` travel
+    with the queued turn (`kind="json"` and its schema for `@bot json`).
     """
-    async with deps.core.turn_locks.hold(incoming.conv_id):
+    if joined_thread:
+        await join_thread(deps, incoming)
+    try:
+        step = await conversations.queue_turn(deps.core, incoming, owner=deps.instance_id, **fields)
+    except RedisError as exc:
+        log.error("Redis unavailable while queueing a turn: %s", type(exc).__name__)
+        # A follow-up may be in a thread that isn't ours; we can't tell without Redis,
+        # so only messages addressed to the bot (mentions, DMs) get the error.
+        if not incoming.require_existing:
+            await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
+        return
+    except OpenAIError as exc:  # moderation failed after retries
+        await post_in_thread(
+            deps, incoming.channel, incoming.thread_ts, messages.llm_error(llm.error_kind(exc))
+        )
+        return
+    if step.status == "flagged":
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.FLAGGED)
+    elif step.status in ("duplicate", "foreign"):
+        deps.stats.skipped += 1
+        log.debug("Skipping %s message %s", step.status, incoming.ts)
+    elif step.status == "lead":
+        await take_turns(deps, step.opened)
+
+
+async def take_turns(deps: BotDeps, opened: turn_queue.Opened | None) -> None:
+    """Answer the thread's queued turns while this process holds its lease.
+
+    The lease is renewed in the background; each close opens the next turn, or releases
+    the lease when the queue is empty. On shutdown, the turn in hand is finished and the
+    rest handed over (see `hand_over`).
+    """
+    lease = opened.lease
+    deps.leases[lease.conv_id] = lease
+    keeper = asyncio.create_task(_keep(deps, lease), name=f"lease:{lease.conv_id}")
+    try:
+        while opened is not None:
+            step = await _answer(deps, opened)
+            opened = step.opened if step is not None and step.status == "next" else None
+            if opened is not None and deps.stopping.is_set():
+                await turn_queue.hand_over(deps.core.store, lease)  # opened again by whoever adopts
+                opened = None
+    except RedisError as exc:
+        log.error("Redis unavailable between turns of %s: %s", lease.conv_id, type(exc).__name__)
+    except asyncio.CancelledError:  # shutdown ran out of time: let another process finish it
+        with contextlib.suppress(RedisError):
+            await turn_queue.hand_over(deps.core.store, lease)
+        raise
+    finally:
+        keeper.cancel()
+        deps.leases.pop(lease.conv_id, None)
+
+
+async def _keep(deps: BotDeps, lease: turn_queue.Lease) -> None:
+    """Renew the lease a few times per period while its turns run."""
+    while True:
+        await asyncio.sleep(turn_queue.LEASE_MS / 3000)
         try:
-            if joined_thread:
-                await join_thread(deps, incoming)
-            await _run_turn(deps, incoming)
-        except SlackApiError as exc:
-            log.warning("Slack refused the answer in %s: %s", incoming.channel, exc.response.get("error"))
+            if not await turn_queue.renew(deps.core.store, lease):
+                log.warning("Lost the turn lease of %s; its next write will stop", lease.conv_id)
+                return
+        except RedisError as exc:
+            log.warning("Could not renew the turn lease of %s: %s", lease.conv_id, type(exc).__name__)
 
 
 async def join_thread(deps: BotDeps, incoming: Incoming) -> None:
@@ -54,35 +116,40 @@ async def join_thread(deps: BotDeps, incoming: Incoming) -> None:
         pass  # the turn itself reports Redis being down
 
 
-async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
-    core = deps.core
+async def _answer(deps: BotDeps, opened: turn_queue.Opened) -> turn_queue.Step | None:
+    """Answer the open turn and close it, whatever happens: the queue never stalls on it."""
+    incoming = conversations.incoming_of(opened)
+    if opened.tries > turn_queue.MAX_TRIES:
+        log.error("Giving up on a turn in %s after %d tries", incoming.conv_id, opened.tries - 1)
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.GAVE_UP)
+        return await conversations.skip(deps.core, opened)
     try:
-        turn = await conversations.prepare(core, incoming)
-    except RedisError as exc:
-        log.error("Redis unavailable while opening a turn: %s", type(exc).__name__)
-        # A follow-up may be in a thread that isn't ours; we can't tell without Redis,
-        # so only messages addressed to the bot (mentions, DMs) get the error.
-        if not incoming.require_existing:
-            await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
-        return
-    except OpenAIError as exc:  # moderation failed after retries
-        await post_in_thread(
-            deps, incoming.channel, incoming.thread_ts, messages.llm_error(llm.error_kind(exc))
-        )
-        return
-    if turn.status in ("duplicate", "foreign"):
-        deps.stats.skipped += 1
-        log.debug("Skipping %s message %s", turn.status, incoming.ts)
-        return
-    if turn.status == "flagged":
-        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.FLAGGED)
-        return
+        if opened.record.get("kind") == "json":
+            from bot.json_answers import answer_queued
 
+            await answer_queued(deps, opened)
+        else:
+            await _answer_chat(deps, opened)
+    except SlackApiError as exc:
+        log.warning("Slack refused the answer in %s: %s", incoming.channel, exc.response.get("error"))
+    except RedisError as exc:
+        log.error("Redis unavailable during a turn: %s", type(exc).__name__)
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
+        return None  # the lease runs out and the turn is tried again by a recovery scan
+    return opened.done or await conversations.skip(deps.core, opened)
+
+
+async def _answer_chat(deps: BotDeps, opened: turn_queue.Opened) -> None:
+    core = deps.core
+    turn = await conversations.prepare_opened(core, opened)
+    incoming = turn.incoming
     deps.stats.turns += 1
     answer = SlackAnswer(
         deps.client,
         Target(incoming.channel, incoming.thread_ts, incoming.team, incoming.user),
         budget=deps.streams,
+        reuse_ts=opened.shown,
+        on_first_message=lambda ts: turn_queue.mark_shown(core.store, opened, ts),
     )
     await answer.start()
     result = llm.StreamResult()
@@ -103,7 +170,10 @@ async def _run_turn(deps: BotDeps, incoming: Incoming) -> None:
             finally:
                 await _record(deps, turn, result, answer, interrupted=True)
         else:
-            await answer.fail(messages.llm_error(kind))
+            try:
+                await answer.fail(messages.llm_error(kind))
+            finally:
+                await _record(deps, turn, result, answer)
         return
     if result.refusal and not result.text:
         notes.append(f"_The model declined to answer: {blocks.escape(result.refusal)}_")

@@ -6,17 +6,15 @@ nothing of Slack: the bot passes an `Incoming` and renders the `Prepared` turn's
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from openai import AsyncOpenAI
 
-from core import history, keys, llm, personas, structured, tokens
+from core import history, keys, llm, personas, structured, tokens, turn_queue
 from core.schemas import NamedSchema
 from core.settings import Settings
 from core.store import Store
@@ -27,33 +25,6 @@ log = logging.getLogger(__name__)
 TRUNCATION_NOTICE = "\n\n[…message truncated: it was {n} tokens, over the {limit}-token limit]"
 
 
-class ConversationLocks:
-    """One lock per conversation, dropped when nobody holds or waits for it.
-
-    Two messages that arrive together in a thread are answered one after the other, in
-    arrival order (asyncio locks are FIFO), so the second answer sees the first.
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, conv_id: str):
-        lock, users = self._locks.get(conv_id, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[conv_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[conv_id]
-            if users <= 1:
-                del self._locks[conv_id]
-            else:
-                self._locks[conv_id] = (lock, users - 1)
-
-
 @dataclass
 class CoreDeps:
     """What a turn needs; created once at start-up and passed down."""
@@ -61,8 +32,6 @@ class CoreDeps:
     settings: Settings
     store: Store
     openai: AsyncOpenAI
-    # Per process: turns of one thread run one at a time, in arrival order, here.
-    turn_locks: ConversationLocks = field(default_factory=lambda: ConversationLocks())
 
 
 @dataclass
@@ -97,6 +66,8 @@ class Prepared:
     history_length: int = 0
     temperature: float | None = None
     first_reply: bool = False  # no answer in this thread yet
+    opened: turn_queue.Opened | None = None  # a queued turn: it is closed through its lease
+    after: turn_queue.Step | None = None  # a closed queued turn: what the queue holds next
 
 
 def history_budget(settings: Settings, model: str) -> int:
@@ -143,7 +114,8 @@ def _wire(message: dict) -> dict:
 
 
 async def prepare(deps: CoreDeps, incoming: Incoming) -> Prepared:
-    """Screen, record and load: everything before the model is called.
+    """Screen, record and load, outside the turn queue: a turn that starts its own thread
+    (`/ask-json` in a channel), so nothing else can be queued in it yet.
 
     Two Redis round trips: the turn script (dedupe, append, window) and the persona
     lookup. The user's message is stored before the model is called, so a failed call
@@ -153,9 +125,8 @@ async def prepare(deps: CoreDeps, incoming: Incoming) -> Prepared:
     if s.moderation_enabled and await llm.is_flagged(deps.openai, incoming.text):
         log.info("Moderation flagged a message in %s", incoming.channel)
         return Prepared(status="flagged", incoming=incoming)
-    model = s.openai_model
-    budget = history_budget(s, model)
-    message, truncated_from = user_message(incoming, model, budget)
+    budget = history_budget(s, s.openai_model)
+    message, truncated_from = user_message(incoming, s.openai_model, budget)
     turn = await history.open_turn(
         deps.store,
         incoming.conv_id,
@@ -168,8 +139,75 @@ async def prepare(deps: CoreDeps, incoming: Incoming) -> Prepared:
     )
     if turn.status != "ok":
         return Prepared(status=turn.status, incoming=incoming)
-    thread_choice = personas.Choice.from_json(turn.meta.get("persona"), "thread")
-    first_reply = not int(turn.meta.get("turns") or 0)
+    return await _loaded(deps, incoming, turn.meta, turn.window, turn.length, truncated_from)
+
+
+async def queue_turn(deps: CoreDeps, incoming: Incoming, *, owner: str, **fields: object) -> turn_queue.Step:
+    """Screen the message and queue its turn (see core/turn_queue.py): one round trip.
+
+    The stored form (token count, truncation) is made here, so whichever process opens
+    the turn appends exactly this. `fields` travel with it (the kind of turn, its args).
+    Status `flagged`: moderation refused it, and nothing was stored.
+    """
+    s = deps.settings
+    if s.moderation_enabled and await llm.is_flagged(deps.openai, incoming.text):
+        log.info("Moderation flagged a message in %s", incoming.channel)
+        return turn_queue.Step(status="flagged")
+    budget = history_budget(s, s.openai_model)
+    message, truncated_from = user_message(incoming, s.openai_model, budget)
+    record = turn_queue.new_record(
+        message, incoming=asdict(incoming), truncated_from=truncated_from, **fields
+    )
+    return await turn_queue.enqueue(
+        deps.store,
+        incoming.conv_id,
+        record,
+        owner=owner,
+        markers=[f"event:{incoming.event_id or incoming.ts}", f"msg:{incoming.ts}"],
+        require_existing=incoming.require_existing,
+        budget=budget,
+        ttl=s.conversation_ttl_seconds,
+    )
+
+
+async def adopt(deps: CoreDeps, conv_id: str, *, owner: str) -> turn_queue.Step:
+    """Take over a thread's queue whose holder died (see bot/turn_worker.py)."""
+    s = deps.settings
+    return await turn_queue.adopt(
+        deps.store,
+        conv_id,
+        owner=owner,
+        budget=history_budget(s, s.openai_model),
+        ttl=s.conversation_ttl_seconds,
+    )
+
+
+def incoming_of(opened: turn_queue.Opened) -> Incoming:
+    return Incoming(**opened.record["incoming"])
+
+
+async def prepare_opened(deps: CoreDeps, opened: turn_queue.Opened) -> Prepared:
+    """A queued turn the caller holds the lease for, ready to stream: one round trip."""
+    incoming = incoming_of(opened)
+    turn = await _loaded(
+        deps, incoming, opened.meta, opened.window, opened.length, int(opened.record.get("truncated_from", 0))
+    )
+    turn.opened = opened
+    return turn
+
+
+async def _loaded(
+    deps: CoreDeps,
+    incoming: Incoming,
+    meta: dict[str, str],
+    window: list[dict],
+    length: int,
+    truncated_from: int,
+) -> Prepared:
+    """Resolve the persona (one round trip) and fit the window to its model."""
+    s = deps.settings
+    thread_choice = personas.Choice.from_json(meta.get("persona"), "thread")
+    first_reply = not int(meta.get("turns") or 0)
     resolved = await personas.resolve(
         deps.store,
         incoming.team,
@@ -178,18 +216,18 @@ async def prepare(deps: CoreDeps, incoming: Incoming) -> Prepared:
         default_team_prompt=s.workspace_persona_prompt,
         with_names=first_reply,  # the thread's first reply offers a persona menu
     )
-    model = resolved.persona.model or resolved.channel_model or model
-    window, dropped = fit(turn.window, history_budget(s, model))
+    model = resolved.persona.model or resolved.channel_model or s.openai_model
+    fitted, dropped = fit(window, history_budget(s, model))
     system = {"role": "system", "content": resolved.system}
     return Prepared(
         status="ok",
         incoming=incoming,
         model=model,
-        messages=[system] + [_wire(m) for m in window],
+        messages=[system] + [_wire(m) for m in fitted],
         resolved=resolved,
         truncated_from=truncated_from,
-        dropped=dropped + (turn.length - len(turn.window)),
-        history_length=turn.length,
+        dropped=dropped + (length - len(window)),
+        history_length=length,
         first_reply=first_reply,
         temperature=resolved.persona.temperature
         if resolved.persona.temperature is not None
@@ -282,14 +320,7 @@ async def answer_json(deps: CoreDeps, turn: Prepared, schema: NamedSchema) -> Js
         text = f"(no valid JSON: {answer.error})"
     message = {"role": "assistant", "content": text}
     message["tokens"] = tokens.count_message(message, turn.model)
-    await history.close_turn(
-        deps.store,
-        turn.incoming.conv_id,
-        message,
-        ttl=s.conversation_ttl_seconds,
-        usage=answer.usage,
-        meta=_turn_meta(turn),
-    )
+    turn.after = await _close(deps, turn, message, usage=answer.usage)
     return answer
 
 
@@ -317,11 +348,12 @@ async def record(
     *,
     interrupted: bool = False,
     slack_ts: list[str] | None = None,
-) -> None:
+) -> turn_queue.Step | None:
     """Append the answer as shown (with where it was shown) and the usage totals.
 
     `slack_ts` are the messages the answer occupies; ratings and reactions on any of them
-    find the answer through it.
+    find the answer through it. For a queued turn, what the queue holds next is returned
+    (see `turn_queue.close`).
     """
     text = result.text or result.refusal
     message = None
@@ -332,11 +364,44 @@ async def record(
         message["reply_to"] = turn.incoming.ts
         if slack_ts:
             message["slack_ts"] = list(slack_ts)
-    await history.close_turn(
+    turn.after = await _close(deps, turn, message, usage=dict(result.usage))
+    return turn.after
+
+
+async def skip(deps: CoreDeps, opened: turn_queue.Opened) -> turn_queue.Step:
+    """Close a queued turn without an answer (one that kept failing, or was refused)."""
+    s = deps.settings
+    return await turn_queue.close(
         deps.store,
-        turn.incoming.conv_id,
+        opened,
+        None,
+        usage=None,
+        meta=None,
+        ttl=s.conversation_ttl_seconds,
+        budget=history_budget(s, s.openai_model),
+    )
+
+
+async def _close(
+    deps: CoreDeps, turn: Prepared, message: dict | None, *, usage: dict[str, int]
+) -> turn_queue.Step | None:
+    s = deps.settings
+    if turn.opened is None:
+        await history.close_turn(
+            deps.store,
+            turn.incoming.conv_id,
+            message,
+            ttl=s.conversation_ttl_seconds,
+            usage=usage,
+            meta=_turn_meta(turn),
+        )
+        return None
+    return await turn_queue.close(
+        deps.store,
+        turn.opened,
         message,
-        ttl=deps.settings.conversation_ttl_seconds,
-        usage=dict(result.usage),
+        usage=usage,
         meta=_turn_meta(turn),
+        ttl=s.conversation_ttl_seconds,
+        budget=history_budget(s, s.openai_model),
     )

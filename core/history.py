@@ -24,6 +24,33 @@ def conversation_id(team: str, channel: str, thread_ts: str) -> str:
     return keys.conversation_id(team, channel, thread_ts)
 
 
+# The newest messages that fit `budget`, walking cached counts from the tail, as one JSON
+# array string (`window`), and the metadata a turn needs (`fields`). Expects `msgs`,
+# `toks`, `meta`, `budget` and `n` (the history's length). Shared by core/turn_queue.py.
+WINDOW_LUA = """
+-- Walk cached counts from the newest message back until the budget is spent.
+local total, count, step = 0, 0, 64
+while count < n do
+  local chunk = redis.call('LRANGE', toks, -(count + step), -(count + 1))
+  local stop = false
+  for i = #chunk, 1, -1 do
+    local t = tonumber(chunk[i])
+    if count > 0 and total + t > budget then stop = true break end
+    total = total + t
+    count = count + 1
+  end
+  if stop or #chunk < step then break end
+end
+-- One JSON array string: a single reply to parse instead of one per message.
+local window = '[' .. table.concat(redis.call('LRANGE', msgs, -count, -1), ',') .. ']'
+local wanted = {'persona', 'turns', 'messages', 'history_tokens', 'created'}
+local values = redis.call('HMGET', meta, unpack(wanted))
+local fields = {}
+for i, name in ipairs(wanted) do
+  if values[i] then table.insert(fields, name) table.insert(fields, values[i]) end
+end
+"""
+
 _OPEN_TURN = """
 local msgs, toks, meta, seen_event, seen_msg = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local message, tokens, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -57,29 +84,8 @@ else
   redis.call('EXPIRE', toks, ttl)
   redis.call('EXPIRE', meta, ttl)
 end
--- Walk cached counts from the newest message back until the budget is spent.
-local total, count, step = 0, 0, 64
-while count < n do
-  local chunk = redis.call('LRANGE', toks, -(count + step), -(count + 1))
-  local stop = false
-  for i = #chunk, 1, -1 do
-    local t = tonumber(chunk[i])
-    if count > 0 and total + t > budget then stop = true break end
-    total = total + t
-    count = count + 1
-  end
-  if stop or #chunk < step then break end
-end
--- One JSON array string: a single reply to parse instead of one per message.
-local window = '[' .. table.concat(redis.call('LRANGE', msgs, -count, -1), ',') .. ']'
-local wanted = {'persona', 'turns', 'messages', 'history_tokens', 'created'}
-local values = redis.call('HMGET', meta, unpack(wanted))
-local fields = {}
-for i, name in ipairs(wanted) do
-  if values[i] then table.insert(fields, name) table.insert(fields, values[i]) end
-end
-return {'ok', fields, window, n}
 """
+_OPEN_TURN += WINDOW_LUA + "return {'ok', fields, window, n}\n"
 
 
 @dataclass

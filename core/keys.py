@@ -22,13 +22,24 @@ class ConversationKeys:
 
     msgs: str  # messages, a list of JSON
     toks: str  # their cached token counts, a list parallel to `msgs`
-    meta: str  # metadata hash: counters, usage, the thread's persona
+    meta: str  # metadata hash: counters, usage, the thread's persona, the turn in progress
+    queue: str  # turns waiting or in progress, oldest first (core/turn_queue.py)
+    lease: str  # "owner:fence" of the process taking this thread's turns, with a TTL
+    fence: str  # counter: each new lease holder gets the next number
 
 
 def conversation(prefix: str, conv_id: str) -> ConversationKeys:
-    """Keys of one conversation: messages (JSON list), their cached token counts, metadata."""
+    """Keys of one conversation: messages (JSON list), their cached token counts, metadata,
+    and the turn queue with its lease."""
     base = f"{prefix}:c:{{{conv_id}}}"
-    return ConversationKeys(msgs=f"{base}:msgs", toks=f"{base}:toks", meta=f"{base}:meta")
+    return ConversationKeys(
+        msgs=f"{base}:msgs",
+        toks=f"{base}:toks",
+        meta=f"{base}:meta",
+        queue=f"{base}:queue",
+        lease=f"{base}:lease",
+        fence=f"{base}:fence",
+    )
 
 
 def feedback(prefix: str, conv_id: str) -> str:
@@ -82,6 +93,17 @@ def dataset(prefix: str, team: str, name: str, part: str) -> str:
 def pending(prefix: str, team: str, token: str) -> str:
     """An action awaiting an admin's Confirm click (fine-tune start, cancel)."""
     return f"{prefix}:w:{{{team}}}:pending:{token}"
+
+
+def open_turns(prefix: str) -> str:
+    """Conversations that may hold queued turns (conv id -> when to look at it next), across
+    workspaces. Any process scans it for turns whose lease holder died (core/turn_queue.py)."""
+    return f"{prefix}:turns:open"
+
+
+def recovery_scan(prefix: str) -> str:
+    """Held for one scan interval by the process scanning `open_turns`, so scans take turns."""
+    return f"{prefix}:turns:scan"
 
 
 def finetune_jobs(prefix: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import mimetypes
 import time
 import uuid
@@ -42,8 +43,83 @@ class Call:
     params: dict[str, Any]
     headers: dict[str, str]
     at: float
-    #: True when the call was answered with an injected failure (see SlackStandIn.fail) or auth error
+    #: True when the call was answered with an injected failure (see SlackStandIn.fail), an auth
+    #: error or a tier-enforcement 429 (see SlackStandIn.enforce_rate_limits)
     failed: bool = False
+
+
+#: Slack's published Web API rate tiers, in calls per minute per app, workspace and method
+#: (https://docs.slack.dev/apis/web-api/rate-limits). Slack only says "N+ per minute" with
+#: "bursts"; these are the floor values, so a bot that stays within them is safe on real Slack.
+TIER_PER_MINUTE: dict[int, float] = {1: 1, 2: 20, 3: 50, 4: 100}
+
+#: Tier of each Web API method the bot uses, from Slack's method reference. Methods not listed
+#: are treated as Tier 4 (the most generous), so forgetting one never fails a test spuriously.
+#: Copied per stand-in (``SlackStandIn.method_tiers``) so a test can tighten one method, e.g.
+#: conversations.replies to Tier 1 for commercially distributed non-Marketplace apps.
+METHOD_TIERS: dict[str, int] = {
+    "chat.startStream": 2,
+    "chat.stopStream": 2,
+    "chat.appendStream": 4,
+    "chat.update": 3,
+    "chat.delete": 3,
+    "chat.postEphemeral": 4,
+    "conversations.replies": 3,
+    "conversations.history": 3,
+    "conversations.info": 3,
+    "conversations.members": 3,
+    "conversations.open": 3,
+    "users.info": 4,
+    "views.open": 4,
+    "views.publish": 4,
+    "views.update": 4,
+    "views.push": 4,
+    "files.list": 3,
+    "files.info": 4,
+    "files.getUploadURLExternal": 4,
+    "files.completeUploadExternal": 4,
+}
+DEFAULT_TIER = 4
+#: never limited here: the bot calls them once at start-up and a 429 there only tests plumbing
+RATE_EXEMPT = frozenset({"auth.test", "apps.connections.open"})
+
+#: chat.postMessage is Slack's "special" tier: about 1 message per second per channel with
+#: short bursts, plus a workspace-wide cap Slack only calls "several hundred per minute".
+POST_PER_CHANNEL_PER_MINUTE = 60.0
+POST_PER_CHANNEL_BURST = 3.0
+POST_WORKSPACE_PER_MINUTE = 300.0
+
+
+def burst_capacity(per_minute: float) -> float:
+    """Bucket size for a tier: about ten seconds' worth of calls, but at least 3.
+
+    Slack documents bursts without numbers. A sixth of the per-minute rate lets a bot do a short
+    flurry (Tier 3: 8, Tier 4: 16) yet still fails one that keeps going at more than the tier's
+    rate; the floor of 3 keeps Tier 1 and Tier 2 from rejecting the second call of a pair.
+    """
+    return float(max(3, int(per_minute // 6)))
+
+
+@dataclass
+class _Bucket:
+    """A token bucket: `capacity` calls at once, refilled at `per_second`."""
+
+    capacity: float
+    per_second: float
+    tokens: float
+    last: float
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.per_second)
+        self.last = now
+
+    def wait(self, now: float) -> float:
+        """Seconds until one call is allowed (0 when it is allowed now)."""
+        self._refill(now)
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.per_second
+
+    def take(self) -> None:
+        self.tokens -= 1
 
 
 @dataclass
@@ -162,7 +238,14 @@ def _filetype(name: str) -> str:
 class SlackStandIn(LocalServer):
     """Records Slack Web API calls and answers them plausibly; see module docstring."""
 
-    def __init__(self, *, bot_user_id: str = "UBOT", bot_id: str = "BBOT", team_id: str = "T1") -> None:
+    def __init__(
+        self,
+        *,
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        team_id: str = "T1",
+        enforce_tiers: bool = False,
+    ) -> None:
         super().__init__()
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -192,6 +275,12 @@ class SlackStandIn(LocalServer):
         self._id_counter = 0
         self._ws: web.WebSocketResponse | None = None
         self._all_ws: set[web.WebSocketResponse] = set()
+        #: calls answered 429 "ratelimited" by tier enforcement (see enforce_rate_limits)
+        self.rate_limited: list[Call] = []
+        self.method_tiers: dict[str, int] = dict(METHOD_TIERS)
+        self._enforce = enforce_tiers
+        self._rate_scale = 1.0
+        self._buckets: dict[tuple[str, ...], _Bucket] = {}
 
     # -- public helpers --------------------------------------------------------------------
 
@@ -246,6 +335,25 @@ class SlackStandIn(LocalServer):
         self._failures.setdefault(method, []).extend(
             _Failure(error, status, retry_after) for _ in range(times)
         )
+
+    def enforce_rate_limits(self, enabled: bool = True, *, scale: float = 1.0) -> None:
+        """Answer calls over Slack's published rate tiers with 429, as real Slack does.
+
+        Off by default, so scenario tests are not slowed down or made flaky by it. Benches and
+        tests turn it on to prove the bot stays within its budget. `scale` multiplies every
+        refill rate (scale=60 turns "per minute" into "per second"); burst sizes stay the same,
+        so a test can drain a bucket with a few calls and watch it refill in milliseconds.
+        Calling this again starts every bucket full.
+        """
+        if scale <= 0:
+            raise ValueError("scale must be positive")
+        self._enforce = enabled
+        self._rate_scale = scale
+        self._buckets.clear()
+
+    def rate_limited_count(self, method: str | None = None) -> int:
+        """How many calls (to `method`, or to any method) tier enforcement answered with 429."""
+        return sum(1 for c in self.rate_limited if method is None or c.method == method)
 
     def response_url(self, key: str | None = None) -> str:
         """A response_url for slash-command/interaction payloads; posts land in responses[key]."""
@@ -400,6 +508,45 @@ class SlackStandIn(LocalServer):
             "channels": [],
         }
 
+    def _bucket(self, key: tuple[str, ...], per_minute: float, capacity: float, now: float) -> _Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            per_second = per_minute * self._rate_scale / 60
+            bucket = self._buckets[key] = _Bucket(capacity, per_second, capacity, now)
+        return bucket
+
+    def _rate_limit_wait(self, call: Call) -> float:
+        """Seconds the caller must wait before `call` is allowed; 0 means allowed (and counted).
+
+        Buckets are per (workspace, method), as Slack's are. The stand-in serves one team, so the
+        bearer token stands for the workspace. A call counts against every bucket it needs only
+        when all of them allow it, so a rejected post does not also drain the channel's budget.
+        """
+        if not self._enforce or call.method in RATE_EXEMPT:
+            return 0.0
+        workspace = call.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        now = time.monotonic()
+        if call.method == "chat.postMessage":
+            channel = str(call.params.get("channel", ""))
+            cap = burst_capacity(POST_WORKSPACE_PER_MINUTE)
+            buckets = [
+                self._bucket((workspace, call.method), POST_WORKSPACE_PER_MINUTE, cap, now),
+                self._bucket(
+                    (workspace, call.method, channel),
+                    POST_PER_CHANNEL_PER_MINUTE,
+                    POST_PER_CHANNEL_BURST,
+                    now,
+                ),
+            ]
+        else:
+            per_minute = TIER_PER_MINUTE[self.method_tiers.get(call.method, DEFAULT_TIER)]
+            buckets = [self._bucket((workspace, call.method), per_minute, burst_capacity(per_minute), now)]
+        wait = max(b.wait(now) for b in buckets)
+        if wait == 0:
+            for b in buckets:
+                b.take()
+        return wait
+
     def _text_of(self, msg: _Message) -> str:
         if msg.kind == "stream" and not msg.updated:
             return "".join(msg.stream_parts)
@@ -442,6 +589,12 @@ class SlackStandIn(LocalServer):
             if not request.headers.get("Authorization", "").strip():
                 call.failed = True
                 return self._err("not_authed")
+            # Tier enforcement comes before injected failures and the handler: like Slack, a
+            # throttled call has no effect, and a queued fail() waits for the next call through.
+            if wait := self._rate_limit_wait(call):
+                call.failed = True
+                self.rate_limited.append(call)
+                return self._err("ratelimited", 429, {"Retry-After": str(max(1, math.ceil(wait)))})
             pending = self._failures.get(method)
             if pending:
                 failure = pending.pop(0)

@@ -6,7 +6,7 @@ from bot import mentions, messages
 from bot.deps import BotDeps
 from bot.json_answers import answer_in_thread
 from bot.thread_persona import switch_thread_persona
-from bot.turns import join_thread, post_in_thread, run_turn
+from bot.turns import post_in_thread, run_turn
 from core import history, schemas
 from core.conversations import Incoming
 
@@ -62,16 +62,9 @@ def dispatch_text(
         if not schema_arg:
             deps.tasks.spawn(post_in_thread(deps, channel, thread_ts, messages.THREAD_HELP))
             return
-        deps.tasks.spawn(_json_turn(deps, incoming, schema_arg, question, joined))
+        deps.tasks.spawn(answer_in_thread(deps, incoming, schema_arg, question, joined))
         return
     deps.tasks.spawn(run_turn(deps, incoming, joined_thread=joined), name=f"turn:{channel}:{ts}")
-
-
-async def _json_turn(deps: BotDeps, incoming: Incoming, schema_arg: str, question: str, joined: bool) -> None:
-    async with deps.core.turn_locks.hold(incoming.conv_id):
-        if joined:
-            await join_thread(deps, incoming)
-        await answer_in_thread(deps, incoming, schema_arg, question)
 
 
 async def _once(deps: BotDeps, conv_id: str, marker: str, work) -> None:

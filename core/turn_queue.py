@@ -1,0 +1,405 @@
+"""Turns of one thread run one at a time, in arrival order, whichever process got them.
+
+Several bot processes share one Redis. Each conversation has a queue of turns (a Redis
+list, under the conversation's hash tag) and a lease: a key holding `owner|fence` with a
+TTL. Whoever holds the lease takes the queue's turns one after another; everyone else
+only appends to the queue. So answer k is built after answer k-1 was recorded, and its
+context holds messages 1..k, on one process or ten.
+
+- `enqueue` dedupes the event, appends the turn and, if nobody holds the lease, takes it
+  and opens the head turn, all in one script.
+- The holder renews the lease (`renew`) while it works. `close` records the answer, pops
+  the turn and opens the next one, or releases the lease when the queue is empty.
+  Nothing can slip between "queue empty" and "lease released": both happen in one script,
+  and `enqueue` takes the lease in one script too.
+- Fencing: each new holder gets the next number from the conversation's counter, and
+  every write checks that the lease still names the caller's number. A holder that
+  stalled past its lease (a long GC pause, a partition) finds out at its next write and
+  stops; it can't write over the process that took over.
+- It can't deadlock: a lease is a key with a TTL, not a lock held by a connection or a
+  process. If the holder dies, the lease expires within `lease_ms`, and any process's
+  recovery scan of `keys.open_turns` adopts the queue (`adopt`). The head turn's user
+  message is appended to the history only once (meta `head` holds its token), and the
+  Slack message it was being shown in (`head_shown`) is handed to the new holder, so a
+  half-shown answer is replaced, never duplicated.
+
+State here is all in Redis: it must agree across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from core import keys
+from core.history import WINDOW_LUA, _decode_meta
+from core.store import Store
+
+LEASE_MS = 8_000  # a dead holder's turns are adopted within this plus one scan interval
+MAX_TRIES = 3  # a turn that took down its process this often is given up, with a note
+
+# Opens the queue's head turn: appends its user message to the history the first time,
+# counts the attempt, and returns the context window. Expects msgs, toks, meta, queue,
+# budget, ttl and now.
+_OPEN_HEAD = (
+    """
+local function open_head()
+  local raw = redis.call('LINDEX', queue, 0)
+  local head = cjson.decode(raw)
+  local tries
+  if redis.call('HGET', meta, 'head') ~= head.token then
+    redis.call('RPUSH', msgs, head.message)
+    redis.call('RPUSH', toks, head.tokens)
+    redis.call('HSETNX', meta, 'created', now)
+    redis.call('HSET', meta, 'updated', now, 'head', head.token, 'head_tries', 1)
+    redis.call('HDEL', meta, 'head_shown')
+    redis.call('HINCRBY', meta, 'messages', 1)
+    redis.call('HINCRBY', meta, 'history_tokens', head.tokens)
+    tries = 1
+  else
+    tries = redis.call('HINCRBY', meta, 'head_tries', 1)
+  end
+  for _, key in ipairs({msgs, toks, meta, queue}) do redis.call('EXPIRE', key, ttl) end
+  local n = redis.call('LLEN', msgs)
+"""
+    + WINDOW_LUA
+    + """
+  return {raw, fields, window, n, tries, redis.call('HGET', meta, 'head_shown') or ''}
+end
+"""
+)
+
+_TAKE_LEASE = """
+local function take_lease()
+  local f = redis.call('INCR', fence)
+  redis.call('EXPIRE', fence, ttl)
+  redis.call('SET', lease, owner .. '|' .. f, 'PX', lease_ms)
+  return f
+end
+"""
+
+_ENQUEUE = (
+    """
+local msgs, toks, meta, queue, lease, fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local record, token, require_existing, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local lease_ms, dedupe_ttl, budget = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local ttl, now = tonumber(ARGV[8]), ARGV[9]
+"""
+    + _OPEN_HEAD
+    + _TAKE_LEASE
+    + """
+if require_existing == '1' and redis.call('EXISTS', meta) == 0 and redis.call('LLEN', queue) == 0 then
+  return {'foreign'}
+end
+-- The markers hold this call's token: a retry of the same call (its reply was lost)
+-- finds its own token and doesn't queue twice; anything else is a duplicate event.
+local replay = false
+for i = 7, #KEYS do
+  if not redis.call('SET', KEYS[i], token, 'NX', 'EX', dedupe_ttl) then
+    if redis.call('GET', KEYS[i]) ~= token then return {'duplicate'} end
+    replay = true
+  end
+end
+if not replay then
+  redis.call('RPUSH', queue, record)
+  redis.call('EXPIRE', queue, ttl)
+end
+if redis.call('EXISTS', lease) == 1 or redis.call('LLEN', queue) == 0 then return {'queued'} end
+local f = take_lease()
+local opened = open_head()
+return {'lead', f, unpack(opened)}
+"""
+)
+
+_CLOSE = (
+    """
+local msgs, toks, meta, queue, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local holder, token, answer, answer_tokens = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local fields, ttl, lease_ms = cjson.decode(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local budget, now = tonumber(ARGV[8]), ARGV[9]
+"""
+    + _OPEN_HEAD
+    + """
+if redis.call('GET', lease) ~= holder then return {'lost'} end
+local raw = redis.call('LINDEX', queue, 0)
+-- Only the turn this holder opened is closed: a retried call (its reply was lost)
+-- finds the head already popped and records nothing twice.
+if raw and cjson.decode(raw).token == token then
+  if answer ~= '' then
+    redis.call('RPUSH', msgs, answer)
+    redis.call('RPUSH', toks, answer_tokens)
+    redis.call('HINCRBY', meta, 'messages', 1)
+    redis.call('HINCRBY', meta, 'history_tokens', answer_tokens)
+    redis.call('HINCRBY', meta, 'turns', 1)
+  end
+  for name, value in pairs(fields.usage) do redis.call('HINCRBY', meta, 'usage_' .. name, value) end
+  for name, value in pairs(fields.meta) do redis.call('HSET', meta, name, value) end
+  redis.call('LPOP', queue)
+  redis.call('HDEL', meta, 'head', 'head_tries', 'head_shown')
+end
+for _, key in ipairs({msgs, toks, meta}) do redis.call('EXPIRE', key, ttl) end
+if redis.call('LLEN', queue) == 0 then
+  redis.call('DEL', lease)
+  return {'idle'}
+end
+redis.call('PEXPIRE', lease, lease_ms)
+return {'next', 0, unpack(open_head())}
+"""
+)
+
+_ADOPT = (
+    """
+local msgs, toks, meta, queue, lease, fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local owner, lease_ms, budget, ttl, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+"""
+    + _OPEN_HEAD
+    + _TAKE_LEASE
+    + """
+if redis.call('EXISTS', lease) == 1 then return {'busy', redis.call('PTTL', lease)} end
+if redis.call('LLEN', queue) == 0 then return {'idle'} end
+local f = take_lease()
+return {'lead', f, unpack(open_head())}
+"""
+)
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+_SHOWN = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('HGET', KEYS[2], 'head') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], 'head_shown', ARGV[3])
+return 1
+"""
+
+_HAND_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+"""
+
+_FORGET_IF_UNCHANGED = """
+if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) == tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) return 1 end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Lease:
+    conv_id: str
+    owner: str
+    fence: int
+
+    @property
+    def value(self) -> str:
+        return f"{self.owner}|{self.fence}"
+
+
+@dataclass
+class Opened:
+    """The queue's head turn, its user message in the history, ready for the model."""
+
+    lease: Lease
+    record: dict  # as given to `enqueue`
+    meta: dict[str, str] = field(default_factory=dict)
+    window: list[dict] = field(default_factory=list)
+    length: int = 0  # messages in the whole history
+    tries: int = 1  # 2 or more: an earlier holder died during this turn
+    shown: str = ""  # Slack ts an earlier holder was showing this turn's answer in
+    done: Step | None = None  # set once `close` ran for it
+
+    @property
+    def token(self) -> str:
+        return self.record["token"]
+
+
+@dataclass
+class Step:
+    """What a queue call left the caller with."""
+
+    status: str  # lead | next (a turn is open) · queued | idle | busy | lost | duplicate | foreign
+    opened: Opened | None = None
+    retry_in_ms: int = 0  # busy: when the lease runs out, if nobody renews it
+
+
+def new_record(message: dict, **fields: object) -> dict:
+    """A queued turn: the user's message as it will be stored (with its cached `tokens`),
+    plus whatever the bot needs to answer it in another process."""
+    return {
+        "token": uuid.uuid4().hex,
+        "tokens": int(message["tokens"]),
+        "message": json.dumps(message, separators=(",", ":")),
+        **fields,
+    }
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _step(reply: list, conv_id: str, owner: str, lease: Lease | None = None) -> Step:
+    status = _text(reply[0])
+    if status not in ("lead", "next"):
+        return Step(status=status, retry_in_ms=int(reply[1]) if status == "busy" else 0)
+    if status == "lead":
+        lease = Lease(conv_id, owner, int(reply[1]))
+    raw, fields, window, length, tries, shown = reply[2:8]
+    return Step(
+        status=status,
+        opened=Opened(
+            lease=lease,
+            record=json.loads(raw),
+            meta=_decode_meta(fields),
+            window=json.loads(window),
+            length=int(length),
+            tries=int(tries),
+            shown=_text(shown),
+        ),
+    )
+
+
+def _conv_keys(store: Store, conv_id: str) -> list[str]:
+    k = keys.conversation(store.prefix, conv_id)
+    return [k.msgs, k.toks, k.meta, k.queue, k.lease, k.fence]
+
+
+async def enqueue(
+    store: Store,
+    conv_id: str,
+    record: dict,
+    *,
+    owner: str,
+    markers: list[str],
+    require_existing: bool,
+    budget: int,
+    ttl: int,
+    lease_ms: int = LEASE_MS,
+) -> Step:
+    """Queue a turn; `lead` means the caller now holds the lease and the turn is open.
+
+    `markers` dedupe Slack retries (event id) and double deliveries (channel and ts). The
+    conversation is also put on the recovery index, so a holder's death is noticed.
+    """
+    script = store.redis.register_script(_ENQUEUE)
+    seen = [keys.seen(store.prefix, conv_id, m) for m in dict.fromkeys(markers)]
+    now = time.time()
+    reply = await script(
+        keys=_conv_keys(store, conv_id) + seen,
+        args=[
+            json.dumps(record, separators=(",", ":")),
+            record["token"],
+            "1" if require_existing else "0",
+            owner,
+            lease_ms,
+            keys.DEDUPE_TTL_SECONDS,
+            int(budget),
+            int(ttl),
+            f"{now:.3f}",
+        ],
+    )
+    step = _step(reply, conv_id, owner)
+    if step.status == "lead":
+        # Only a new holder indexes: a queued turn is the current holder's, and its entry
+        # stays until a scan finds the queue empty. (A process killed between the script
+        # and this ZADD leaves its turn to the thread's next message; the gap is one
+        # round trip.)
+        await store.redis.zadd(keys.open_turns(store.prefix), {conv_id: now + lease_ms / 1000})
+    return step
+
+
+async def close(
+    store: Store,
+    opened: Opened,
+    answer: dict | None,
+    *,
+    usage: dict[str, int] | None,
+    meta: dict[str, str] | None,
+    ttl: int,
+    budget: int,
+    lease_ms: int = LEASE_MS,
+) -> Step:
+    """Record the answer and pop the turn; `next` opens the following turn (same lease),
+    `idle` released the lease, `lost` means another process holds it now."""
+    fields = {
+        "usage": {name: int(value) for name, value in (usage or {}).items()},
+        "meta": {"updated": f"{time.time():.3f}", **(meta or {})},
+    }
+    script = store.redis.register_script(_CLOSE)
+    lease = opened.lease
+    reply = await script(
+        keys=_conv_keys(store, lease.conv_id)[:5],
+        args=[
+            lease.value,
+            opened.token,
+            json.dumps(answer, separators=(",", ":")) if answer is not None else "",
+            int(answer["tokens"]) if answer is not None else 0,
+            json.dumps(fields),
+            int(ttl),
+            lease_ms,
+            int(budget),
+            f"{time.time():.3f}",
+        ],
+    )
+    opened.done = _step(reply, lease.conv_id, lease.owner, lease)
+    return opened.done
+
+
+async def adopt(
+    store: Store, conv_id: str, *, owner: str, budget: int, ttl: int, lease_ms: int = LEASE_MS
+) -> Step:
+    """Take a queue whose lease ran out (its holder died or handed over)."""
+    script = store.redis.register_script(_ADOPT)
+    reply = await script(
+        keys=_conv_keys(store, conv_id),
+        args=[owner, lease_ms, int(budget), int(ttl), f"{time.time():.3f}"],
+    )
+    return _step(reply, conv_id, owner)
+
+
+async def renew(store: Store, lease: Lease, lease_ms: int = LEASE_MS) -> bool:
+    """Extend the lease; False means it was lost (expired and taken, or handed over)."""
+    script = store.redis.register_script(_RENEW)
+    key = keys.conversation(store.prefix, lease.conv_id).lease
+    return bool(await script(keys=[key], args=[lease.value, lease_ms]))
+
+
+async def mark_shown(store: Store, opened: Opened, slack_ts: str) -> bool:
+    """Remember which Slack message shows this turn's answer, for whoever takes over."""
+    k = keys.conversation(store.prefix, opened.lease.conv_id)
+    script = store.redis.register_script(_SHOWN)
+    return bool(await script(keys=[k.lease, k.meta], args=[opened.lease.value, opened.token, slack_ts]))
+
+
+async def hand_over(store: Store, lease: Lease) -> None:
+    """Give the queue up now (shutdown): the next recovery scan adopts it at once."""
+    script = store.redis.register_script(_HAND_OVER)
+    if await script(keys=[keys.conversation(store.prefix, lease.conv_id).lease], args=[lease.value]):
+        await store.redis.zadd(keys.open_turns(store.prefix), {lease.conv_id: 0})
+
+
+async def due(store: Store, *, limit: int = 200) -> list[tuple[str, float]]:
+    """Conversations on the recovery index whose lease may have run out by now."""
+    found = await store.redis.zrangebyscore(
+        keys.open_turns(store.prefix), "-inf", time.time(), start=0, num=limit, withscores=True
+    )
+    return [(_text(member), score) for member, score in found]
+
+
+async def look_later(store: Store, conv_id: str, in_ms: int) -> None:
+    """A live holder still has it: look again when its lease would run out."""
+    await store.redis.zadd(keys.open_turns(store.prefix), {conv_id: time.time() + in_ms / 1000}, xx=True)
+
+
+async def forget(store: Store, conv_id: str, score: float) -> None:
+    """Drop an idle conversation from the index, unless a new turn was queued meanwhile
+    (which moved its score)."""
+    script = store.redis.register_script(_FORGET_IF_UNCHANGED)
+    await script(keys=[keys.open_turns(store.prefix)], args=[conv_id, repr(score)])
+
+
+async def take_scan(store: Store, owner: str, interval_ms: int) -> bool:
+    """One process scans per interval; the others skip (the index is shared)."""
+    return bool(await store.redis.set(keys.recovery_scan(store.prefix), owner, nx=True, px=interval_ms))
