@@ -33,6 +33,7 @@ from starlette.routing import Route
 from bot.app import create_app
 from bot.deps import close_deps, create_deps
 from bot.finetune.watcher import refresh_from_webhook, start_watcher
+from bot.recovery import start_recovery
 from core.settings import Settings
 from core.store import RoundTrips, ping
 
@@ -236,6 +237,7 @@ async def _lifespan(web: Starlette):
     web.state.deps = deps
     web.state.bolt = create_app(deps)
     start_watcher(deps)
+    start_recovery(deps)
     log.info("HTTP mode: listening for Slack events on /slack/events")
     try:
         yield

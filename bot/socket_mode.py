@@ -10,6 +10,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from bot.app import create_app
 from bot.deps import BotDeps, close_deps, create_deps
 from bot.finetune.watcher import start_watcher
+from bot.recovery import start_recovery
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ async def open_socket_mode(settings: Settings) -> SocketModeBot:
         handler = AsyncSocketModeHandler(create_app(deps), settings.slack_app_token)
         await handler.connect_async()
         start_watcher(deps)
+        start_recovery(deps)
     except Exception:
         await close_deps(deps)
         raise

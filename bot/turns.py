@@ -97,10 +97,11 @@ async def take_turns(deps: BotDeps, opened: turn_queue.Opened | None) -> None:
 
 async def _keep(deps: BotDeps, lease: turn_queue.Lease) -> None:
     """Renew the lease a few times per period while its turns run."""
+    lease_ms = deps.settings.turn_lease_ms
     while True:
-        await asyncio.sleep(turn_queue.LEASE_MS / 3000)
+        await asyncio.sleep(lease_ms / 3000)
         try:
-            if not await turn_queue.renew(deps.core.store, lease):
+            if not await turn_queue.renew(deps.core.store, lease, lease_ms):
                 log.warning("Lost the turn lease of %s; its next write will stop", lease.conv_id)
                 return
         except RedisError as exc:

@@ -167,6 +167,7 @@ async def queue_turn(deps: CoreDeps, incoming: Incoming, *, owner: str, **fields
         require_existing=incoming.require_existing,
         budget=budget,
         ttl=s.conversation_ttl_seconds,
+        lease_ms=s.turn_lease_ms,
     )
 
 
@@ -179,6 +180,7 @@ async def adopt(deps: CoreDeps, conv_id: str, *, owner: str) -> turn_queue.Step:
         owner=owner,
         budget=history_budget(s, s.openai_model),
         ttl=s.conversation_ttl_seconds,
+        lease_ms=s.turn_lease_ms,
     )
 
 
@@ -379,6 +381,7 @@ async def skip(deps: CoreDeps, opened: turn_queue.Opened) -> turn_queue.Step:
         meta=None,
         ttl=s.conversation_ttl_seconds,
         budget=history_budget(s, s.openai_model),
+        lease_ms=s.turn_lease_ms,
     )
 
 
@@ -404,4 +407,5 @@ async def _close(
         meta=_turn_meta(turn),
         ttl=s.conversation_ttl_seconds,
         budget=history_budget(s, s.openai_model),
+        lease_ms=s.turn_lease_ms,
     )

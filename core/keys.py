@@ -26,6 +26,7 @@ class ConversationKeys:
     queue: str  # turns waiting or in progress, oldest first (core/turn_queue.py)
     lease: str  # "owner:fence" of the process taking this thread's turns, with a TTL
     fence: str  # counter: each new lease holder gets the next number
+    parked: str  # follow-ups that came before the thread's first turn, for a few seconds
 
 
 def conversation(prefix: str, conv_id: str) -> ConversationKeys:
@@ -39,6 +40,7 @@ def conversation(prefix: str, conv_id: str) -> ConversationKeys:
         queue=f"{base}:queue",
         lease=f"{base}:lease",
         fence=f"{base}:fence",
+        parked=f"{base}:parked",
     )
 
 

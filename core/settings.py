@@ -115,6 +115,9 @@ class Settings:
     port: int = 3000
     log_level: str = "INFO"
     max_concurrent_turns: int = 1000
+    # A process holding a thread's turns renews its lease; if it dies, another process
+    # takes the turns over within about this long (core/turn_queue.py).
+    turn_lease_seconds: float = 8.0
     # Personas and admin
     workspace_persona_prompt: str = ""
     admin_user_ids: frozenset[str] = field(default_factory=frozenset)
@@ -124,6 +127,10 @@ class Settings:
     finetune_base_model: str = "gpt-4.1-mini-2025-04-14"
     finetune_screening: bool = True  # moderation pre-screen + near duplicates by embeddings
     finetune_prices: dict[str, float] = field(default_factory=dict)  # USD per 1M training tokens
+
+    @property
+    def turn_lease_ms(self) -> int:
+        return int(self.turn_lease_seconds * 1000)
 
     @property
     def conversation_ttl_seconds(self) -> int:
@@ -175,6 +182,7 @@ class Settings:
             port=_int(env, "PORT", 3000),
             log_level=(g("LOG_LEVEL", "INFO").strip() or "INFO").upper(),
             max_concurrent_turns=_int(env, "MAX_CONCURRENT_TURNS", 1000),
+            turn_lease_seconds=max(0.5, _float(env, "TURN_LEASE_SECONDS", 8.0)),
             workspace_persona_prompt=g("WORKSPACE_PERSONA_PROMPT", "").strip(),
             admin_user_ids=_ids(g("ADMIN_USER_IDS")),
             admin_channel_ids=_ids(g("ADMIN_CHANNEL_IDS")),

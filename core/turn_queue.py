@@ -38,6 +38,7 @@ from core.history import WINDOW_LUA, _decode_meta
 from core.store import Store
 
 LEASE_MS = 8_000  # a dead holder's turns are adopted within this plus one scan interval
+PARK_MS = 5_000  # how long a follow-up waits for the thread's first mention to be queued
 MAX_TRIES = 3  # a turn that took down its process this often is given up, with a note
 
 # Opens the queue's head turn: appends its user message to the history the first time,
@@ -85,25 +86,53 @@ _ENQUEUE = (
 local msgs, toks, meta, queue, lease, fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local record, token, require_existing, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lease_ms, dedupe_ttl, budget = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local ttl, now = tonumber(ARGV[8]), ARGV[9]
+local ttl, now, park_ms, parked = tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[11]), KEYS[7]
 """
     + _OPEN_HEAD
     + _TAKE_LEASE
     + """
 if require_existing == '1' and redis.call('EXISTS', meta) == 0 and redis.call('LLEN', queue) == 0 then
+  -- Not our thread, or its first mention is still on its way through another process:
+  -- keep the follow-up a few seconds, for that mention to take in (below).
+  if redis.call('LLEN', parked) < 100 then
+    redis.call('RPUSH', parked, record)
+    redis.call('PEXPIRE', parked, park_ms)
+  end
   return {'foreign'}
 end
 -- The markers hold this call's token: a retry of the same call (its reply was lost)
 -- finds its own token and doesn't queue twice; anything else is a duplicate event.
 local replay = false
-for i = 7, #KEYS do
+for i = 8, #KEYS do
   if not redis.call('SET', KEYS[i], token, 'NX', 'EX', dedupe_ttl) then
     if redis.call('GET', KEYS[i]) ~= token then return {'duplicate'} end
     replay = true
   end
 end
 if not replay then
-  redis.call('RPUSH', queue, record)
+  -- Slack's order, not delivery order: a message delivered late (another process, a
+  -- retry) goes before later messages still waiting. The head may be open: never before it.
+  local ts, pivot = ARGV[10], nil
+  local len = redis.call('LLEN', queue)
+  for i = len - 1, math.max(1, len - 50), -1 do
+    local queued = redis.call('LINDEX', queue, i)
+    if cjson.decode(queued).ts <= ts then break end
+    pivot = queued
+  end
+  if pivot then redis.call('LINSERT', queue, 'BEFORE', pivot, record)
+  else redis.call('RPUSH', queue, record) end
+  -- A mention that starts the thread takes in the follow-ups that overtook it.
+  local early = redis.call('LRANGE', parked, 0, -1)
+  if require_existing ~= '1' and #early > 0 then
+    local later, seen_ts = {}, {}
+    for _, raw in ipairs(early) do
+      local r = cjson.decode(raw)
+      if r.ts > ts and not seen_ts[r.ts] then seen_ts[r.ts] = true table.insert(later, {r.ts, raw}) end
+    end
+    table.sort(later, function(x, y) return x[1] < y[1] end)
+    for _, item in ipairs(later) do redis.call('RPUSH', queue, item[2]) end
+    redis.call('DEL', parked)
+  end
   redis.call('EXPIRE', queue, ttl)
 end
 if redis.call('EXISTS', lease) == 1 or redis.call('LLEN', queue) == 0 then return {'queued'} end
@@ -230,6 +259,7 @@ def new_record(message: dict, **fields: object) -> dict:
     plus whatever the bot needs to answer it in another process."""
     return {
         "token": uuid.uuid4().hex,
+        "ts": str(message.get("ts", "")),  # Slack's ts: the queue keeps Slack's order
         "tokens": int(message["tokens"]),
         "message": json.dumps(message, separators=(",", ":")),
         **fields,
@@ -287,7 +317,7 @@ async def enqueue(
     seen = [keys.seen(store.prefix, conv_id, m) for m in dict.fromkeys(markers)]
     now = time.time()
     reply = await script(
-        keys=_conv_keys(store, conv_id) + seen,
+        keys=_conv_keys(store, conv_id) + [keys.conversation(store.prefix, conv_id).parked] + seen,
         args=[
             json.dumps(record, separators=(",", ":")),
             record["token"],
@@ -298,6 +328,8 @@ async def enqueue(
             int(budget),
             int(ttl),
             f"{now:.3f}",
+            record["ts"],
+            PARK_MS,
         ],
     )
     step = _step(reply, conv_id, owner)

@@ -1,0 +1,67 @@
+"""Answering the turns of a process that died: any process adopts them.
+
+A process that holds a thread's lease (core/turn_queue.py) and dies stops renewing it.
+Every process runs `recover_forever`; once per scan interval one of them (a short Redis
+key decides which, so they don't all scan) reads the shared index of threads whose lease
+may have run out, adopts each one that did, and answers its queued turns here. So a turn
+acknowledged by a killed process is answered within the lease plus one scan interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.exceptions import RedisError
+
+from bot.deps import BotDeps
+from bot.turns import take_turns
+from core import conversations, turn_queue
+
+log = logging.getLogger(__name__)
+
+
+def scan_interval(deps: BotDeps) -> float:
+    """A quarter of the lease: adoption comes soon after a lease runs out."""
+    return max(0.25, deps.settings.turn_lease_seconds / 4)
+
+
+async def recover_once(deps: BotDeps) -> int:
+    """One scan, if it is this process's turn to scan; the number of threads adopted."""
+    store = deps.core.store
+    interval_ms = int(scan_interval(deps) * 1000)
+    if not await turn_queue.take_scan(store, deps.instance_id, interval_ms):
+        return 0
+    adopted = 0
+    for conv_id, score in await turn_queue.due(store):
+        step = await conversations.adopt(deps.core, conv_id, owner=deps.instance_id)
+        if step.status == "lead":
+            log.warning("Adopted the queued turns of %s (their process stopped)", conv_id)
+            deps.tasks.spawn(take_turns(deps, step.opened), name=f"adopted:{conv_id}")
+            adopted += 1
+        elif step.status == "busy":
+            await turn_queue.look_later(store, conv_id, step.retry_in_ms)
+        else:  # idle: nothing queued, nobody holding it
+            await turn_queue.forget(store, conv_id, score)
+    return adopted
+
+
+async def recover_forever(deps: BotDeps) -> None:
+    interval = scan_interval(deps)
+    while not deps.stopping.is_set():
+        try:
+            await recover_once(deps)
+        except asyncio.CancelledError:
+            raise
+        except RedisError as exc:
+            log.warning("Recovery scan failed: %s", type(exc).__name__)
+        except Exception:
+            log.exception("Recovery scan failed")
+        try:
+            await asyncio.wait_for(deps.stopping.wait(), timeout=interval)
+        except TimeoutError:
+            pass
+
+
+def start_recovery(deps: BotDeps) -> None:
+    deps.background.append(asyncio.create_task(recover_forever(deps), name="turn-recovery"))

@@ -1,0 +1,150 @@
+"""Several bot processes are one bot: thread order, duplicates, a killed process's turns.
+
+Two HTTP bots share the stand-ins and one Redis, as two processes behind a load
+balancer would. The kill test runs one of them as a real subprocess and SIGKILLs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+
+import aiohttp
+
+from core import history, keys
+from tests.scenarios.harness import event_body, mention, message
+from tests.standins.openai_api import Reply
+
+
+def _answer_naming_the_question(body: dict) -> Reply:
+    last = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
+    return Reply(text=f"answer to [{last.split(': ', 1)[-1]}]", chunk_size=50, delay=0.1)
+
+
+async def _wait(predicate, timeout: float = 15.0, what: str = "") -> float:
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+def _final_answers(slack, thread_ts: str) -> list[str]:
+    return [m["text"] for m in slack.messages(thread_ts=thread_ts) if "…" not in m["text"]]
+
+
+async def test_a_thread_fed_through_two_processes_is_answered_in_order(http_bot, slack, openai_api):
+    a, b = await http_bot(), await http_bot()
+    openai_api.default = _answer_naming_the_question
+    first = mention("q0")
+    await a.event(first)
+    # As fast as the acks come back, alternating processes: each process queues its
+    # message a moment after acking it, so they reach Redis in any order; the queue keeps
+    # Slack's (by ts) for every message still waiting.
+    for i in range(1, 12):
+        await (a if i % 2 else b).event(message(f"q{i}", thread_ts=first["ts"]))
+    await _wait(lambda: len(_final_answers(slack, first["ts"])) == 12, what="12 answers")
+    await a.idle()
+    await b.idle()
+
+    answers = _final_answers(slack, first["ts"])
+    assert [text.split("\n")[0] for text in answers] == [f"answer to [q{i}]" for i in range(12)]
+    for k, request in enumerate(openai_api.chat_requests()):
+        said = [m["content"] for m in request["messages"] if m["role"] != "system"]
+        asked = [s for s in said if s.startswith("<@U1>")]
+        assert asked == [f"<@U1>: q{i}" for i in range(k + 1)], k  # messages 1..k, in order
+        assert len(said) == 2 * k + 1  # and every earlier answer between them
+    conv = keys.conversation_id("T1", "C1", first["ts"])
+    stored = await history.messages(a.deps.core.store, conv)
+    assert [m["role"] for m in stored] == ["user", "assistant"] * 12
+
+
+async def test_one_event_delivered_to_two_processes_is_answered_once(http_bot, slack, openai_api):
+    a, b = await http_bot(), await http_bot()
+    event = mention("hello twice")
+    await asyncio.gather(a.event(event, event_id="EvSame"), b.event(event, event_id="EvSame"))
+    await a.idle()
+    await b.idle()
+    assert len(openai_api.chat_requests()) == 1
+    assert len(slack.messages(thread_ts=event["ts"])) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _start_subprocess_bot(env: dict, port: int) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "--mode",
+        "http",
+        env={**os.environ, **env, "PORT": str(port), "LOG_LEVEL": "WARNING"},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    if r.status == 200:
+                        return proc
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the subprocess bot never became healthy")
+
+
+async def test_a_killed_process_turn_is_finished_by_another_in_the_same_message(
+    env, http_bot, slack, openai_api
+):
+    env = {**env, "TURN_LEASE_SECONDS": "1"}
+    survivor = await http_bot(**env)
+    port = _free_port()
+    doomed = await _start_subprocess_bot(env, port)
+    try:
+        openai_api.enqueue(
+            Reply(text="partial " * 200, chunk_size=8, chunk_delay=0.05),
+            Reply(text="The recovered answer."),
+        )
+        event = mention("a question for the doomed process")
+        sent = await survivor.post.__func__(  # signed like Slack signs it, to the subprocess
+            type(survivor)(env={}, url=f"http://127.0.0.1:{port}", session=survivor.session),
+            "/slack/events",
+            json.dumps(event_body(event)),
+            "application/json",
+        )
+        assert sent.status == 200
+        await _wait(
+            lambda: any("partial" in m["text"] for m in slack.messages(thread_ts=event["ts"])),
+            what="the partial answer",
+        )
+        doomed.kill()  # SIGKILL: no shutdown, no hand-over
+        killed_at = time.monotonic()
+        await doomed.wait()
+
+        await _wait(
+            lambda: any("recovered answer" in m["text"] for m in slack.messages(thread_ts=event["ts"])),
+            timeout=10,
+            what="the recovered answer",
+        )
+        recovery = time.monotonic() - killed_at
+        await survivor.idle()
+    finally:
+        if doomed.returncode is None:
+            doomed.kill()
+    shown = slack.messages(thread_ts=event["ts"])
+    assert len(shown) == 1, shown  # the partial answer was replaced, not followed by a second
+    assert "partial" not in shown[0]["text"] and "The recovered answer." in shown[0]["text"]
+    assert recovery < 1 + 2, recovery  # the lease, plus a scan interval, plus the answer
+    conv = keys.conversation_id("T1", "C1", event["ts"])
+    stored = await history.messages(survivor.deps.core.store, conv)
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    assert stored[1]["content"] == "The recovered answer."
