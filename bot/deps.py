@@ -15,11 +15,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.streaming import NativeStreamBudget
+from bot.rate_limits import NATIVE, SlackRates
 from bot.tasks import TaskRunner
 from core import tokens, turn_queue
 from core.conversations import CoreDeps
 from core.llm import create_openai
+from core.rate_budget import Limit
 from core.settings import ConfigError, Settings
 from core.store import close_store, create_store
 
@@ -45,7 +46,7 @@ class BotDeps:
     client: AsyncWebClient
     session: aiohttp.ClientSession
     tasks: TaskRunner
-    streams: NativeStreamBudget
+    rates: SlackRates  # Slack's per-workspace budgets, shared in Redis (bot/rate_limits.py)
     stats: Stats = field(default_factory=Stats)
     background: list[asyncio.Task] = field(default_factory=list)  # watcher etc.; cancelled on close
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -94,8 +95,10 @@ async def create_deps(settings: Settings) -> BotDeps:
         client=client,
         session=session,
         tasks=TaskRunner(settings.max_concurrent_turns),
-        streams=NativeStreamBudget(
-            per_minute=settings.native_streams_per_minute if settings.streaming_mode == "auto" else 0
+        rates=SlackRates(
+            store,
+            native=settings.streaming_mode == "auto",
+            native_limit=Limit(min(settings.native_streams_per_minute, NATIVE.per_minute), NATIVE.burst),
         ),
     )
     try:

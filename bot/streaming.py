@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks, messages
+from bot.rate_limits import SlackRates
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +39,6 @@ PERMANENT_NATIVE_ERRORS = {
 
 
 @dataclass
-class NativeStreamBudget:
-    """A sliding one-minute window of native stream starts, shared by a process."""
-
-    per_minute: int
-    enabled: bool = True
-    _starts: deque = field(default_factory=deque)
-
-    def take(self, now: float | None = None) -> bool:
-        if not self.enabled or self.per_minute <= 0:
-            return False
-        now = time.monotonic() if now is None else now
-        while self._starts and now - self._starts[0] >= 60:
-            self._starts.popleft()
-        if len(self._starts) >= self.per_minute:
-            return False
-        self._starts.append(now)
-        return True
-
-
-@dataclass
 class Target:
     channel: str
     thread_ts: str
@@ -74,7 +54,7 @@ class SlackAnswer:
         client: AsyncWebClient,
         target: Target,
         *,
-        budget: NativeStreamBudget,
+        rates: SlackRates,
         edit_interval: float = EDIT_INTERVAL,
         limit: int = blocks.MARKDOWN_LIMIT,
         reuse_ts: str = "",
@@ -82,10 +62,10 @@ class SlackAnswer:
     ) -> None:
         self.client = client
         self.target = target
-        self.budget = budget
+        self.rates = rates
         # An answer a dead process had started showing is rewritten in place, by edits.
         self.reuse_ts = reuse_ts
-        self.native = not reuse_ts and budget.take()
+        self.native = False  # decided in `start`, from the workspace's shared budget
         # Told the first message's ts, so another process can take over this answer.
         self.on_first_message = on_first_message
         self.edit_interval = edit_interval
@@ -101,6 +81,7 @@ class SlackAnswer:
     async def start(self) -> None:
         """Show that an answer is coming: the assistant status, or a placeholder."""
         if self.reuse_ts:
+            await self.rates.before_edit(self.target.team)
             self.ts = self.reuse_ts
             self.message_ts.append(self.ts)
             await self.client.chat_update(
@@ -111,6 +92,7 @@ class SlackAnswer:
             )
             self.last_edit = time.monotonic()
             return
+        self.native = await self.rates.stream(self.target.team)
         if self.native:
             try:
                 await self.client.assistant_threads_setStatus(
@@ -176,12 +158,14 @@ class SlackAnswer:
             except SlackApiError as exc:
                 self._give_up_native(exc)
         if self.ts and not self.current:
+            await self.rates.before_edit(self.target.team)
             await self.client.chat_update(
                 channel=self.target.channel, ts=self.ts, text=text, blocks=blocks.notice(text)
             )
             return
         if self.ts:
             await self._edit(final=True, footer=[])
+        await self.rates.before_post(self.target.team, self.target.channel)
         await self.client.chat_postMessage(
             channel=self.target.channel,
             thread_ts=self.target.thread_ts,
@@ -234,10 +218,11 @@ class SlackAnswer:
         log.warning("Native streaming failed (%s); falling back to message edits", error)
         self.native = False
         if error in PERMANENT_NATIVE_ERRORS:
-            self.budget.enabled = False
+            self.rates.native = False
 
     # -- placeholder + chat.update ---------------------------------------------
     async def _post_placeholder(self) -> None:
+        await self.rates.before_post(self.target.team, self.target.channel)
         response = await self.client.chat_postMessage(
             channel=self.target.channel,
             thread_ts=self.target.thread_ts,
@@ -257,8 +242,12 @@ class SlackAnswer:
     async def _edit_append(self, text: str) -> None:
         if self.ts is None:
             await self._post_placeholder()
+        first = not self.current
         self.current += text
-        if time.monotonic() - self.last_edit >= self.edit_interval:
+        # The first text is shown at once; then at most one edit per interval, and only
+        # while the workspace's edit budget has room (final edits always get theirs).
+        due = first or time.monotonic() - self.last_edit >= self.edit_interval
+        if due and await self.rates.may_edit(self.target.team):
             await self._edit()
 
     async def _edit(self, *, final: bool = False, footer: list[dict] | None = None) -> None:
@@ -277,6 +266,8 @@ class SlackAnswer:
             await self._edit(final=True, footer=footer)
             return
         text = self.current if final else self.current + " …"
+        if final:
+            await self.rates.before_edit(self.target.team)
         try:
             await self.client.chat_update(
                 channel=self.target.channel,

@@ -148,7 +148,7 @@ async def _answer_chat(deps: BotDeps, opened: turn_queue.Opened) -> None:
     answer = SlackAnswer(
         deps.client,
         Target(incoming.channel, incoming.thread_ts, incoming.team, incoming.user),
-        budget=deps.streams,
+        rates=deps.rates,
         reuse_ts=opened.shown,
         on_first_message=lambda ts: turn_queue.mark_shown(core.store, opened, ts),
     )

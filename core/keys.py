@@ -92,6 +92,11 @@ def dataset(prefix: str, team: str, name: str, part: str) -> str:
     return f"{prefix}:w:{{{team}}}:dataset:{name}:{part}"
 
 
+def rate_bucket(prefix: str, team: str, name: str) -> str:
+    """A token bucket of one of Slack's per-workspace rate limits (core/rate_budget.py)."""
+    return f"{prefix}:w:{{{team}}}:rate:{name}"
+
+
 def pending(prefix: str, team: str, token: str) -> str:
     """An action awaiting an admin's Confirm click (fine-tune start, cancel)."""
     return f"{prefix}:w:{{{team}}}:pending:{token}"

@@ -757,7 +757,7 @@ async def test_a_long_first_answer_with_the_persona_menu_is_shown_whole(http_bot
 async def test_an_answer_slack_refuses_is_attached_not_left_as_a_placeholder(http_bot, slack, openai_api):
     bot = await http_bot()
     openai_api.enqueue(Reply(text="A perfectly normal answer."))
-    slack.fail("chat.update", error="msg_blocks_too_long")
+    slack.fail("chat.update", error="msg_blocks_too_long", times=2)  # the first text, the end
     event = mention("hello")
     await bot.event(event)
     await bot.idle()

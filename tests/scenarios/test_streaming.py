@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from tests.scenarios.harness import mention
@@ -87,3 +88,41 @@ async def test_native_stream_breaking_midway_continues_in_a_new_message(http_bot
     parts = slack.messages(thread_ts=event["ts"])
     assert [p["kind"] for p in parts] == ["stream", "post"]
     assert "".join(p["text"] for p in parts) == text  # nothing lost, nothing repeated
+
+
+async def test_the_first_text_shows_at_once_not_after_the_edit_interval(http_bot, slack, openai_api):
+    bot = await http_bot(STREAMING_MODE="update")
+    openai_api.enqueue(Reply(text="first words, then the rest slowly", chunk_size=12, chunk_delay=0.5))
+    event = mention("how fast do you start?")
+    await bot.event(event)
+    await bot.idle()
+    [placeholder] = slack.calls_to("chat.postMessage")
+    first_text = slack.calls_to("chat.update")[0]
+    assert first_text.params["text"].startswith("first words")
+    # The model's first token comes one chunk delay (0.5 s) after the placeholder; it is
+    # shown within 0.3 s of that, where waiting out the edit interval took a full second.
+    assert first_text.at - placeholder.at < 0.5 + 0.3
+
+
+async def test_a_busy_workspace_stays_within_slacks_tiers_and_every_answer_is_whole(
+    http_bot, slack, openai_api
+):
+    """Two processes, 14 answers at once, Slack enforcing its tiers: no 429 reaches the bot,
+    native streams stop at the Tier 2 budget, and the rest fall back to rarer edits."""
+    slack.enforce_rate_limits()
+    a = await http_bot(STREAMING_MODE="auto")
+    b = await http_bot(STREAMING_MODE="auto")
+    text = "streamed " * 60
+    openai_api.default = lambda body: Reply(text=text, chunk_size=20, chunk_delay=0.05)  # ~1.5 s
+    events = [mention(f"question {i}", channel=f"C{i % 7}") for i in range(14)]
+    await asyncio.gather(*((a if i % 2 else b).event(e) for i, e in enumerate(events)))
+    await a.idle(timeout=30)
+    await b.idle(timeout=30)
+
+    assert slack.rate_limited_count() == 0, [c.method for c in slack.rate_limited]
+    for event in events:
+        [shown] = slack.messages(thread_ts=event["ts"])
+        assert shown["text"].strip() == text.strip(), event["text"]
+    assert len(slack.calls_to("chat.startStream")) <= 3  # Tier 2's burst, shared by both
+    edits = len([c for c in slack.calls_to("chat.update") if c.params["text"].endswith(" …")])
+    assert edits <= 8  # intermediate edits gave way to every answer's final one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from core import history, keys
 from tests.scenarios.harness import mention, message, next_ts
@@ -166,22 +167,32 @@ async def test_mentioned_in_a_human_thread_reads_it_once(http_bot, slack, openai
     )  # system + 3 imported/asked + 2 answers + 2 new
 
 
-async def test_a_whole_turn_costs_five_redis_round_trips_at_any_length(http_bot, slack, openai_api):
+async def test_a_whole_turn_costs_the_same_redis_round_trips_at_any_length(http_bot, slack, openai_api):
     from core.store import RoundTrips
 
     bot = await http_bot()
     first = mention("start")
     await bot.event(first)
     await bot.idle()
-    costs = []
-    for i in range(30):
+    store = bot.deps.core.store
+    conv = keys.conversation(store.prefix, keys.conversation_id("T1", "C1", first["ts"]))
+
+    async def one_turn(text: str) -> int:
+        await asyncio.sleep(1.1)  # Slack allows about one post a second in a channel
         before = RoundTrips.count
-        await bot.event(message(f"turn {i}", thread_ts=first["ts"]))
+        await bot.event(message(text, thread_ts=first["ts"]))
         await bot.idle()
-        costs.append(RoundTrips.count - before)
+        return RoundTrips.count - before
+
+    short = await one_turn("at 2 messages")
+    filler = json.dumps({"role": "user", "content": "<@U1>: filler", "tokens": 8})
+    await store.redis.rpush(conv.msgs, *[filler] * 5000)
+    await store.redis.rpush(conv.toks, *[8] * 5000)
+    long = await one_turn("at 5,000 messages")
     # queue (dedupe, lease, append, window), recovery index, persona, where the answer is
-    # shown (so another process can take it over), answer (pop, release)
-    assert costs[0] == 5 and costs[-1] == 5, costs
+    # shown (so another process can take it over), answer (pop, release); and Slack's
+    # shared budgets: the placeholder, the first text, the final edit
+    assert short == long == 5 + 3, (short, long)
 
 
 async def test_a_model_copying_the_speaker_tag_is_cleaned_up(http_bot, slack, openai_api):

@@ -1,0 +1,87 @@
+"""Slack's rate limits for the calls an answer makes, shared by every bot process.
+
+Slack limits an app per workspace and per method, not per process (platform facts):
+`chat.startStream` and `chat.stopStream` are Tier 2 (about 20 a minute), `chat.update`
+Tier 3 (about 50), and `chat.postMessage` about one a second per channel, each with short
+bursts. Buckets in Redis (core/rate_budget.py) hold those budgets at 90%, so ten
+processes spend one budget, and the bot slows itself down before Slack answers 429.
+
+How an answer adapts when a workspace is busy:
+- a native stream is used only while the stream budget lasts; otherwise placeholder edits;
+- intermediate edits are skipped when the edit budget runs low (they leave a reserve), so
+  edits get rarer as more answers share the workspace;
+- what must be shown (a placeholder, an answer's final edit) waits for its turn, never
+  longer than `MAX_WAIT`; then it goes anyway and Slack's Retry-After takes over.
+
+If Redis is down, required calls go ahead and optional ones (native, intermediate edits)
+are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from core import rate_budget
+from core.rate_budget import Limit
+from core.store import Store
+
+log = logging.getLogger(__name__)
+
+NATIVE = Limit(per_minute=18, burst=3)  # start + stop pairs; both Tier 2 (20/min)
+EDIT = Limit(per_minute=45, burst=8)  # chat.update, Tier 3 (50/min)
+POST = Limit(per_minute=54, burst=3)  # chat.postMessage, per channel (1/s)
+EDIT_RESERVE = 3  # intermediate edits leave this many for answers' final edits
+MAX_WAIT = 30.0
+
+
+@dataclass
+class SlackRates:
+    """The shared budgets, for one bot process. `native` is off with STREAMING_MODE=update,
+    or for good once Slack says native streaming can't work here (per process)."""
+
+    store: Store
+    native: bool = True
+    native_limit: Limit = NATIVE
+
+    async def stream(self, team: str) -> bool:
+        """May this answer use a native stream (its start and its stop)?"""
+        if not self.native or self.native_limit.per_minute <= 0:
+            return False
+        return await self._optional(team, "stream", self.native_limit, keep=0)
+
+    async def may_edit(self, team: str) -> bool:
+        """An intermediate edit: only while the edit budget is comfortably above empty."""
+        return await self._optional(team, "chat.update", EDIT, keep=EDIT_RESERVE)
+
+    async def before_edit(self, team: str) -> None:
+        await self._required(team, "chat.update", EDIT)
+
+    async def before_post(self, team: str, channel: str) -> None:
+        await self._required(team, f"chat.postMessage:{channel}", POST)
+
+    async def _optional(self, team: str, name: str, limit: Limit, *, keep: int) -> bool:
+        try:
+            return await rate_budget.take(self.store, team, name, limit, keep=keep) == 0
+        except RedisError as exc:
+            log.debug("Rate budget unavailable (%s): skipping an optional call", type(exc).__name__)
+            return False
+
+    async def _required(self, team: str, name: str, limit: Limit) -> None:
+        deadline = time.monotonic() + MAX_WAIT
+        while True:
+            try:
+                wait_ms = await rate_budget.take(self.store, team, name, limit)
+            except RedisError as exc:
+                log.debug("Rate budget unavailable (%s): calling Slack anyway", type(exc).__name__)
+                return
+            if not wait_ms:
+                return
+            if time.monotonic() + wait_ms / 1000 > deadline:
+                log.warning("Slack budget %s still empty after %.0f s; calling anyway", name, MAX_WAIT)
+                return
+            await asyncio.sleep(wait_ms / 1000)
