@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 NATIVE = Limit(per_minute=18, burst=3)  # start + stop pairs; both Tier 2 (20/min)
 EDIT = Limit(per_minute=45, burst=8)  # chat.update, Tier 3 (50/min)
-POST = Limit(per_minute=54, burst=3)  # chat.postMessage, per channel (1/s)
+POST = Limit(per_minute=54, burst=10)  # chat.postMessage, per channel: 1/s, "generous bursts"
 EDIT_RESERVE = 3  # intermediate edits leave this many for answers' final edits
 MAX_WAIT = 30.0
 

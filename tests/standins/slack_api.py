@@ -84,9 +84,10 @@ DEFAULT_TIER = 4
 RATE_EXEMPT = frozenset({"auth.test", "apps.connections.open"})
 
 #: chat.postMessage is Slack's "special" tier: about 1 message per second per channel with
-#: short bursts, plus a workspace-wide cap Slack only calls "several hundred per minute".
+#: "generous burst behavior", plus a workspace-wide cap Slack only calls "several hundred
+#: per minute".
 POST_PER_CHANNEL_PER_MINUTE = 60.0
-POST_PER_CHANNEL_BURST = 3.0
+POST_PER_CHANNEL_BURST = 10.0
 POST_WORKSPACE_PER_MINUTE = 300.0
 
 

@@ -81,9 +81,9 @@ async def test_post_message_is_limited_per_channel(
     slack: SlackStandIn, session: aiohttp.ClientSession
 ) -> None:
     web = client(slack, session)
-    same = await outcomes([web.chat_postMessage(channel="C1", text=f"m{i}") for i in range(5)])
-    assert same == [200, 200, 200, 429, 429]
-    assert [m["text"] for m in slack.messages(channel="C1")] == ["m0", "m1", "m2"]
+    same = await outcomes([web.chat_postMessage(channel="C1", text=f"m{i}") for i in range(12)])
+    assert same == [200] * 10 + [429, 429]
+    assert [m["text"] for m in slack.messages(channel="C1")] == [f"m{i}" for i in range(10)]
 
     spread = await outcomes([web.chat_postMessage(channel=f"C{i}", text="hi") for i in range(2, 7)])
     assert spread == [200] * 5
@@ -94,7 +94,9 @@ async def test_buckets_are_per_workspace_token_and_exempt_methods_pass(
     slack: SlackStandIn, session: aiohttp.ClientSession
 ) -> None:
     a, b = client(slack, session, "xoxb-a"), client(slack, session, "xoxb-b")
-    assert await outcomes([a.chat_postMessage(channel="C1", text="x") for _ in range(4)]) == [200] * 3 + [429]
+    assert await outcomes([a.chat_postMessage(channel="C1", text="x") for _ in range(11)]) == [200] * 10 + [
+        429
+    ]
     assert await outcomes([b.chat_postMessage(channel="C1", text="x") for _ in range(3)]) == [200] * 3
     assert await outcomes([a.auth_test() for _ in range(30)]) == [200] * 30
 
@@ -122,7 +124,7 @@ async def test_rate_limit_comes_before_injected_failures(
     slack: SlackStandIn, session: aiohttp.ClientSession
 ) -> None:
     web = client(slack, session)
-    assert await outcomes([web.chat_postMessage(channel="C1", text="x") for _ in range(3)]) == [200] * 3
+    assert await outcomes([web.chat_postMessage(channel="C1", text="x") for _ in range(10)]) == [200] * 10
     slack.fail("chat.postMessage", error="channel_not_found")
     assert await outcomes([web.chat_postMessage(channel="C1", text="x")]) == [429]
     with pytest.raises(SlackApiError, match="channel_not_found"):  # the failure waited for this call
