@@ -64,7 +64,8 @@ async def test_mentions_threads_personas_and_datasets_work_on_a_cluster(
     before = RoundTrips.count
     await bot.event(message("and who approves it?", thread_ts=first["ts"], user="U2"))
     await bot.idle()
-    assert RoundTrips.count - before == 3  # as on one server: turn script, persona, answer
+    # as on one server: queue, index, persona, shown, close; and 3 Slack budgets
+    assert RoundTrips.count - before == 5 + 3
     sent = openai_api.chat_requests()[-1]["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
     assert sent[1]["content"] == "<@U1>: What is our deploy day?"
@@ -126,3 +127,21 @@ async def test_mentions_threads_personas_and_datasets_work_on_a_cluster(
     }
     owners = {store.redis.nodes_manager.get_node_from_slot(slot).name for slot in slots}
     assert len(owners) >= 2
+
+
+async def test_two_processes_on_a_cluster_answer_one_thread_in_order(on_cluster, http_bot, slack, openai_api):
+    from tests.scenarios.test_many_processes import _answer_naming_the_question, _final_answers, _wait
+
+    a, b = await http_bot(**on_cluster), await http_bot(**on_cluster)
+    openai_api.default = _answer_naming_the_question
+    first = mention("q0")
+    await a.event(first)
+    for i in range(1, 8):
+        await (a if i % 2 else b).event(message(f"q{i}", thread_ts=first["ts"]))
+    await _wait(lambda: len(_final_answers(slack, first["ts"])) == 8, what="8 answers")
+    await a.idle()
+    await b.idle()
+    answers = [text.split("\n")[0] for text in _final_answers(slack, first["ts"])]
+    assert answers == [f"answer to [q{i}]" for i in range(8)]
+    last = openai_api.chat_requests()[-1]["messages"]
+    assert len(last) == 1 + 2 * 7 + 1  # system, every earlier question and answer, q7
