@@ -30,6 +30,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot import intake
 from bot.app import create_app
 from bot.deps import close_deps, create_deps
 from bot.finetune.watcher import refresh_from_webhook, start_watcher
@@ -263,6 +264,7 @@ async def slack_events(request: Request) -> Response:
     bolt = request.app.state.bolt
     if bolt_request.body.get("type") == "event_callback":
         deps = request.app.state.deps
+        await intake.accept(deps, bolt_request.body, text)  # kept before the ack: never lost
         deps.tasks.spawn(_after_burst(bolt.async_dispatch(bolt_request)), name="dispatch")
         return Response(status_code=200)
     return to_starlette_response(await bolt.async_dispatch(bolt_request))

@@ -8,7 +8,7 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, messages
+from bot import blocks, intake, messages
 from bot.deps import BotDeps
 from bot.errors import UserError, reported
 from core import conversations, schemas, turn_queue
@@ -198,10 +198,12 @@ async def answer_in_thread(
         question = question or _default_question(schema)
         incoming.text = _request_text(schema, question)
         checked = True
-    if checked:
-        await run_turn(
-            deps, incoming, joined_thread=joined, kind="json", schema_arg=schema_arg, question=question
-        )
+    if not checked:  # told in the thread; nothing to queue
+        await intake.done(deps, incoming.conv_id, incoming.event_id, incoming.ts)
+        return
+    await run_turn(
+        deps, incoming, joined_thread=joined, kind="json", schema_arg=schema_arg, question=question
+    )
 
 
 def _default_question(schema: NamedSchema) -> str:

@@ -14,6 +14,7 @@ import logging
 
 from redis.exceptions import RedisError
 
+from bot import intake
 from bot.deps import BotDeps
 from bot.turns import take_turns
 from core import conversations, turn_queue
@@ -35,6 +36,8 @@ async def recover_once(deps: BotDeps) -> int:
     adopted = 0
     for conv_id, score in await turn_queue.due(store):
         step = await conversations.adopt(deps.core, conv_id, owner=deps.instance_id)
+        for raw in step.orphans:  # acked by a process that died before queueing them
+            deps.tasks.spawn(intake.replay(deps, raw), name=f"replay:{conv_id}")
         if step.status == "lead":
             log.warning("Adopted the queued turns of %s (their process stopped)", conv_id)
             deps.tasks.spawn(take_turns(deps, step.opened), name=f"adopted:{conv_id}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+from bot import intake
 from bot.app import create_app
 from bot.deps import BotDeps, close_deps, create_deps
 from bot.finetune.watcher import start_watcher
@@ -30,7 +31,9 @@ async def open_socket_mode(settings: Settings) -> SocketModeBot:
     """Connect and start receiving events; `apps.connections.open` follows the client's base URL."""
     deps = await create_deps(settings)
     try:
-        handler = AsyncSocketModeHandler(create_app(deps), settings.slack_app_token)
+        app = create_app(deps)
+        intake.accept_before_ack(app, deps)
+        handler = AsyncSocketModeHandler(app, settings.slack_app_token)
         await handler.connect_async()
         start_watcher(deps)
         start_recovery(deps)

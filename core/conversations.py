@@ -142,8 +142,13 @@ async def prepare(deps: CoreDeps, incoming: Incoming) -> Prepared:
     return await _loaded(deps, incoming, turn.meta, turn.window, turn.length, truncated_from)
 
 
-async def queue_turn(deps: CoreDeps, incoming: Incoming, *, owner: str, **fields: object) -> turn_queue.Step:
+async def queue_turn(
+    deps: CoreDeps, incoming: Incoming, *, owner: str, accepted: bool = True, **fields: object
+) -> turn_queue.Step:
     """Screen the message and queue its turn (see core/turn_queue.py): one round trip.
+
+    `accepted`: the event went through `turn_queue.accept` before its ack, which put the
+    conversation on the recovery index already.
 
     The stored form (token count, truncation) is made here, so whichever process opens
     the turn appends exactly this. `fields` travel with it (the kind of turn, its args).
@@ -168,6 +173,7 @@ async def queue_turn(deps: CoreDeps, incoming: Incoming, *, owner: str, **fields
         budget=budget,
         ttl=s.conversation_ttl_seconds,
         lease_ms=s.turn_lease_ms,
+        index=not accepted,
     )
 
 

@@ -27,6 +27,7 @@ class ConversationKeys:
     lease: str  # "owner:fence" of the process taking this thread's turns, with a TTL
     fence: str  # counter: each new lease holder gets the next number
     parked: str  # follow-ups that came before the thread's first turn, for a few seconds
+    inbox: str  # events acked but not yet queued: event id -> {at, body} (core/turn_queue.py)
 
 
 def conversation(prefix: str, conv_id: str) -> ConversationKeys:
@@ -41,6 +42,7 @@ def conversation(prefix: str, conv_id: str) -> ConversationKeys:
         lease=f"{base}:lease",
         fence=f"{base}:fence",
         parked=f"{base}:parked",
+        inbox=f"{base}:inbox",
     )
 
 

@@ -87,6 +87,8 @@ local msgs, toks, meta, queue, lease, fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local record, token, require_existing, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lease_ms, dedupe_ttl, budget = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local ttl, now, park_ms, parked = tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[11]), KEYS[7]
+-- Whatever happens to it below, the event is handled: it leaves the inbox (see accept).
+redis.call('HDEL', KEYS[8], ARGV[12])
 """
     + _OPEN_HEAD
     + _TAKE_LEASE
@@ -103,7 +105,7 @@ end
 -- The markers hold this call's token: a retry of the same call (its reply was lost)
 -- finds its own token and doesn't queue twice; anything else is a duplicate event.
 local replay = false
-for i = 8, #KEYS do
+for i = 9, #KEYS do
   if not redis.call('SET', KEYS[i], token, 'NX', 'EX', dedupe_ttl) then
     if redis.call('GET', KEYS[i]) ~= token then return {'duplicate'} end
     replay = true
@@ -186,10 +188,22 @@ local owner, lease_ms, budget, ttl, now = ARGV[1], tonumber(ARGV[2]), tonumber(A
     + _OPEN_HEAD
     + _TAKE_LEASE
     + """
-if redis.call('EXISTS', lease) == 1 then return {'busy', redis.call('PTTL', lease)} end
-if redis.call('LLEN', queue) == 0 then return {'idle'} end
+-- Events acked longer ago than a lease and still not queued: their process died first.
+local orphans, entries = {}, redis.call('HGETALL', KEYS[7])
+for i = 1, #entries, 2 do
+  if cjson.decode(entries[i + 1]).at < tonumber(now) - lease_ms / 1000 then
+    table.insert(orphans, entries[i + 1])
+    redis.call('HDEL', KEYS[7], entries[i])
+  end
+end
+local left = redis.call('HLEN', KEYS[7])
+if redis.call('EXISTS', lease) == 1 then return {'busy', redis.call('PTTL', lease), orphans} end
+if redis.call('LLEN', queue) == 0 then
+  if left > 0 then return {'busy', lease_ms, orphans} end  -- look again when those are due
+  return {'idle', 0, orphans}
+end
 local f = take_lease()
-return {'lead', f, unpack(open_head())}
+return {'lead', f, orphans, unpack(open_head())}
 """
 )
 
@@ -252,6 +266,7 @@ class Step:
     status: str  # lead | next (a turn is open) · queued | idle | busy | lost | duplicate | foreign
     opened: Opened | None = None
     retry_in_ms: int = 0  # busy: when the lease runs out, if nobody renews it
+    orphans: list[str] = field(default_factory=list)  # adopt: acked events never queued
 
 
 def new_record(message: dict, **fields: object) -> dict:
@@ -270,14 +285,16 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _step(reply: list, conv_id: str, owner: str, lease: Lease | None = None) -> Step:
+def _step(reply: list, conv_id: str, owner: str, lease: Lease | None = None, *, adopt: bool = False) -> Step:
     status = _text(reply[0])
+    orphans = [json.loads(entry)["body"] for entry in reply[2]] if adopt else []
     if status not in ("lead", "next"):
-        return Step(status=status, retry_in_ms=int(reply[1]) if status == "busy" else 0)
+        return Step(status=status, retry_in_ms=int(reply[1]) if status == "busy" else 0, orphans=orphans)
     if status == "lead":
         lease = Lease(conv_id, owner, int(reply[1]))
-    raw, fields, window, length, tries, shown = reply[2:8]
+    raw, fields, window, length, tries, shown = reply[3:9] if adopt else reply[2:8]
     return Step(
+        orphans=orphans,
         status=status,
         opened=Opened(
             lease=lease,
@@ -307,17 +324,22 @@ async def enqueue(
     budget: int,
     ttl: int,
     lease_ms: int = LEASE_MS,
+    index: bool = True,
 ) -> Step:
     """Queue a turn; `lead` means the caller now holds the lease and the turn is open.
 
-    `markers` dedupe Slack retries (event id) and double deliveries (channel and ts). The
-    conversation is also put on the recovery index, so a holder's death is noticed.
+    `markers` dedupe Slack retries (event id) and double deliveries (channel and ts); the
+    first one names the event in the inbox, which it leaves (see `accept`). A new holder
+    puts the conversation on the recovery index, so its death is noticed, unless
+    `accept` did already (`index=False`).
     """
+    k = keys.conversation(store.prefix, conv_id)
+    event_key = markers[0]
     script = store.redis.register_script(_ENQUEUE)
     seen = [keys.seen(store.prefix, conv_id, m) for m in dict.fromkeys(markers)]
     now = time.time()
     reply = await script(
-        keys=_conv_keys(store, conv_id) + [keys.conversation(store.prefix, conv_id).parked] + seen,
+        keys=_conv_keys(store, conv_id) + [k.parked, k.inbox] + seen,
         args=[
             json.dumps(record, separators=(",", ":")),
             record["token"],
@@ -330,10 +352,11 @@ async def enqueue(
             f"{now:.3f}",
             record["ts"],
             PARK_MS,
+            event_key,
         ],
     )
     step = _step(reply, conv_id, owner)
-    if step.status == "lead":
+    if step.status == "lead" and index:
         # Only a new holder indexes: a queued turn is the current holder's, and its entry
         # stays until a scan finds the queue empty. (A process killed between the script
         # and this ZADD leaves its turn to the thread's next message; the gap is one
@@ -385,10 +408,32 @@ async def adopt(
     """Take a queue whose lease ran out (its holder died or handed over)."""
     script = store.redis.register_script(_ADOPT)
     reply = await script(
-        keys=_conv_keys(store, conv_id),
+        keys=_conv_keys(store, conv_id) + [keys.conversation(store.prefix, conv_id).inbox],
         args=[owner, lease_ms, int(budget), int(ttl), f"{time.time():.3f}"],
     )
-    return _step(reply, conv_id, owner)
+    return _step(reply, conv_id, owner, adopt=True)
+
+
+async def accept(store: Store, conv_id: str, event_key: str, body: str, *, lease_ms: int = LEASE_MS) -> None:
+    """Keep an event before Slack is told it arrived, so a process that dies between its
+    ack and `enqueue` loses nothing: a recovery scan finds it in the inbox (`adopt`).
+
+    One round trip: the inbox entry and the recovery index, pipelined. `enqueue` removes
+    the entry as it queues the event (or finds it a duplicate, or not ours).
+    """
+    now = time.time()
+    entry = json.dumps({"at": now, "body": body}, separators=(",", ":"))
+    inbox = keys.conversation(store.prefix, conv_id).inbox
+    async with store.redis.pipeline(transaction=False) as pipe:
+        pipe.hset(inbox, event_key, entry)
+        pipe.expire(inbox, keys.DEDUPE_TTL_SECONDS)
+        pipe.zadd(keys.open_turns(store.prefix), {conv_id: now + lease_ms / 1000})
+        await pipe.execute()
+
+
+async def done(store: Store, conv_id: str, event_key: str) -> None:
+    """An accepted event that didn't become a turn (a thread command) leaves the inbox."""
+    await store.redis.hdel(keys.conversation(store.prefix, conv_id).inbox, event_key)
 
 
 async def renew(store: Store, lease: Lease, lease_ms: int = LEASE_MS) -> bool:

@@ -148,3 +148,23 @@ async def test_a_killed_process_turn_is_finished_by_another_in_the_same_message(
     stored = await history.messages(survivor.deps.core.store, conv)
     assert [m["role"] for m in stored] == ["user", "assistant"]
     assert stored[1]["content"] == "The recovered answer."
+
+
+async def test_an_event_acked_by_a_process_that_died_before_queueing_it_is_answered(
+    env, http_bot, slack, openai_api
+):
+    from core import turn_queue
+
+    survivor = await http_bot(TURN_LEASE_SECONDS="1")
+    event = mention("acked, then the process died")
+    body = event_body(event)
+    conv = keys.conversation_id("T1", "C1", event["ts"])
+    # What the dead process did before its ack, and nothing after it.
+    await turn_queue.accept(
+        survivor.deps.core.store, conv, f"event:{body['event_id']}", json.dumps(body), lease_ms=1000
+    )
+    took = await _wait(lambda: len(_final_answers(slack, event["ts"])) == 1, timeout=10, what="the answer")
+    assert took < 1 + 1.5  # the lease, a scan, the answer
+    await survivor.idle()
+    assert len(openai_api.chat_requests()) == 1
+    assert "acked, then the process died" in openai_api.chat_requests()[0]["messages"][-1]["content"]

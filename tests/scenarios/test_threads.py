@@ -189,9 +189,9 @@ async def test_a_whole_turn_costs_the_same_redis_round_trips_at_any_length(http_
     await store.redis.rpush(conv.msgs, *[filler] * 5000)
     await store.redis.rpush(conv.toks, *[8] * 5000)
     long = await one_turn("at 5,000 messages")
-    # queue (dedupe, lease, append, window), recovery index, persona, where the answer is
-    # shown (so another process can take it over), answer (pop, release); and Slack's
-    # shared budgets: the placeholder, the first text, the final edit
+    # inbox + recovery index before the ack, queue (dedupe, lease, append, window),
+    # persona, where the answer is shown (so another process can take it over), answer
+    # (pop, release); and Slack's shared budgets: the placeholder, the first text, the end
     assert short == long == 5 + 3, (short, long)
 
 

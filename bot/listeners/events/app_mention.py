@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.deps import BotDeps
-from bot.listeners.events.filters import is_from_a_person
+from bot.event_filters import is_from_a_person
 from bot.listeners.events.thread_commands import dispatch_text
 
 

@@ -6,21 +6,17 @@ there only. Top-level channel messages without a mention are none of our busines
 
 from __future__ import annotations
 
-from bot import mentions
 from bot.deps import BotDeps
-from bot.listeners.events.filters import is_from_a_person
+from bot.event_filters import may_start_turn
 from bot.listeners.events.thread_commands import dispatch_text
 
 
 async def handle_message(body: dict, event: dict, deps: BotDeps) -> None:
-    if not is_from_a_person(event, deps.bot_user_id):
+    if not may_start_turn(event, deps.bot_user_id):
         return
     text = event.get("text", "")
     is_dm = event.get("channel_type") == "im"
     thread_ts = event.get("thread_ts")
-    if not is_dm:
-        if not thread_ts or mentions.mentions(text, deps.bot_user_id):
-            return
     dispatch_text(
         deps,
         team=body.get("team_id") or event.get("team", ""),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import mentions, messages
+from bot import intake, mentions, messages
 from bot.deps import BotDeps
 from bot.json_answers import answer_in_thread
 from bot.thread_persona import switch_thread_persona
@@ -26,8 +26,11 @@ def dispatch_text(
     """Spawn the work and return at once: Bolt has already acked, nothing waits on us."""
     text = mentions.strip_mention(text, deps.bot_user_id)
     command = mentions.parse_command(text) if addressed else None
+    conv_id = history.conversation_id(team, channel, thread_ts)
     if command and command.name == "reset":
-        deps.tasks.spawn(_reset(deps, team, channel, thread_ts, event_id or ts))
+        deps.tasks.spawn(
+            _handled(deps, conv_id, event_id, ts, _reset(deps, team, channel, thread_ts, event_id or ts))
+        )
         return
     if command and command.name in ("help", "persona"):
         name, _, domain = command.args.partition(" ")
@@ -43,7 +46,7 @@ def dispatch_text(
                 name=name.lower(),
                 domain=domain.strip(),
             )
-        deps.tasks.spawn(_once(deps, history.conversation_id(team, channel, thread_ts), event_id or ts, work))
+        deps.tasks.spawn(_handled(deps, conv_id, event_id, ts, _once(deps, conv_id, event_id or ts, work)))
         return
     # mentioned inside someone else's thread: read what was said before, once
     joined = addressed and thread_ts != ts and not channel.startswith("D")
@@ -60,11 +63,20 @@ def dispatch_text(
     if command and command.name == "json":
         schema_arg, question = schemas.split_schema_arg(command.args)
         if not schema_arg:
-            deps.tasks.spawn(post_in_thread(deps, channel, thread_ts, messages.THREAD_HELP))
+            work = post_in_thread(deps, channel, thread_ts, messages.THREAD_HELP)
+            deps.tasks.spawn(_handled(deps, conv_id, event_id, ts, work))
             return
         deps.tasks.spawn(answer_in_thread(deps, incoming, schema_arg, question, joined))
         return
     deps.tasks.spawn(run_turn(deps, incoming, joined_thread=joined), name=f"turn:{channel}:{ts}")
+
+
+async def _handled(deps: BotDeps, conv_id: str, event_id: str, ts: str, work) -> None:
+    """A thread command: once it ran, its event leaves the inbox (bot/intake.py)."""
+    try:
+        await work
+    finally:
+        await intake.done(deps, conv_id, event_id, ts)
 
 
 async def _once(deps: BotDeps, conv_id: str, marker: str, work) -> None:

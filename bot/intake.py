@@ -1,0 +1,83 @@
+"""Events the bot may answer are kept in Redis before Slack is told they arrived.
+
+Slack never redelivers an event once it is acked. So a mention, a DM or a thread reply
+goes into its conversation's inbox (core/turn_queue.py `accept`, one round trip) before
+the ack: in HTTP mode in `bot/http.py`, in Socket Mode in a Bolt middleware that runs
+before Bolt's ack. Queueing the turn takes it out of the inbox. If the process dies in
+between, a recovery scan finds the event there (`adopt` returns it) and `replay` runs it
+through the same listener here, where the dedupe markers make a replay of an event that
+did get queued a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from redis.exceptions import RedisError
+from slack_bolt.async_app import AsyncApp
+
+from bot.deps import BotDeps
+from bot.event_filters import may_start_turn
+from core import history, turn_queue
+
+log = logging.getLogger(__name__)
+
+
+def event_key(event_id: str, ts: str) -> str:
+    """The marker naming an event, in the inbox and among the dedupe markers."""
+    return f"event:{event_id or ts}"
+
+
+def conversation_of(body: dict) -> str:
+    event = body["event"]
+    team = body.get("team_id") or event.get("team", "")
+    return history.conversation_id(team, event["channel"], event.get("thread_ts") or event["ts"])
+
+
+async def accept(deps: BotDeps, body: dict, raw: str) -> None:
+    """Keep `body` (an Events API payload) if it may start a turn. Redis being down is
+    reported by the turn itself, so it doesn't hold up the ack."""
+    event = body.get("event") if body.get("type") == "event_callback" else None
+    if not isinstance(event, dict) or not may_start_turn(event, deps.bot_user_id):
+        return
+    try:
+        await turn_queue.accept(
+            deps.core.store,
+            conversation_of(body),
+            event_key(body.get("event_id", ""), event.get("ts", "")),
+            raw,
+            lease_ms=deps.settings.turn_lease_ms,
+        )
+    except RedisError as exc:
+        log.warning("Could not keep an event before acking it: %s", type(exc).__name__)
+
+
+async def done(deps: BotDeps, conv_id: str, event_id: str, ts: str) -> None:
+    """An accepted event that didn't become a queued turn (a thread command) is handled."""
+    try:
+        await turn_queue.done(deps.core.store, conv_id, event_key(event_id, ts))
+    except RedisError:
+        pass  # a replay of it finds its dedupe marker
+
+
+async def replay(deps: BotDeps, raw: str) -> None:
+    """Run an event whose process died before queueing it, as if it had just arrived."""
+    from bot.listeners.events.app_mention import handle_app_mention
+    from bot.listeners.events.message import handle_message
+
+    body = json.loads(raw)
+    event = body["event"]
+    handler = handle_app_mention if event.get("type") == "app_mention" else handle_message
+    log.warning("Replaying event %s (its process stopped before queueing it)", body.get("event_id"))
+    await handler(body=body, event=event, deps=deps)
+
+
+def accept_before_ack(app: AsyncApp, deps: BotDeps) -> None:
+    """Socket Mode: Bolt acks once its middleware has run; keep the event first."""
+
+    async def keep(body: dict, next) -> None:
+        await accept(deps, body, json.dumps(body, separators=(",", ":")))
+        await next()
+
+    app.middleware(keep)
