@@ -1,13 +1,15 @@
 """Slack's rate limits for the calls an answer makes, shared by every bot process.
 
 Slack limits an app per workspace and per method, not per process (platform facts):
-`chat.startStream` and `chat.stopStream` are Tier 2 (about 20 a minute), `chat.update`
-Tier 3 (about 50), and `chat.postMessage` about one a second per channel, each with short
+`chat.startStream` and `chat.stopStream` are Tier 2 (about 20 a minute),
+`chat.appendStream` Tier 4 (about 100), `chat.update` Tier 3 (about 50), and `chat.postMessage` about one a second per channel, each with short
 bursts. Buckets in Redis (core/rate_budget.py) hold those budgets at 90%, so ten
 processes spend one budget, and the bot slows itself down before Slack answers 429.
 
 How an answer adapts when a workspace is busy:
 - a native stream is used only while the stream budget lasts; otherwise placeholder edits;
+- a native stream's appends wait for a buffer's worth of text and for room in the
+  Tier 4 budget, so a busy workspace gets fewer, larger appends;
 - intermediate edits are skipped when the edit budget runs low (they leave a reserve), so
   edits get rarer as more answers share the workspace;
 - what must be shown (a placeholder, an answer's final edit) waits for its turn, never
@@ -33,6 +35,7 @@ from core.store import Store
 log = logging.getLogger(__name__)
 
 NATIVE = Limit(per_minute=18, burst=3)  # start + stop pairs; both Tier 2 (20/min)
+APPEND = Limit(per_minute=90, burst=16)  # chat.appendStream, Tier 4 (100/min)
 EDIT = Limit(per_minute=45, burst=8)  # chat.update, Tier 3 (50/min)
 POST = Limit(per_minute=54, burst=10)  # chat.postMessage, per channel: 1/s, "generous bursts"
 EDIT_RESERVE = 3  # intermediate edits leave this many for answers' final edits
@@ -53,6 +56,11 @@ class SlackRates:
         if not self.native or self.native_limit.per_minute <= 0:
             return False
         return await self._optional(team, "stream", self.native_limit, keep=0)
+
+    async def may_append(self, team: str) -> bool:
+        """More text for a native stream; when the budget is low it waits for a later,
+        larger append (or the stop, which carries what is left)."""
+        return await self._optional(team, "chat.appendStream", APPEND, keep=0)
 
     async def may_edit(self, team: str) -> bool:
         """An intermediate edit: only while the edit budget is comfortably above empty."""

@@ -192,13 +192,16 @@ class SlackAnswer:
             first = not self.current
             self.pending += text
             self.current += text
-            # The first token is sent at once (chunks=[] forces a flush) so the answer
-            # appears immediately; after that the SDK buffers to save API calls.
-            flushed = await self.stream.append(markdown_text=text, chunks=[] if first else None)
-            if flushed is not None:
-                if self.stream.ts and self.stream.ts not in self.message_ts:
-                    await self._shown(self.stream.ts)
-                self.pending = ""
+            # The first token is sent at once so the answer appears immediately; after
+            # that text is held until a buffer's worth is ready and the workspace's
+            # appendStream budget (Tier 4) has room. chunks=[] makes the SDK flush now.
+            if not first:
+                if len(self.pending) < NATIVE_BUFFER or not await self.rates.may_append(self.target.team):
+                    return
+            await self.stream.append(markdown_text=self.pending, chunks=[])
+            if self.stream.ts and self.stream.ts not in self.message_ts:
+                await self._shown(self.stream.ts)
+            self.pending = ""
         except SlackApiError as exc:
             # What Slack already shows stays; what it never got continues in a new message.
             self._give_up_native(exc)
@@ -208,7 +211,7 @@ class SlackAnswer:
 
     async def _native_stop(self, footer: list[dict]) -> None:
         await self._open_stream()
-        await self.stream.stop(blocks=footer or None)
+        await self.stream.stop(markdown_text=self.pending or None, blocks=footer or None)
         if self.stream.ts and self.stream.ts not in self.message_ts:
             await self._shown(self.stream.ts)
         self.pending = ""
@@ -303,15 +306,19 @@ class SlackAnswer:
     async def _roll_over(self) -> None:
         """The message is full: close it and continue the answer in a new one."""
         if self.native and self.stream is not None:
+            unsent = ""
             try:
-                await self.stream.stop()
+                await self.stream.stop(markdown_text=self.pending or None)
             except SlackApiError as exc:
                 self._give_up_native(exc)
+                unsent = self.pending  # never shown: it opens the next message instead
             self.stream = None
             self.pending = ""
             self.current = ""
             if not self.native:
                 await self._post_placeholder()
+                if unsent:
+                    await self._edit_append(unsent)
             return
         await self._edit(final=True, footer=[])
         await self._post_placeholder()

@@ -126,3 +126,21 @@ async def test_a_busy_workspace_stays_within_slacks_tiers_and_every_answer_is_wh
     assert len(slack.calls_to("chat.startStream")) <= 3  # Tier 2's burst, shared by both
     edits = len([c for c in slack.calls_to("chat.update") if c.params["text"].endswith(" …")])
     assert edits <= 8  # intermediate edits gave way to every answer's final one
+
+
+async def test_long_native_streams_send_fewer_larger_appends_when_the_budget_runs_low(
+    http_bot, slack, openai_api
+):
+    slack.enforce_rate_limits()
+    bot = await http_bot(STREAMING_MODE="auto")
+    text = "".join(f"line {i} of a long streamed answer.\n" for i in range(160))  # ~5,700 chars
+    openai_api.default = lambda body: Reply(text=text, chunk_size=40, chunk_delay=0.01)
+    events = [mention(f"long {i}", channel=f"C{i}") for i in range(3)]
+    await asyncio.gather(*(bot.event(e) for e in events))
+    await bot.idle(timeout=30)
+    assert slack.rate_limited_count() == 0, [c.method for c in slack.rate_limited]
+    assert len(slack.calls_to("chat.startStream")) == 3
+    for event in events:
+        assert "".join(m["text"] for m in slack.messages(thread_ts=event["ts"])).strip() == text.strip()
+    # 3 x 5,700 characters in 256-character appends would be ~66 calls, past Tier 4's burst
+    assert len(slack.calls_to("chat.appendStream")) < 66
