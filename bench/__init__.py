@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,18 @@ async def wait_until_healthy(session: aiohttp.ClientSession, url: str, timeout: 
             pass
         await asyncio.sleep(0.05)
     raise RuntimeError("bot did not start")
+
+
+def slack_headers(body: str, secret: str) -> dict[str, str]:
+    """The headers Slack sends with `body`, signed with the app's signing secret."""
+    from slack_sdk.signature import SignatureVerifier
+
+    ts = str(int(time.time()))
+    return {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=ts, body=body),
+    }
 
 
 def raw_post(body: str, headers: dict[str, str], path: str = "/slack/events") -> str:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 
+from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, intake, messages
@@ -177,6 +178,18 @@ async def answer_in_channel(
         question=question,
         user=user,
     )
+    await _record(deps, turn, answer)
+
+
+async def _record(deps: BotDeps, turn: conversations.Prepared, answer) -> None:
+    """Save the answer once shown; if Redis fails now, say so under it."""
+    from bot.turns import post_in_thread
+
+    try:
+        await conversations.record_json(deps.core, turn, answer)
+    except RedisError as exc:
+        log.error("Redis unavailable while saving a JSON answer: %s", type(exc).__name__)
+        await post_in_thread(deps, turn.incoming.channel, turn.incoming.thread_ts, messages.NOT_SAVED)
 
 
 async def answer_in_thread(
@@ -219,7 +232,7 @@ async def answer_queued(deps: BotDeps, opened: turn_queue.Opened) -> None:
     async def say(text: str) -> None:
         await post_in_thread(deps, incoming.channel, incoming.thread_ts, text)
 
-    record = opened.record
+    record, shown = opened.record, False
     async with reported(say, unsaved=True, json=True):
         schema = await resolve_schema(deps, incoming.team, record["schema_arg"])
         turn = await conversations.prepare_opened(deps.core, opened)
@@ -236,3 +249,6 @@ async def answer_queued(deps: BotDeps, opened: turn_queue.Opened) -> None:
             question=record["question"],
             user=incoming.user,
         )
+        shown = True
+    if shown:
+        await _record(deps, turn, answer)

@@ -108,6 +108,11 @@ THREAD_HELP = (
     "switches this thread's persona · `@Threadwise json <schema> [question]` answers as JSON over the "
     "thread (e.g. `@Threadwise json action_items`). `/persona` lists personas."
 )
+STORE_DOWN_WILL_RETRY = (
+    ":warning: I couldn't finish this answer: my database (Redis) is unreachable. Your message "
+    "is saved, and I'll answer it automatically once the database is back; no need to send it again."
+)
+TURN_FAILED = ":warning: Something went wrong while answering this message. Please ask again."
 GAVE_UP = (
     ":warning: I couldn't answer this message: answering it failed several times. "
     "Please ask again; if it keeps happening, ask an admin to check the bot's logs."

@@ -55,15 +55,16 @@ class SlackRates:
         """May this answer use a native stream (its start and its stop)?"""
         if not self.native or self.native_limit.per_minute <= 0:
             return False
-        return await self._optional(team, "stream", self.native_limit, keep=0)
+        return not await self._optional(team, "stream", self.native_limit, keep=0)
 
-    async def may_append(self, team: str) -> bool:
-        """More text for a native stream; when the budget is low it waits for a later,
-        larger append (or the stop, which carries what is left)."""
+    async def append_wait(self, team: str) -> int:
+        """More text for a native stream: 0 to send it now, else milliseconds before asking
+        again (the text waits for a later, larger append, or the stop)."""
         return await self._optional(team, "chat.appendStream", APPEND, keep=0)
 
-    async def may_edit(self, team: str) -> bool:
-        """An intermediate edit: only while the edit budget is comfortably above empty."""
+    async def edit_wait(self, team: str) -> int:
+        """An intermediate edit, only while the edit budget is comfortably above empty:
+        0 to edit now, else milliseconds before asking again."""
         return await self._optional(team, "chat.update", EDIT, keep=EDIT_RESERVE)
 
     async def before_edit(self, team: str) -> None:
@@ -72,12 +73,12 @@ class SlackRates:
     async def before_post(self, team: str, channel: str) -> None:
         await self._required(team, f"chat.postMessage:{channel}", POST)
 
-    async def _optional(self, team: str, name: str, limit: Limit, *, keep: int) -> bool:
+    async def _optional(self, team: str, name: str, limit: Limit, *, keep: int) -> int:
         try:
-            return await rate_budget.take(self.store, team, name, limit, keep=keep) == 0
+            return await rate_budget.take(self.store, team, name, limit, keep=keep)
         except RedisError as exc:
             log.debug("Rate budget unavailable (%s): skipping an optional call", type(exc).__name__)
-            return False
+            return 1000
 
     async def _required(self, team: str, name: str, limit: Limit) -> None:
         deadline = time.monotonic() + MAX_WAIT

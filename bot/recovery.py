@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from bot import intake
 from bot.deps import BotDeps
-from bot.turns import take_turns
+from bot.turns import hold, take_turns
 from core import conversations, turn_queue
 
 log = logging.getLogger(__name__)
@@ -35,18 +35,31 @@ async def recover_once(deps: BotDeps) -> int:
         return 0
     adopted = 0
     for conv_id, score in await turn_queue.due(store):
-        step = await conversations.adopt(deps.core, conv_id, owner=deps.instance_id)
-        for raw in step.orphans:  # acked by a process that died before queueing them
-            deps.tasks.spawn(intake.replay(deps, raw), name=f"replay:{conv_id}")
-        if step.status == "lead":
-            log.warning("Adopted the queued turns of %s (their process stopped)", conv_id)
-            deps.tasks.spawn(take_turns(deps, step.opened), name=f"adopted:{conv_id}")
-            adopted += 1
-        elif step.status == "busy":
-            await turn_queue.look_later(store, conv_id, step.retry_in_ms)
-        else:  # idle: nothing queued, nobody holding it
-            await turn_queue.forget(store, conv_id, score)
+        try:
+            adopted += await _look_at(deps, conv_id, score)
+        except RedisError:
+            raise
+        except Exception:  # one bad entry must not stop every scan after it
+            log.exception("Recovery of %s failed; looking again later", conv_id)
+            await turn_queue.look_later(store, conv_id, 10 * deps.settings.turn_lease_ms)
     return adopted
+
+
+async def _look_at(deps: BotDeps, conv_id: str, score: float) -> int:
+    store = deps.core.store
+    step = await conversations.adopt(deps.core, conv_id, owner=deps.instance_id)
+    for raw in step.orphans:  # acked by a process that died before queueing them
+        deps.tasks.spawn(intake.replay(deps, raw), name=f"replay:{conv_id}")
+    if step.status == "lead":
+        log.warning("Adopted the queued turns of %s (their process stopped)", conv_id)
+        held = hold(deps, step.opened.lease)  # renewed from now, not from a free task slot
+        deps.tasks.spawn(take_turns(deps, step.opened, held), name=f"adopted:{conv_id}")
+        return 1
+    if step.status == "busy":
+        await turn_queue.look_later(store, conv_id, step.retry_in_ms)
+    else:  # idle: nothing queued, nobody holding it, nothing in its inbox
+        await turn_queue.forget(store, conv_id, score)
+    return 0
 
 
 async def recover_forever(deps: BotDeps) -> None:

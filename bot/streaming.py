@@ -77,19 +77,27 @@ class SlackAnswer:
         self.last_edit = 0.0
         self.message_ts: list[str] = []  # every message this answer produced
         self._held = ""  # see append_model
+        self._quiet_until = 0.0  # see _may
 
     async def start(self) -> None:
         """Show that an answer is coming: the assistant status, or a placeholder."""
         if self.reuse_ts:
             await self.rates.before_edit(self.target.team)
+            try:
+                await self.client.chat_update(
+                    channel=self.target.channel,
+                    ts=self.reuse_ts,
+                    text=messages.THINKING,
+                    blocks=blocks.notice(messages.THINKING),
+                )
+            except SlackApiError as exc:  # deleted meanwhile, or a stream never stopped
+                log.info(
+                    "Couldn't reuse the answer's message (%s); posting a new one", exc.response.get("error")
+                )
+                await self._post_placeholder()
+                return
             self.ts = self.reuse_ts
             self.message_ts.append(self.ts)
-            await self.client.chat_update(
-                channel=self.target.channel,
-                ts=self.ts,
-                text=messages.THINKING,
-                blocks=blocks.notice(messages.THINKING),
-            )
             self.last_edit = time.monotonic()
             return
         self.native = await self.rates.stream(self.target.team)
@@ -195,9 +203,8 @@ class SlackAnswer:
             # The first token is sent at once so the answer appears immediately; after
             # that text is held until a buffer's worth is ready and the workspace's
             # appendStream budget (Tier 4) has room. chunks=[] makes the SDK flush now.
-            if not first:
-                if len(self.pending) < NATIVE_BUFFER or not await self.rates.may_append(self.target.team):
-                    return
+            if not first and (len(self.pending) < NATIVE_BUFFER or not await self._may("append")):
+                return
             await self.stream.append(markdown_text=self.pending, chunks=[])
             if self.stream.ts and self.stream.ts not in self.message_ts:
                 await self._shown(self.stream.ts)
@@ -250,8 +257,19 @@ class SlackAnswer:
         # The first text is shown at once; then at most one edit per interval, and only
         # while the workspace's edit budget has room (final edits always get theirs).
         due = first or time.monotonic() - self.last_edit >= self.edit_interval
-        if due and await self.rates.may_edit(self.target.team):
+        if due and await self._may("edit"):
             await self._edit()
+
+    async def _may(self, call: str) -> bool:
+        """An optional call (an append, an intermediate edit), if the workspace's budget has
+        room; refused, it isn't asked again until the budget says it might."""
+        now = time.monotonic()
+        if now < self._quiet_until:
+            return False
+        team = self.target.team
+        wait_ms = await (self.rates.append_wait(team) if call == "append" else self.rates.edit_wait(team))
+        self._quiet_until = now + wait_ms / 1000
+        return not wait_ms
 
     async def _edit(self, *, final: bool = False, footer: list[dict] | None = None) -> None:
         if self.ts is None:

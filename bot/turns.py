@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from openai import OpenAIError
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, messages
+from bot import blocks, intake, messages
 from bot.deps import BotDeps
 from bot.streaming import SlackAnswer, Target
 from core import conversations, llm, personas, turn_queue
@@ -52,14 +53,17 @@ async def run_turn(
         # so only messages addressed to the bot (mentions, DMs) get the error.
         if not incoming.require_existing:
             await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
+        await intake.done(deps, incoming.conv_id, incoming.event_id, incoming.ts)
         return
     except OpenAIError as exc:  # moderation failed after retries
         await post_in_thread(
             deps, incoming.channel, incoming.thread_ts, messages.llm_error(llm.error_kind(exc))
         )
+        await intake.done(deps, incoming.conv_id, incoming.event_id, incoming.ts)
         return
     if step.status == "flagged":
         await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.FLAGGED)
+        await intake.done(deps, incoming.conv_id, incoming.event_id, incoming.ts)
     elif step.status in ("duplicate", "foreign"):
         deps.stats.skipped += 1
         log.debug("Skipping %s message %s", step.status, incoming.ts)
@@ -67,16 +71,34 @@ async def run_turn(
         await take_turns(deps, step.opened)
 
 
-async def take_turns(deps: BotDeps, opened: turn_queue.Opened | None) -> None:
+@dataclass
+class Held:
+    """A lease this process holds, renewed by `keeper`; losing it cancels `worker`."""
+
+    lease: turn_queue.Lease
+    keeper: asyncio.Task | None = None
+    worker: asyncio.Task | None = None
+
+
+def hold(deps: BotDeps, lease: turn_queue.Lease) -> Held:
+    """Start renewing a lease at once (an adopted thread may wait for a task slot)."""
+    held = Held(lease)
+    held.keeper = asyncio.create_task(_keep(deps, held), name=f"lease:{lease.conv_id}")
+    deps.leases[lease.conv_id] = lease
+    return held
+
+
+async def take_turns(deps: BotDeps, opened: turn_queue.Opened, held: Held | None = None) -> None:
     """Answer the thread's queued turns while this process holds its lease.
 
     The lease is renewed in the background; each close opens the next turn, or releases
     the lease when the queue is empty. On shutdown, the turn in hand is finished and the
-    rest handed over (see `hand_over`).
+    rest handed over (see `hand_over`). If the lease is lost (this process stalled past
+    it and another took over), the turn in hand stops at once.
     """
-    lease = opened.lease
-    deps.leases[lease.conv_id] = lease
-    keeper = asyncio.create_task(_keep(deps, lease), name=f"lease:{lease.conv_id}")
+    held = held or hold(deps, opened.lease)
+    held.worker = asyncio.current_task()
+    lease = held.lease
     try:
         while opened is not None:
             step = await _answer(deps, opened)
@@ -86,26 +108,31 @@ async def take_turns(deps: BotDeps, opened: turn_queue.Opened | None) -> None:
                 opened = None
     except RedisError as exc:
         log.error("Redis unavailable between turns of %s: %s", lease.conv_id, type(exc).__name__)
-    except asyncio.CancelledError:  # shutdown ran out of time: let another process finish it
+    except asyncio.CancelledError:  # shutdown ran out of time, or the lease was lost
         with contextlib.suppress(RedisError):
             await turn_queue.hand_over(deps.core.store, lease)
         raise
     finally:
-        keeper.cancel()
+        held.keeper.cancel()
         deps.leases.pop(lease.conv_id, None)
 
 
-async def _keep(deps: BotDeps, lease: turn_queue.Lease) -> None:
+async def _keep(deps: BotDeps, held: Held) -> None:
     """Renew the lease a few times per period while its turns run."""
     lease_ms = deps.settings.turn_lease_ms
     while True:
         await asyncio.sleep(lease_ms / 3000)
         try:
-            if not await turn_queue.renew(deps.core.store, lease, lease_ms):
-                log.warning("Lost the turn lease of %s; its next write will stop", lease.conv_id)
+            renewed = await turn_queue.renew(deps.core.store, held.lease, lease_ms)
+            if renewed < 0:
+                log.warning("Lost the turn lease of %s to another process; stopping here", held.lease.conv_id)
+                if held.worker is not None:
+                    held.worker.cancel()
+                return
+            if renewed == 0:  # our last close released it (or it ran out: the close will say)
                 return
         except RedisError as exc:
-            log.warning("Could not renew the turn lease of %s: %s", lease.conv_id, type(exc).__name__)
+            log.warning("Could not renew the turn lease of %s: %s", held.lease.conv_id, type(exc).__name__)
 
 
 async def join_thread(deps: BotDeps, incoming: Incoming) -> None:
@@ -119,12 +146,14 @@ async def join_thread(deps: BotDeps, incoming: Incoming) -> None:
 
 async def _answer(deps: BotDeps, opened: turn_queue.Opened) -> turn_queue.Step | None:
     """Answer the open turn and close it, whatever happens: the queue never stalls on it."""
-    incoming = conversations.incoming_of(opened)
     if opened.tries > turn_queue.MAX_TRIES:
-        log.error("Giving up on a turn in %s after %d tries", incoming.conv_id, opened.tries - 1)
-        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.GAVE_UP)
+        log.error("Giving up on a turn in %s after %d tries", opened.lease.conv_id, opened.tries - 1)
+        with contextlib.suppress(Exception):  # even a record we can't read is given up
+            incoming = conversations.incoming_of(opened)
+            await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.GAVE_UP)
         return await conversations.skip(deps.core, opened)
     try:
+        incoming = conversations.incoming_of(opened)
         if opened.record.get("kind") == "json":
             from bot.json_answers import answer_queued
 
@@ -135,8 +164,12 @@ async def _answer(deps: BotDeps, opened: turn_queue.Opened) -> turn_queue.Step |
         log.warning("Slack refused the answer in %s: %s", incoming.channel, exc.response.get("error"))
     except RedisError as exc:
         log.error("Redis unavailable during a turn: %s", type(exc).__name__)
-        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN)
-        return None  # the lease runs out and the turn is tried again by a recovery scan
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN_WILL_RETRY)
+        return None  # the lease runs out and a recovery scan tries the turn again
+    except Exception:
+        log.exception("A turn failed in %s", opened.lease.conv_id)
+        with contextlib.suppress(Exception):
+            await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.TURN_FAILED)
     return opened.done or await conversations.skip(deps.core, opened)
 
 

@@ -309,9 +309,9 @@ async def _without_speaker_echo(stream: AsyncIterator[str], result: llm.StreamRe
 
 
 async def answer_json(deps: CoreDeps, turn: Prepared, schema: NamedSchema) -> JsonAnswer:
-    """A structured answer over the thread's context, recorded like any other reply."""
+    """A structured answer over the thread's context; `record_json` it once shown."""
     s = deps.settings
-    answer = await structured.ask_json(
+    return await structured.ask_json(
         deps.openai,
         model=turn.model,
         system=turn.messages[0]["content"],
@@ -320,6 +320,11 @@ async def answer_json(deps: CoreDeps, turn: Prepared, schema: NamedSchema) -> Js
         attempts=s.openai_max_attempts,
         temperature=turn.temperature,
     )
+
+
+async def record_json(deps: CoreDeps, turn: Prepared, answer: JsonAnswer) -> turn_queue.Step | None:
+    """Record a JSON answer like any other reply, after it was shown (so a process that
+    dies in between leaves the turn to be answered again, not recorded and never shown)."""
     if answer.ok:
         text = "```json\n" + json.dumps(answer.data, indent=2, ensure_ascii=False) + "\n```"
     elif answer.refusal:
@@ -329,7 +334,7 @@ async def answer_json(deps: CoreDeps, turn: Prepared, schema: NamedSchema) -> Js
     message = {"role": "assistant", "content": text}
     message["tokens"] = tokens.count_message(message, turn.model)
     turn.after = await _close(deps, turn, message, usage=answer.usage)
-    return answer
+    return turn.after
 
 
 def _turn_meta(turn: Prepared) -> dict[str, str]:

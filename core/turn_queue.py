@@ -38,7 +38,6 @@ from core.history import WINDOW_LUA, _decode_meta
 from core.store import Store
 
 LEASE_MS = 8_000  # a dead holder's turns are adopted within this plus one scan interval
-PARK_MS = 5_000  # how long a follow-up waits for the thread's first mention to be queued
 MAX_TRIES = 3  # a turn that took down its process this often is given up, with a note
 
 # Opens the queue's head turn: appends its user message to the history the first time,
@@ -46,7 +45,7 @@ MAX_TRIES = 3  # a turn that took down its process this often is given up, with 
 # budget, ttl and now.
 _OPEN_HEAD = (
     """
-local function open_head()
+local function open_head(f)
   local raw = redis.call('LINDEX', queue, 0)
   local head = cjson.decode(raw)
   local tries
@@ -54,13 +53,18 @@ local function open_head()
     redis.call('RPUSH', msgs, head.message)
     redis.call('RPUSH', toks, head.tokens)
     redis.call('HSETNX', meta, 'created', now)
-    redis.call('HSET', meta, 'updated', now, 'head', head.token, 'head_tries', 1)
+    redis.call('HSET', meta, 'updated', now, 'head', head.token, 'head_tries', 1, 'head_fence', f)
     redis.call('HDEL', meta, 'head_shown')
     redis.call('HINCRBY', meta, 'messages', 1)
     redis.call('HINCRBY', meta, 'history_tokens', head.tokens)
     tries = 1
-  else
+  elseif redis.call('HGET', meta, 'head_fence') ~= tostring(f) then
+    -- a new holder (an adoption) opens it again: that is another try
     tries = redis.call('HINCRBY', meta, 'head_tries', 1)
+    redis.call('HSET', meta, 'head_fence', f)
+  else
+    -- the same holder's retried call (its reply was lost): not another try
+    tries = tonumber(redis.call('HGET', meta, 'head_tries'))
   end
   for _, key in ipairs({msgs, toks, meta, queue}) do redis.call('EXPIRE', key, ttl) end
   local n = redis.call('LLEN', msgs)
@@ -74,7 +78,7 @@ end
 
 _TAKE_LEASE = """
 local function take_lease()
-  local f = redis.call('INCR', fence)
+  local f = tostring(redis.call('INCR', fence))
   redis.call('EXPIRE', fence, ttl)
   redis.call('SET', lease, owner .. '|' .. f, 'PX', lease_ms)
   return f
@@ -94,8 +98,12 @@ redis.call('HDEL', KEYS[8], ARGV[12])
     + _TAKE_LEASE
     + """
 if require_existing == '1' and redis.call('EXISTS', meta) == 0 and redis.call('LLEN', queue) == 0 then
-  -- Not our thread, or its first mention is still on its way through another process:
-  -- keep the follow-up a few seconds, for that mention to take in (below).
+  -- Not our thread, or its first mention is still on its way (another process, or a
+  -- replay after its process died): keep the follow-up for that mention to take in
+  -- (below), and its markers as long, so a retry of it isn't parked twice.
+  for i = 9, #KEYS do
+    if not redis.call('SET', KEYS[i], token, 'NX', 'PX', park_ms) then return {'foreign'} end
+  end
   if redis.call('LLEN', parked) < 100 then
     redis.call('RPUSH', parked, record)
     redis.call('PEXPIRE', parked, park_ms)
@@ -106,12 +114,19 @@ end
 -- finds its own token and doesn't queue twice; anything else is a duplicate event.
 local replay = false
 for i = 9, #KEYS do
-  if not redis.call('SET', KEYS[i], token, 'NX', 'EX', dedupe_ttl) then
-    if redis.call('GET', KEYS[i]) ~= token then return {'duplicate'} end
-    replay = true
-  end
+  local holder = redis.call('GET', KEYS[i])
+  if holder and holder ~= token then return {'duplicate'} end
+  if holder then replay = true end
+  redis.call('SET', KEYS[i], token, 'EX', dedupe_ttl)
 end
-if not replay then
+if replay then
+  -- A retried call (its reply was lost): if its first run took the lease, say so again.
+  local held = redis.call('GET', lease)
+  if held and string.sub(held, 1, #owner + 1) == owner .. '|' and redis.call('LLEN', queue) > 0 then
+    local f = string.sub(held, #owner + 2)
+    return {'lead', f, unpack(open_head(f))}
+  end
+else
   -- Slack's order, not delivery order: a message delivered late (another process, a
   -- retry) goes before later messages still waiting. The head may be open: never before it.
   local ts, pivot = ARGV[10], nil
@@ -139,8 +154,7 @@ if not replay then
 end
 if redis.call('EXISTS', lease) == 1 or redis.call('LLEN', queue) == 0 then return {'queued'} end
 local f = take_lease()
-local opened = open_head()
-return {'lead', f, unpack(opened)}
+return {'lead', f, unpack(open_head(f))}
 """
 )
 
@@ -168,7 +182,7 @@ if raw and cjson.decode(raw).token == token then
   for name, value in pairs(fields.usage) do redis.call('HINCRBY', meta, 'usage_' .. name, value) end
   for name, value in pairs(fields.meta) do redis.call('HSET', meta, name, value) end
   redis.call('LPOP', queue)
-  redis.call('HDEL', meta, 'head', 'head_tries', 'head_shown')
+  redis.call('HDEL', meta, 'head', 'head_tries', 'head_shown', 'head_fence')
 end
 for _, key in ipairs({msgs, toks, meta}) do redis.call('EXPIRE', key, ttl) end
 if redis.call('LLEN', queue) == 0 then
@@ -176,7 +190,7 @@ if redis.call('LLEN', queue) == 0 then
   return {'idle'}
 end
 redis.call('PEXPIRE', lease, lease_ms)
-return {'next', 0, unpack(open_head())}
+return {'next', 0, unpack(open_head(string.match(holder, '|(%d+)$')))}
 """
 )
 
@@ -184,33 +198,43 @@ _ADOPT = (
     """
 local msgs, toks, meta, queue, lease, fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local owner, lease_ms, budget, ttl, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local max_replays = tonumber(ARGV[6])
 """
     + _OPEN_HEAD
     + _TAKE_LEASE
     + """
 -- Events acked longer ago than a lease and still not queued: their process died first.
+-- They stay in the inbox until queueing takes them out; the new stamp keeps another scan
+-- from replaying them again before a lease has passed, and a few failed replays end it.
 local orphans, entries = {}, redis.call('HGETALL', KEYS[7])
 for i = 1, #entries, 2 do
-  if cjson.decode(entries[i + 1]).at < tonumber(now) - lease_ms / 1000 then
-    table.insert(orphans, entries[i + 1])
-    redis.call('HDEL', KEYS[7], entries[i])
+  local entry = cjson.decode(entries[i + 1])
+  if entry.at < tonumber(now) - lease_ms / 1000 then
+    entry.at, entry.replays = tonumber(now), (entry.replays or 0) + 1
+    if entry.replays > max_replays then
+      redis.call('HDEL', KEYS[7], entries[i])
+    else
+      redis.call('HSET', KEYS[7], entries[i], cjson.encode(entry))
+      table.insert(orphans, entry.body)
+    end
   end
 end
-local left = redis.call('HLEN', KEYS[7])
 if redis.call('EXISTS', lease) == 1 then return {'busy', redis.call('PTTL', lease), orphans} end
 if redis.call('LLEN', queue) == 0 then
-  if left > 0 then return {'busy', lease_ms, orphans} end  -- look again when those are due
+  -- events still in the inbox: look again when they would be due
+  if redis.call('HLEN', KEYS[7]) > 0 then return {'busy', lease_ms, orphans} end
   return {'idle', 0, orphans}
 end
 local f = take_lease()
-return {'lead', f, orphans, unpack(open_head())}
+return {'lead', f, orphans, unpack(open_head(f))}
 """
 )
 
 _RENEW = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not held then return 0 end
+return -1
 """
 
 _SHOWN = """
@@ -228,6 +252,12 @@ _FORGET_IF_UNCHANGED = """
 if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) == tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) return 1 end
 return 0
 """
+
+
+def park_ms(lease_ms: int) -> int:
+    """How long a follow-up waits for its thread's first mention to be queued: long enough
+    for a dead process's mention to be replayed (a lease, then a scan)."""
+    return 2 * lease_ms + 1_000
 
 
 @dataclass(frozen=True)
@@ -287,7 +317,7 @@ def _text(value: object) -> str:
 
 def _step(reply: list, conv_id: str, owner: str, lease: Lease | None = None, *, adopt: bool = False) -> Step:
     status = _text(reply[0])
-    orphans = [json.loads(entry)["body"] for entry in reply[2]] if adopt else []
+    orphans = [_text(body) for body in reply[2]] if adopt else []
     if status not in ("lead", "next"):
         return Step(status=status, retry_in_ms=int(reply[1]) if status == "busy" else 0, orphans=orphans)
     if status == "lead":
@@ -351,7 +381,7 @@ async def enqueue(
             int(ttl),
             f"{now:.3f}",
             record["ts"],
-            PARK_MS,
+            park_ms(lease_ms),
             event_key,
         ],
     )
@@ -409,7 +439,7 @@ async def adopt(
     script = store.redis.register_script(_ADOPT)
     reply = await script(
         keys=_conv_keys(store, conv_id) + [keys.conversation(store.prefix, conv_id).inbox],
-        args=[owner, lease_ms, int(budget), int(ttl), f"{time.time():.3f}"],
+        args=[owner, lease_ms, int(budget), int(ttl), f"{time.time():.3f}", MAX_TRIES],
     )
     return _step(reply, conv_id, owner, adopt=True)
 
@@ -436,11 +466,12 @@ async def done(store: Store, conv_id: str, event_key: str) -> None:
     await store.redis.hdel(keys.conversation(store.prefix, conv_id).inbox, event_key)
 
 
-async def renew(store: Store, lease: Lease, lease_ms: int = LEASE_MS) -> bool:
-    """Extend the lease; False means it was lost (expired and taken, or handed over)."""
+async def renew(store: Store, lease: Lease, lease_ms: int = LEASE_MS) -> int:
+    """Extend the lease: 1 done, 0 no lease (released by our own last close, or expired and
+    not yet adopted), -1 another process holds it now."""
     script = store.redis.register_script(_RENEW)
     key = keys.conversation(store.prefix, lease.conv_id).lease
-    return bool(await script(keys=[key], args=[lease.value, lease_ms]))
+    return int(await script(keys=[key], args=[lease.value, lease_ms]))
 
 
 async def mark_shown(store: Store, opened: Opened, slack_ts: str) -> bool:

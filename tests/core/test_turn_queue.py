@@ -97,12 +97,14 @@ async def test_a_follow_up_that_overtakes_the_threads_first_mention_is_answered_
 async def test_a_follow_up_in_a_thread_that_is_not_ours_is_soon_forgotten(store):
     assert (await _enqueue(store, 2, "B", require_existing=True)).status == "foreign"
     parked = keys.conversation(store.prefix, CONV).parked
-    assert 0 < await store.redis.pttl(parked) <= turn_queue.PARK_MS
+    assert 0 < await store.redis.pttl(parked) <= turn_queue.park_ms(5_000)
     assert not await store.redis.exists(keys.conversation(store.prefix, CONV).meta)
 
 
 async def test_duplicates_and_foreign_follow_ups_are_not_queued(store):
-    assert (await _enqueue(store, 1, "A", require_existing=True)).status == "foreign"
+    assert (await _enqueue(store, 7, "A", require_existing=True)).status == "foreign"
+    assert (await _enqueue(store, 7, "B", require_existing=True)).status == "foreign"  # not parked twice
+    assert await store.redis.llen(keys.conversation(store.prefix, CONV).parked) == 1
     first = await _enqueue(store, 1, "A")
     assert (await _enqueue(store, 1, "B")).status == "duplicate"  # same message, other process
     assert (await _enqueue(store, 9, "B", event="1")).status == "duplicate"  # Slack's retry
@@ -126,7 +128,7 @@ async def test_a_dead_holders_turn_is_adopted_once_and_its_writes_are_fenced(sto
 
     # A wakes up from its stall: it can neither answer nor keep the lease
     assert (await _close(store, first.opened, 1)).status == "lost"
-    assert not await turn_queue.renew(store, first.opened.lease)
+    assert await turn_queue.renew(store, first.opened.lease) == -1  # B holds it now
     assert not await turn_queue.mark_shown(store, first.opened, "999.0")
     assert [m["content"] for m in await history.messages(store, CONV)] == ["m1"]
 
@@ -185,9 +187,11 @@ async def test_an_event_acked_but_never_queued_is_handed_to_a_scan_once_a_lease_
     assert early.status == "busy" and early.orphans == []  # its process may still queue it
     await asyncio.sleep(0.7)
     late = await turn_queue.adopt(store, CONV, owner="B", budget=10_000, ttl=3600, lease_ms=600)
-    assert late.orphans == ['{"event": "seven"}'] and late.status == "idle"
+    assert late.orphans == ['{"event": "seven"}'] and late.status == "busy"  # until it is queued
     again = await turn_queue.adopt(store, CONV, owner="C", budget=10_000, ttl=3600, lease_ms=600)
-    assert again.orphans == []  # handed out once
+    assert again.orphans == []  # not replayed twice within a lease
+    await asyncio.sleep(0.7)  # the replay failed before queueing it: replayed once more
+    assert (await turn_queue.adopt(store, CONV, owner="C", budget=10_000, ttl=3600, lease_ms=600)).orphans
 
 
 async def test_queueing_an_event_takes_it_out_of_the_inbox(store):
@@ -195,3 +199,21 @@ async def test_queueing_an_event_takes_it_out_of_the_inbox(store):
     await _enqueue(store, 1, "A")
     await asyncio.sleep(0.2)
     assert (await turn_queue.adopt(store, CONV, owner="B", budget=10_000, ttl=3600)).orphans == []
+
+
+async def test_a_retried_call_is_answered_as_the_first_one_was(store):
+    first = await _enqueue(store, 1, "A")
+    record = turn_queue.new_record(_msg(1), n=1)
+    record["token"] = first.opened.token  # the same call again: its reply was lost
+    again = await turn_queue.enqueue(
+        store,
+        CONV,
+        record,
+        owner="A",
+        markers=["event:1", "msg:1"],
+        require_existing=False,
+        budget=10_000,
+        ttl=3600,
+    )
+    assert again.status == "lead" and again.opened.lease == first.opened.lease
+    assert again.opened.tries == 1 and _contents(again.opened) == ["m1"]
