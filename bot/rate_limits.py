@@ -12,6 +12,9 @@ How an answer adapts when a workspace is busy:
   Tier 4 budget, so a busy workspace gets fewer, larger appends;
 - intermediate edits are skipped when the edit budget runs low (they leave a reserve), so
   edits get rarer as more answers share the workspace;
+- a new answer takes its final edit's call from the budget when it starts; when none is
+  left it goes quiet: no placeholder, no edits, one `chat.postMessage` when it is done
+  (posts have far more room: one a second per channel, several hundred a minute);
 - what must be shown (a placeholder, an answer's final edit) waits for its turn, never
   longer than `MAX_WAIT`; then it goes anyway and Slack's Retry-After takes over.
 
@@ -38,7 +41,8 @@ NATIVE = Limit(per_minute=18, burst=3)  # start + stop pairs; both Tier 2 (20/mi
 APPEND = Limit(per_minute=90, burst=16)  # chat.appendStream, Tier 4 (100/min)
 EDIT = Limit(per_minute=45, burst=8)  # chat.update, Tier 3 (50/min)
 POST = Limit(per_minute=54, burst=10)  # chat.postMessage, per channel: 1/s, "generous bursts"
-EDIT_RESERVE = 3  # intermediate edits leave this many for answers' final edits
+POST_WORKSPACE = Limit(per_minute=270, burst=45)  # and "several hundred a minute" per workspace
+EDIT_RESERVE = 3  # intermediate edits leave this many for new answers
 MAX_WAIT = 30.0
 
 
@@ -55,42 +59,49 @@ class SlackRates:
         """May this answer use a native stream (its start and its stop)?"""
         if not self.native or self.native_limit.per_minute <= 0:
             return False
-        return not await self._optional(team, "stream", self.native_limit, keep=0)
+        return not await self._optional(team, {"stream": self.native_limit}, keep=0)
 
     async def append_wait(self, team: str) -> int:
         """More text for a native stream: 0 to send it now, else milliseconds before asking
         again (the text waits for a later, larger append, or the stop)."""
-        return await self._optional(team, "chat.appendStream", APPEND, keep=0)
+        return await self._optional(team, {"chat.appendStream": APPEND}, keep=0)
 
     async def edit_wait(self, team: str) -> int:
         """An intermediate edit, only while the edit budget is comfortably above empty:
         0 to edit now, else milliseconds before asking again."""
-        return await self._optional(team, "chat.update", EDIT, keep=EDIT_RESERVE)
+        return await self._optional(team, {"chat.update": EDIT}, keep=EDIT_RESERVE)
 
     async def before_edit(self, team: str) -> None:
-        await self._required(team, "chat.update", EDIT)
+        await self._required(team, {"chat.update": EDIT})
+
+    async def edit_slot(self, team: str) -> bool:
+        """Edit mode for a new answer: its final edit's call, taken now. When chat.update's
+        budget is low the answer goes quiet instead: one post when it is done."""
+        return not await self._optional(team, {"chat.update": EDIT}, keep=0)
 
     async def before_post(self, team: str, channel: str) -> None:
-        await self._required(team, f"chat.postMessage:{channel}", POST)
+        await self._required(team, {f"chat.postMessage:{channel}": POST, "chat.postMessage": POST_WORKSPACE})
 
-    async def _optional(self, team: str, name: str, limit: Limit, *, keep: int) -> int:
+    async def _optional(self, team: str, buckets: dict[str, Limit], *, keep: int) -> int:
         try:
-            return await rate_budget.take(self.store, team, name, limit, keep=keep)
+            return await rate_budget.take(self.store, team, buckets, keep=keep)
         except RedisError as exc:
             log.debug("Rate budget unavailable (%s): skipping an optional call", type(exc).__name__)
             return 1000
 
-    async def _required(self, team: str, name: str, limit: Limit) -> None:
+    async def _required(self, team: str, buckets: dict[str, Limit]) -> None:
         deadline = time.monotonic() + MAX_WAIT
         while True:
             try:
-                wait_ms = await rate_budget.take(self.store, team, name, limit)
+                wait_ms = await rate_budget.take(self.store, team, buckets)
             except RedisError as exc:
                 log.debug("Rate budget unavailable (%s): calling Slack anyway", type(exc).__name__)
                 return
             if not wait_ms:
                 return
             if time.monotonic() + wait_ms / 1000 > deadline:
-                log.warning("Slack budget %s still empty after %.0f s; calling anyway", name, MAX_WAIT)
+                log.warning(
+                    "Slack budget %s still empty after %.0f s; calling anyway", list(buckets), MAX_WAIT
+                )
                 return
             await asyncio.sleep(wait_ms / 1000)

@@ -78,6 +78,10 @@ class SlackAnswer:
         self.message_ts: list[str] = []  # every message this answer produced
         self._held = ""  # see append_model
         self._quiet_until = 0.0  # see _may
+        # A busy workspace's answer: no placeholder and no edits, one post when it is done
+        # (chat.postMessage has far more room than chat.update's Tier 3).
+        self.quiet = False
+        self._final_edit_taken = False  # the final edit's call was taken from the budget at start
 
     async def start(self) -> None:
         """Show that an answer is coming: the assistant status, or a placeholder."""
@@ -108,8 +112,11 @@ class SlackAnswer:
                 )
             except SlackApiError as exc:  # only assistant threads support it; harmless elsewhere
                 log.debug("setStatus unavailable: %s", exc.response.get("error"))
-        else:
+        elif await self.rates.edit_slot(self.target.team):
+            self._final_edit_taken = True
             await self._post_placeholder()
+        else:
+            self.quiet = True
 
     async def append_model(self, delta: str) -> None:
         """Model text, defanged (see blocks.defang). A trailing "<" waits for the next delta,
@@ -139,6 +146,9 @@ class SlackAnswer:
             await self.append(("\n\n" if self.current else "") + note)
         if not self.current and not self.message_ts:
             await self.append(messages.EMPTY_ANSWER)
+        if self.quiet:
+            await self._post_whole(footer)
+            return
         if self.native:
             try:
                 await self._native_stop(footer)
@@ -244,12 +254,34 @@ class SlackAnswer:
         self.current = ""
         self.last_edit = time.monotonic()
 
+    async def _post_whole(self, footer: list[dict]) -> None:
+        """A quiet answer, posted once done: what fits beside the footer, then the rest."""
+        room = blocks.BLOCKS_BUDGET - blocks.text_size(footer)
+        text = self.current
+        if footer and len(text) > room > 0:
+            head, text = blocks.split_text(text, room)
+            await self._post_message(head, [])
+        await self._post_message(text, footer)
+
+    async def _post_message(self, text: str, footer: list[dict]) -> None:
+        await self.rates.before_post(self.target.team, self.target.channel)
+        response = await self.client.chat_postMessage(
+            channel=self.target.channel,
+            thread_ts=self.target.thread_ts,
+            text=blocks.fallback_text(text),
+            blocks=blocks.answer_blocks(text, footer=footer),
+        )
+        await self._shown(response["ts"])
+
     async def _shown(self, ts: str) -> None:
         self.message_ts.append(ts)
         if len(self.message_ts) == 1 and self.on_first_message is not None:
             await self.on_first_message(ts)
 
     async def _edit_append(self, text: str) -> None:
+        if self.quiet:
+            self.current += text
+            return
         if self.ts is None:
             await self._post_placeholder()
         first = not self.current
@@ -287,7 +319,9 @@ class SlackAnswer:
             await self._edit(final=True, footer=footer)
             return
         text = self.current if final else self.current + " …"
-        if final:
+        if final and self._final_edit_taken:
+            self._final_edit_taken = False
+        elif final:
             await self.rates.before_edit(self.target.team)
         try:
             await self.client.chat_update(
@@ -323,6 +357,10 @@ class SlackAnswer:
 
     async def _roll_over(self) -> None:
         """The message is full: close it and continue the answer in a new one."""
+        if self.quiet:
+            await self._post_message(self.current, [])
+            self.current = ""
+            return
         if self.native and self.stream is not None:
             unsent = ""
             try:

@@ -144,3 +144,22 @@ async def test_long_native_streams_send_fewer_larger_appends_when_the_budget_run
         assert "".join(m["text"] for m in slack.messages(thread_ts=event["ts"])).strip() == text.strip()
     # 3 x 5,700 characters in 256-character appends would be ~66 calls, past Tier 4's burst
     assert len(slack.calls_to("chat.appendStream")) < 66
+
+
+async def test_when_edits_run_out_answers_arrive_whole_in_one_post(http_bot, slack, openai_api):
+    """Tier 3 allows a burst of about 8 edits: the answers past it show no placeholder and
+    are posted once, complete, instead of waiting minutes for chat.update."""
+    slack.enforce_rate_limits()
+    bot = await http_bot(STREAMING_MODE="update")
+    openai_api.default = lambda body: Reply(text="a complete answer " * 20, chunk_size=30, chunk_delay=0.02)
+    events = [mention(f"q{i}", channel=f"C{i % 6}") for i in range(24)]
+    await asyncio.gather(*(bot.event(e) for e in events))
+    await bot.idle(timeout=30)
+    assert slack.rate_limited_count() == 0, [c.method for c in slack.rate_limited]
+    edited = {c.params["ts"] for c in slack.calls_to("chat.update")}
+    quiet = 0
+    for event in events:
+        [shown] = slack.messages(thread_ts=event["ts"])
+        assert shown["text"].strip() == ("a complete answer " * 20).strip()
+        quiet += shown["ts"] not in edited
+    assert quiet >= 24 - 8 - 2  # only the edit budget's burst (and a refill) got placeholders
