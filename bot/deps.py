@@ -63,6 +63,8 @@ class BotDeps:
     # Turn leases this process holds (bot/turns.py), to hand over on shutdown. The leases
     # themselves are in Redis; this is only which of them are ours.
     leases: dict[str, turn_queue.Lease] = field(default_factory=dict)
+    accepting: object = None  # the events being written before their ack (bot/intake.py Batch)
+    acking: int = 0  # HTTP events between arrival and ack: their work waits (bot/http.py)
     # Per process, at most a minute old and bounded: see bot/auth.py.
     admin_cache: OrderedDict[tuple[str, str], tuple[float, bool]] = field(default_factory=OrderedDict)
 

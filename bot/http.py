@@ -195,13 +195,19 @@ def counters(values: dict[str, object]) -> dict[str, int | float]:
 
 
 # Under a burst, acks of requests still arriving would wait behind the work that earlier
-# events start. Starting that work 20 ms later lets the acks go first (measured with
-# bench/turns.py part c); 20 ms is invisible next to a model's answer.
+# events start. That work starts 20 ms later, and not while acks are still being written
+# (up to half a second): measured with bench/turns.py part c and bench/cluster.py single;
+# it is invisible next to a model's answer.
 ACK_FIRST_DELAY = 0.02
+ACK_FIRST_MAX = 0.5
 
 
-async def _after_burst(work) -> None:
+async def _after_burst(deps, work) -> None:
     await asyncio.sleep(ACK_FIRST_DELAY)
+    waited = ACK_FIRST_DELAY
+    while deps.acking and waited < ACK_FIRST_MAX:
+        await asyncio.sleep(0.005)
+        waited += 0.005
     await work
 
 
@@ -264,8 +270,12 @@ async def slack_events(request: Request) -> Response:
     bolt = request.app.state.bolt
     if bolt_request.body.get("type") == "event_callback":
         deps = request.app.state.deps
-        await intake.accept(deps, bolt_request.body, text)  # kept before the ack: never lost
-        deps.tasks.spawn(_after_burst(bolt.async_dispatch(bolt_request)), name="dispatch")
+        deps.acking += 1
+        try:
+            await intake.accept(deps, bolt_request.body, text)  # kept before the ack: never lost
+        finally:
+            deps.acking -= 1
+        deps.tasks.spawn(_after_burst(deps, bolt.async_dispatch(bolt_request)), name="dispatch")
         return Response(status_code=200)
     return to_starlette_response(await bolt.async_dispatch(bolt_request))
 

@@ -444,20 +444,23 @@ async def adopt(
     return _step(reply, conv_id, owner, adopt=True)
 
 
-async def accept(store: Store, conv_id: str, event_key: str, body: str, *, lease_ms: int = LEASE_MS) -> None:
-    """Keep an event before Slack is told it arrived, so a process that dies between its
-    ack and `enqueue` loses nothing: a recovery scan finds it in the inbox (`adopt`).
+async def accept(store: Store, events: list[tuple[str, str, str]], *, lease_ms: int = LEASE_MS) -> None:
+    """Keep events (conv id, event key, body) before Slack is told they arrived, so a
+    process that dies between its ack and `enqueue` loses nothing: a recovery scan finds
+    them in their conversation's inbox (`adopt`).
 
-    One round trip: the inbox entry and the recovery index, pipelined. `enqueue` removes
-    the entry as it queues the event (or finds it a duplicate, or not ours).
+    One pipeline for the lot (a burst's events share it): each inbox entry and the
+    recovery index. `enqueue` removes an entry as it queues its event (or finds it a
+    duplicate, or not ours).
     """
     now = time.time()
-    entry = json.dumps({"at": now, "body": body}, separators=(",", ":"))
-    inbox = keys.conversation(store.prefix, conv_id).inbox
     async with store.redis.pipeline(transaction=False) as pipe:
-        pipe.hset(inbox, event_key, entry)
-        pipe.expire(inbox, keys.DEDUPE_TTL_SECONDS)
-        pipe.zadd(keys.open_turns(store.prefix), {conv_id: now + lease_ms / 1000})
+        for conv_id, event_key, body in events:
+            entry = json.dumps({"at": now, "body": body}, separators=(",", ":"))
+            inbox = keys.conversation(store.prefix, conv_id).inbox
+            pipe.hset(inbox, event_key, entry)
+            pipe.expire(inbox, keys.DEDUPE_TTL_SECONDS)
+        pipe.zadd(keys.open_turns(store.prefix), {conv_id: now + lease_ms / 1000 for conv_id, _, _ in events})
         await pipe.execute()
 
 

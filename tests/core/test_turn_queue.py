@@ -181,7 +181,7 @@ async def test_a_turn_costs_constant_round_trips_whatever_the_queue(store):
 
 
 async def test_an_event_acked_but_never_queued_is_handed_to_a_scan_once_a_lease_has_passed(store):
-    await turn_queue.accept(store, CONV, "event:7", '{"event": "seven"}', lease_ms=600)
+    await turn_queue.accept(store, [(CONV, "event:7", '{"event": "seven"}')], lease_ms=600)
     assert CONV.encode() in await store.redis.zrange(keys.open_turns(store.prefix), 0, -1)
     early = await turn_queue.adopt(store, CONV, owner="B", budget=10_000, ttl=3600, lease_ms=600)
     assert early.status == "busy" and early.orphans == []  # its process may still queue it
@@ -195,7 +195,7 @@ async def test_an_event_acked_but_never_queued_is_handed_to_a_scan_once_a_lease_
 
 
 async def test_queueing_an_event_takes_it_out_of_the_inbox(store):
-    await turn_queue.accept(store, CONV, "event:1", "{}", lease_ms=100)
+    await turn_queue.accept(store, [(CONV, "event:1", "{}")], lease_ms=100)
     await _enqueue(store, 1, "A")
     await asyncio.sleep(0.2)
     assert (await turn_queue.adopt(store, CONV, owner="B", budget=10_000, ttl=3600)).orphans == []

@@ -161,7 +161,7 @@ async def test_an_event_acked_by_a_process_that_died_before_queueing_it_is_answe
     conv = keys.conversation_id("T1", "C1", event["ts"])
     # What the dead process did before its ack, and nothing after it.
     await turn_queue.accept(
-        survivor.deps.core.store, conv, f"event:{body['event_id']}", json.dumps(body), lease_ms=1000
+        survivor.deps.core.store, [(conv, f"event:{body['event_id']}", json.dumps(body))], lease_ms=1000
     )
     took = await _wait(lambda: len(_final_answers(slack, event["ts"])) == 1, timeout=10, what="the answer")
     assert took < 1 + 1.5  # the lease, a scan, the answer
