@@ -8,6 +8,8 @@ and local Slack and OpenAI stand-ins running in this process. CPU is the bot pro
 own (user + system, from /proc); Redis round trips come from the bot's /metrics.
   (a) CPU ms and Redis round trips per turn at history lengths 10, 1,000 and 10,000
   (b) turns/s through Slack -> bot -> OpenAI -> Slack with an instant model
+Each turn comes from a workspace of its own (see `team_of`), so Slack's per-workspace
+rate limits, which the bot keeps to, don't set the pace.
   (c) 500 simultaneous mentions against a model that takes 2 s: ack p50/p99, time until
       all are answered, and the peak number of turns in flight
 """
@@ -49,6 +51,16 @@ def _free_port() -> int:
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def team_of(thread_ts: str) -> str:
+    """Each measured thread in a workspace of its own: Slack's rate limits, which the bot
+    keeps to, are per workspace (and per channel), and this bench measures the bot."""
+    return "T" + thread_ts.replace(".", "")
+
+
+def in_team(event: dict, team: str) -> dict:
+    return {**event, "team": team}
 
 
 class Bench:
@@ -99,7 +111,7 @@ class Bench:
 
     @staticmethod
     def signed(event: dict) -> tuple[str, dict]:
-        body = json.dumps(event_body(event))
+        body = json.dumps(event_body(event, team=event.get("team", "T1")))
         ts = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
@@ -144,7 +156,8 @@ class Bench:
         that waiting costs the bot no CPU."""
         calls = self.slack.calls
         for call in calls[self._seen :]:
-            if call.method == "chat.update" and "Persona:" in str(call.params.get("blocks")):
+            final = call.method in ("chat.update", "chat.postMessage")
+            if final and "Persona:" in str(call.params.get("blocks")):
                 self._answered += 1
         self._seen = len(calls)
         return self._answered
@@ -158,7 +171,7 @@ class Bench:
         raise TimeoutError(f"only {self.answered()} of {n} answered")
 
     async def prefill(self, thread_ts: str, n: int) -> None:
-        conv = keys.conversation("tw", keys.conversation_id("T1", "C1", thread_ts))
+        conv = keys.conversation("tw", keys.conversation_id(team_of(thread_ts), "C1", thread_ts))
         words = "the quick brown fox jumps over the lazy dog " * 5
         msgs, toks = [], []
         for i in range(n):
@@ -183,15 +196,15 @@ async def part_a(b: Bench, turns: int = 100, rounds: int = 5) -> None:
     for length in lengths:
         template = next_ts()
         await b.prefill(template, length)
-        src = keys.conversation("tw", keys.conversation_id("T1", "C1", template))
+        src = keys.conversation("tw", keys.conversation_id(team_of(template), "C1", template))
         threads[length] = [next_ts() for _ in range(turns + 3)]
         for thread in threads[length]:
-            dst = keys.conversation("tw", keys.conversation_id("T1", "C1", thread))
+            dst = keys.conversation("tw", keys.conversation_id(team_of(thread), "C1", thread))
             for name in ("msgs", "toks", "meta"):
                 await b.redis.copy(getattr(src, name), getattr(dst, name))
         for thread in threads[length][:3]:  # warm-up: imports, script load, connections
             done = b.answered()
-            await b.send(message("warm up", thread_ts=thread))
+            await b.send(in_team(message("warm up", thread_ts=thread), team_of(thread)))
             await b.wait_answered(done + 1)
     cpu = dict.fromkeys(lengths, 0.0)
     trips = dict.fromkeys(lengths, 0)
@@ -202,7 +215,7 @@ async def part_a(b: Bench, turns: int = 100, rounds: int = 5) -> None:
             before = await b.metrics()
             done, cpu0 = b.answered(), _cpu_seconds(b.proc.pid)
             for i, thread in enumerate(threads[length][3 + r * per_round : 3 + (r + 1) * per_round]):
-                await b.send(message(f"question {i}", thread_ts=thread))
+                await b.send(in_team(message(f"question {i}", thread_ts=thread), team_of(thread)))
                 await b.wait_answered(done + i + 1)
             cpu[length] += _cpu_seconds(b.proc.pid) - cpu0
             after = await b.metrics()
@@ -219,12 +232,12 @@ async def part_b(b: Bench, n: int = 300, concurrency: int = 50) -> None:
     done = b.answered()
     sem = asyncio.Semaphore(concurrency)
 
-    async def one() -> None:
+    async def one(i: int) -> None:
         async with sem:
-            await b.send(mention("throughput"))
+            await b.send(in_team(mention("throughput"), f"TB{i}"))
 
     started = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(n)))
+    await asyncio.gather(*(one(i) for i in range(n)))
     await b.wait_answered(done + n)
     elapsed = time.perf_counter() - started
     print(
@@ -244,7 +257,8 @@ async def part_c(b: Bench, n: int = 500) -> None:
             await asyncio.sleep(0.1)
 
     watcher = asyncio.create_task(watch())
-    first_write, acks = await b.burst([mention(f"simultaneous {i}", channel=f"C{i % 50}") for i in range(n)])
+    events = [in_team(mention(f"simultaneous {i}", channel=f"C{i % 50}"), f"TC{i}") for i in range(n)]
+    first_write, acks = await b.burst(events)
     await b.wait_answered(done + n)
     all_answered = time.time() - first_write
     watcher.cancel()

@@ -45,7 +45,7 @@ class Batch:
     a few round trips instead of 500 (and its acks don't wait behind each other's).
     """
 
-    events: list[tuple[str, str, str]] = field(default_factory=list)
+    events: list[tuple[str, str, str, str]] = field(default_factory=list)
     written: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -59,9 +59,8 @@ async def accept(deps: BotDeps, body: dict, raw: str) -> None:
     if batch is None:
         batch = deps.accepting = Batch()
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(_write(deps, batch)))
-    batch.events.append(
-        (conversation_of(body), event_key(body.get("event_id", ""), event.get("ts", "")), raw)
-    )
+    ts = event.get("ts", "")
+    batch.events.append((conversation_of(body), event_key(body.get("event_id", ""), ts), ts, raw))
     await asyncio.shield(batch.written)
 
 
@@ -71,6 +70,8 @@ async def _write(deps: BotDeps, batch: Batch) -> None:
         await turn_queue.accept(deps.core.store, batch.events, lease_ms=deps.settings.turn_lease_ms)
     except RedisError as exc:
         log.warning("Could not keep %d events before acking them: %s", len(batch.events), type(exc).__name__)
+    except Exception:  # the acks go out whatever happens here
+        log.exception("Could not keep %d events before acking them", len(batch.events))
     finally:
         batch.written.set_result(None)
 

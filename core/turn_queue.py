@@ -112,14 +112,18 @@ if require_existing == '1' and redis.call('EXISTS', meta) == 0 and redis.call('L
 end
 -- The markers hold this call's token: a retry of the same call (its reply was lost)
 -- finds its own token and doesn't queue twice; anything else is a duplicate event.
-local replay = false
+local replay, duplicate = false, false
 for i = 9, #KEYS do
   local holder = redis.call('GET', KEYS[i])
-  if holder and holder ~= token then return {'duplicate'} end
+  if holder and holder ~= token then duplicate = true break end
   if holder then replay = true end
-  redis.call('SET', KEYS[i], token, 'EX', dedupe_ttl)
 end
-if replay then
+if not duplicate then
+  for i = 9, #KEYS do redis.call('SET', KEYS[i], token, 'EX', dedupe_ttl) end
+end
+if duplicate then
+  -- nothing to queue; but it may be what the queue was waiting for (below)
+elseif replay then
   -- A retried call (its reply was lost): if its first run took the lease, say so again.
   local held = redis.call('GET', lease)
   if held and string.sub(held, 1, #owner + 1) == owner .. '|' and redis.call('LLEN', queue) > 0 then
@@ -128,10 +132,14 @@ if replay then
   end
 else
   -- Slack's order, not delivery order: a message delivered late (another process, a
-  -- retry) goes before later messages still waiting. The head may be open: never before it.
+  -- retry) goes before later messages still waiting; never before an opened head.
   local ts, pivot = ARGV[10], nil
   local len = redis.call('LLEN', queue)
-  for i = len - 1, math.max(1, len - 50), -1 do
+  local first = 1
+  if len > 0 and redis.call('HGET', meta, 'head') ~= cjson.decode(redis.call('LINDEX', queue, 0)).token then
+    first = 0
+  end
+  for i = len - 1, math.max(first, len - 50), -1 do
     local queued = redis.call('LINDEX', queue, i)
     if cjson.decode(queued).ts <= ts then break end
     pivot = queued
@@ -152,7 +160,20 @@ else
   end
   redis.call('EXPIRE', queue, ttl)
 end
-if redis.call('EXISTS', lease) == 1 or redis.call('LLEN', queue) == 0 then return {'queued'} end
+-- Messages acked by any process moments ago and not queued yet, earlier in Slack's order
+-- than the head: the head waits for them (the one queueing them takes the lease).
+local function waits_for_earlier()
+  local head = cjson.decode(redis.call('LINDEX', queue, 0))
+  if redis.call('HGET', meta, 'head') == head.token then return false end
+  for _, raw in ipairs(redis.call('HVALS', KEYS[8])) do
+    local e = cjson.decode(raw)
+    if e.ts and e.ts < head.ts and e.at > tonumber(now) - lease_ms / 1000 then return true end
+  end
+  return false
+end
+if redis.call('EXISTS', lease) == 1 or redis.call('LLEN', queue) == 0 or waits_for_earlier() then
+  return {duplicate and 'duplicate' or 'queued'}
+end
 local f = take_lease()
 return {'lead', f, unpack(open_head(f))}
 """
@@ -444,23 +465,24 @@ async def adopt(
     return _step(reply, conv_id, owner, adopt=True)
 
 
-async def accept(store: Store, events: list[tuple[str, str, str]], *, lease_ms: int = LEASE_MS) -> None:
-    """Keep events (conv id, event key, body) before Slack is told they arrived, so a
+async def accept(store: Store, events: list[tuple[str, str, str, str]], *, lease_ms: int = LEASE_MS) -> None:
+    """Keep events (conv id, event key, Slack ts, body) before Slack is told they arrived, so a
     process that dies between its ack and `enqueue` loses nothing: a recovery scan finds
     them in their conversation's inbox (`adopt`).
 
     One pipeline for the lot (a burst's events share it): each inbox entry and the
     recovery index. `enqueue` removes an entry as it queues its event (or finds it a
-    duplicate, or not ours).
+    duplicate, or not ours). Until then, a later message of the same thread queued by
+    another process waits for it, so turns start in Slack's order.
     """
     now = time.time()
     async with store.redis.pipeline(transaction=False) as pipe:
-        for conv_id, event_key, body in events:
-            entry = json.dumps({"at": now, "body": body}, separators=(",", ":"))
+        for conv_id, event_key, ts, body in events:
+            entry = json.dumps({"at": now, "ts": ts, "body": body}, separators=(",", ":"))
             inbox = keys.conversation(store.prefix, conv_id).inbox
             pipe.hset(inbox, event_key, entry)
             pipe.expire(inbox, keys.DEDUPE_TTL_SECONDS)
-        pipe.zadd(keys.open_turns(store.prefix), {conv_id: now + lease_ms / 1000 for conv_id, _, _ in events})
+        pipe.zadd(keys.open_turns(store.prefix), {conv_id: now + lease_ms / 1000 for conv_id, *_ in events})
         await pipe.execute()
 
 

@@ -181,7 +181,7 @@ async def test_a_turn_costs_constant_round_trips_whatever_the_queue(store):
 
 
 async def test_an_event_acked_but_never_queued_is_handed_to_a_scan_once_a_lease_has_passed(store):
-    await turn_queue.accept(store, [(CONV, "event:7", '{"event": "seven"}')], lease_ms=600)
+    await turn_queue.accept(store, [(CONV, "event:7", "7.0", '{"event": "seven"}')], lease_ms=600)
     assert CONV.encode() in await store.redis.zrange(keys.open_turns(store.prefix), 0, -1)
     early = await turn_queue.adopt(store, CONV, owner="B", budget=10_000, ttl=3600, lease_ms=600)
     assert early.status == "busy" and early.orphans == []  # its process may still queue it
@@ -195,7 +195,7 @@ async def test_an_event_acked_but_never_queued_is_handed_to_a_scan_once_a_lease_
 
 
 async def test_queueing_an_event_takes_it_out_of_the_inbox(store):
-    await turn_queue.accept(store, [(CONV, "event:1", "{}")], lease_ms=100)
+    await turn_queue.accept(store, [(CONV, "event:1", "1.0", "{}")], lease_ms=100)
     await _enqueue(store, 1, "A")
     await asyncio.sleep(0.2)
     assert (await turn_queue.adopt(store, CONV, owner="B", budget=10_000, ttl=3600)).orphans == []
@@ -217,3 +217,15 @@ async def test_a_retried_call_is_answered_as_the_first_one_was(store):
     )
     assert again.status == "lead" and again.opened.lease == first.opened.lease
     assert again.opened.tries == 1 and _contents(again.opened) == ["m1"]
+
+
+async def test_a_later_message_waits_for_an_earlier_one_another_process_has_acked(store):
+    first = await _enqueue(store, 1, "A")
+    await _close(store, first.opened, 1)  # the thread is idle
+    # process B acked message 2 and is about to queue it; process A queues message 3 first
+    await turn_queue.accept(store, [(CONV, "event:2", "2.0", "{}")])
+    assert (await _enqueue(store, 3, "A")).status == "queued"  # waits for 2
+    second = await _enqueue(store, 2, "B")
+    assert second.status == "lead" and _contents(second.opened)[-1] == "m2"
+    after = await _close(store, second.opened, 2)
+    assert after.status == "next" and _contents(after.opened)[-2:] == ["a2", "m3"]

@@ -161,10 +161,27 @@ async def test_an_event_acked_by_a_process_that_died_before_queueing_it_is_answe
     conv = keys.conversation_id("T1", "C1", event["ts"])
     # What the dead process did before its ack, and nothing after it.
     await turn_queue.accept(
-        survivor.deps.core.store, [(conv, f"event:{body['event_id']}", json.dumps(body))], lease_ms=1000
+        survivor.deps.core.store,
+        [(conv, f"event:{body['event_id']}", event["ts"], json.dumps(body))],
+        lease_ms=1000,
     )
     took = await _wait(lambda: len(_final_answers(slack, event["ts"])) == 1, timeout=10, what="the answer")
     assert took < 1 + 1.5  # the lease, a scan, the answer
     await survivor.idle()
     assert len(openai_api.chat_requests()) == 1
     assert "acked, then the process died" in openai_api.chat_requests()[0]["messages"][-1]["content"]
+
+
+async def test_an_event_is_in_redis_before_http_mode_acks_it(http_bot, slack, openai_api):
+    """Slack never redelivers an acked event: it must be kept before the ack (bot/intake.py)."""
+    bot = await http_bot()
+    event = mention("keep me")
+    sent = await bot.event(event)
+    assert sent.status == 200
+    store = bot.deps.core.store
+    conv = keys.conversation_id("T1", "C1", event["ts"])
+    # the turn itself starts 20 ms after the ack, so this is what the ack waited for
+    assert await store.redis.zscore(keys.open_turns(store.prefix), conv) is not None
+    assert await store.redis.hlen(keys.conversation(store.prefix, conv).inbox) == 1
+    await bot.idle()
+    assert await store.redis.hlen(keys.conversation(store.prefix, conv).inbox) == 0  # queued

@@ -10,6 +10,7 @@ import pytest
 from bot.socket_mode import open_socket_mode
 from core.settings import Settings
 from tests.scenarios.harness import event_body, mention, message
+from tests.standins.openai_api import Reply
 
 
 @pytest.fixture
@@ -47,3 +48,17 @@ async def test_socket_mode_retry_attempt_gets_no_second_reply(socket_bot, slack,
     await _idle(socket_bot)
     assert len(openai_api.chat_requests()) == 1
     assert len(slack.messages(channel="D9")) == 1
+
+
+async def test_an_event_is_in_redis_before_socket_mode_acks_it(socket_bot, slack, openai_api):
+    """Slack never redelivers an acked event: it must be kept before the ack (bot/intake.py)."""
+    from core import keys
+
+    openai_api.enqueue(Reply(text="slow " * 50, chunk_size=5, chunk_delay=0.05))
+    event = mention("keep me")
+    envelope = await slack.send_envelope("events_api", event_body(event))
+    await slack.wait_ack(envelope)
+    store = socket_bot.deps.core.store
+    conv = keys.conversation_id("T1", "C1", event["ts"])
+    assert await store.redis.zscore(keys.open_turns(store.prefix), conv) is not None
+    await _idle(socket_bot)
