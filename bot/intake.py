@@ -78,8 +78,11 @@ async def _write(deps: BotDeps, batch: Batch) -> None:
 
 async def done(deps: BotDeps, conv_id: str, event_id: str, ts: str) -> None:
     """An accepted event that didn't become a queued turn (a thread command) is handled."""
+    from bot.recovery import kick
+
     try:
         await turn_queue.done(deps.core.store, conv_id, event_key(event_id, ts))
+        await kick(deps, conv_id)
     except RedisError:
         pass  # a replay of it finds its dedupe marker
 

@@ -62,6 +62,18 @@ async def _look_at(deps: BotDeps, conv_id: str, score: float) -> int:
     return 0
 
 
+async def kick(deps: BotDeps, conv_id: str) -> None:
+    """A thread's event left its inbox without being queued (a thread command, a flagged
+    message): a later message may have been waiting for it, with nobody holding the
+    lease. Take the queue now rather than at the next scan."""
+    step = await conversations.adopt(deps.core, conv_id, owner=deps.instance_id)
+    for raw in step.orphans:
+        deps.tasks.spawn(intake.replay(deps, raw), name=f"replay:{conv_id}")
+    if step.status == "lead":
+        held = hold(deps, step.opened.lease)
+        deps.tasks.spawn(take_turns(deps, step.opened, held), name=f"kicked:{conv_id}")
+
+
 async def recover_forever(deps: BotDeps) -> None:
     interval = scan_interval(deps)
     while not deps.stopping.is_set():

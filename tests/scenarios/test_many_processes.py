@@ -185,3 +185,18 @@ async def test_an_event_is_in_redis_before_http_mode_acks_it(http_bot, slack, op
     assert await store.redis.hlen(keys.conversation(store.prefix, conv).inbox) == 1
     await bot.idle()
     assert await store.redis.hlen(keys.conversation(store.prefix, conv).inbox) == 0  # queued
+
+
+async def test_a_message_waiting_behind_a_thread_command_is_answered_at_once(http_bot, slack, openai_api):
+    """`@bot help` and a follow-up acked together: the follow-up waits for the earlier
+    command, and is answered as soon as the command is done, not at the next scan."""
+    bot = await http_bot()
+    first = mention("start")
+    await bot.event(first)
+    await bot.idle()
+    command = mention("help", thread_ts=first["ts"])
+    follow_up = message("and then?", thread_ts=first["ts"])
+    await asyncio.gather(bot.event(command), bot.event(follow_up))
+    took = await _wait(lambda: len(_final_answers(slack, first["ts"])) == 3, timeout=5, what="the follow-up")
+    assert took < 2  # a recovery scan would take the 8 s lease
+    await bot.idle()
