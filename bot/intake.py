@@ -47,6 +47,7 @@ class Batch:
 
     events: list[tuple[str, str, str, str]] = field(default_factory=list)
     written: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    writer: asyncio.Task | None = None
 
 
 async def accept(deps: BotDeps, body: dict, raw: str) -> None:
@@ -58,7 +59,8 @@ async def accept(deps: BotDeps, body: dict, raw: str) -> None:
     batch = deps.accepting
     if batch is None:
         batch = deps.accepting = Batch()
-        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(_write(deps, batch)))
+        # Runs once this loop turn's other requests have joined the batch; held by it.
+        batch.writer = asyncio.create_task(_write(deps, batch))
     ts = event.get("ts", "")
     batch.events.append((conversation_of(body), event_key(body.get("event_id", ""), ts), ts, raw))
     await asyncio.shield(batch.written)

@@ -66,7 +66,7 @@ async def kick(deps: BotDeps, conv_id: str) -> None:
     """A thread's event left its inbox without being queued (a thread command, a flagged
     message): a later message may have been waiting for it, with nobody holding the
     lease. Take the queue now rather than at the next scan."""
-    step = await conversations.adopt(deps.core, conv_id, owner=deps.instance_id)
+    step = await conversations.adopt(deps.core, conv_id, owner=deps.instance_id, polite=True)
     for raw in step.orphans:
         deps.tasks.spawn(intake.replay(deps, raw), name=f"replay:{conv_id}")
     if step.status == "lead":

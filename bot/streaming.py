@@ -38,6 +38,10 @@ PERMANENT_NATIVE_ERRORS = {
 }
 
 
+class AnswerTakenOver(Exception):
+    """Another process holds the thread now and answers this turn: post nothing more."""
+
+
 @dataclass
 class Target:
     channel: str
@@ -59,6 +63,7 @@ class SlackAnswer:
         limit: int = blocks.MARKDOWN_LIMIT,
         reuse_ts: str = "",
         on_first_message: Callable[[str], Awaitable[object]] | None = None,
+        still_ours: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.client = client
         self.target = target
@@ -68,6 +73,7 @@ class SlackAnswer:
         self.native = False  # decided in `start`, from the workspace's shared budget
         # Told the first message's ts, so another process can take over this answer.
         self.on_first_message = on_first_message
+        self.still_ours = still_ours
         self.edit_interval = edit_interval
         self.limit = limit
         self.stream = None
@@ -176,7 +182,10 @@ class SlackAnswer:
             except SlackApiError as exc:
                 self._give_up_native(exc)
         if self.ts and not self.current:
-            await self.rates.before_edit(self.target.team)
+            if self._final_edit_taken:
+                self._final_edit_taken = False
+            else:
+                await self.rates.before_edit(self.target.team)
             await self.client.chat_update(
                 channel=self.target.channel, ts=self.ts, text=text, blocks=blocks.notice(text)
             )
@@ -264,13 +273,38 @@ class SlackAnswer:
         await self._post_message(text, footer)
 
     async def _post_message(self, text: str, footer: list[dict]) -> None:
+        """One whole message of a quiet answer. Before the first, `still_ours` is asked: a
+        process that lost the thread to another (which will answer) must not post too."""
+        if not self.message_ts and self.still_ours is not None and not await self.still_ours():
+            raise AnswerTakenOver
         await self.rates.before_post(self.target.team, self.target.channel)
-        response = await self.client.chat_postMessage(
-            channel=self.target.channel,
-            thread_ts=self.target.thread_ts,
-            text=blocks.fallback_text(text),
-            blocks=blocks.answer_blocks(text, footer=footer),
-        )
+        try:
+            response = await self.client.chat_postMessage(
+                channel=self.target.channel,
+                thread_ts=self.target.thread_ts,
+                text=blocks.fallback_text(text),
+                blocks=blocks.answer_blocks(text, footer=footer),
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") not in blocks.BLOCKS_REFUSED:
+                raise
+            log.warning(
+                "Slack refused an answer's blocks (%s); attaching it as a file", exc.response.get("error")
+            )
+            note = blocks.notice(messages.ANSWER_ATTACHED)
+            response = await self.client.chat_postMessage(
+                channel=self.target.channel,
+                thread_ts=self.target.thread_ts,
+                text=messages.ANSWER_ATTACHED,
+                blocks=note + footer,
+            )
+            await self.client.files_upload_v2(
+                channel=self.target.channel,
+                thread_ts=self.target.thread_ts,
+                filename="answer.md",
+                title="Answer",
+                content=text,
+            )
         await self._shown(response["ts"])
 
     async def _shown(self, ts: str) -> None:
@@ -358,8 +392,8 @@ class SlackAnswer:
     async def _roll_over(self) -> None:
         """The message is full: close it and continue the answer in a new one."""
         if self.quiet:
-            await self._post_message(self.current, [])
-            self.current = ""
+            part, self.current = self.current, ""  # posted once, whatever happens after
+            await self._post_message(part, [])
             return
         if self.native and self.stream is not None:
             unsent = ""

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, intake, messages
 from bot.deps import BotDeps
-from bot.streaming import SlackAnswer, Target
+from bot.streaming import AnswerTakenOver, SlackAnswer, Target
 from core import conversations, llm, personas, turn_queue
 from core.conversations import Incoming
 
@@ -59,6 +59,11 @@ async def run_turn(
         await post_in_thread(
             deps, incoming.channel, incoming.thread_ts, messages.llm_error(llm.error_kind(exc))
         )
+        await intake.done(deps, incoming.conv_id, incoming.event_id, incoming.ts)
+        return
+    except Exception:
+        log.exception("Couldn't queue a turn in %s", incoming.channel)
+        await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.TURN_FAILED)
         await intake.done(deps, incoming.conv_id, incoming.event_id, incoming.ts)
         return
     if step.status == "flagged":
@@ -135,6 +140,10 @@ async def _keep(deps: BotDeps, held: Held) -> None:
             log.warning("Could not renew the turn lease of %s: %s", held.lease.conv_id, type(exc).__name__)
 
 
+async def _still_ours(deps: BotDeps, lease: turn_queue.Lease) -> bool:
+    return await turn_queue.renew(deps.core.store, lease, deps.settings.turn_lease_ms) == 1
+
+
 async def join_thread(deps: BotDeps, incoming: Incoming) -> None:
     from bot.thread_import import import_thread_once
 
@@ -162,6 +171,9 @@ async def _answer(deps: BotDeps, opened: turn_queue.Opened) -> turn_queue.Step |
             await _answer_chat(deps, opened)
     except SlackApiError as exc:
         log.warning("Slack refused the answer in %s: %s", incoming.channel, exc.response.get("error"))
+    except AnswerTakenOver:
+        log.warning("Another process took over %s; leaving the answer to it", opened.lease.conv_id)
+        return None
     except RedisError as exc:
         log.error("Redis unavailable during a turn: %s", type(exc).__name__)
         await post_in_thread(deps, incoming.channel, incoming.thread_ts, messages.STORE_DOWN_WILL_RETRY)
@@ -184,6 +196,7 @@ async def _answer_chat(deps: BotDeps, opened: turn_queue.Opened) -> None:
         rates=deps.rates,
         reuse_ts=opened.shown,
         on_first_message=lambda ts: turn_queue.mark_shown(core.store, opened, ts),
+        still_ours=lambda: _still_ours(deps, opened.lease),
     )
     await answer.start()
     result = llm.StreamResult()

@@ -177,13 +177,14 @@ async def queue_turn(
     )
 
 
-async def adopt(deps: CoreDeps, conv_id: str, *, owner: str) -> turn_queue.Step:
-    """Take over a thread's queue whose holder died (see bot/turn_worker.py)."""
+async def adopt(deps: CoreDeps, conv_id: str, *, owner: str, polite: bool = False) -> turn_queue.Step:
+    """Take over a thread's queue whose holder died, or that nobody holds (bot/recovery.py)."""
     s = deps.settings
     return await turn_queue.adopt(
         deps.store,
         conv_id,
         owner=owner,
+        polite=polite,
         budget=history_budget(s, s.openai_model),
         ttl=s.conversation_ttl_seconds,
         lease_ms=s.turn_lease_ms,

@@ -76,6 +76,22 @@ end
 """
 )
 
+# Messages acked by any process moments ago and not queued yet, earlier in Slack's order
+# than the (unopened) head: the head waits for them, and whoever queues them takes the
+# lease. (After a lease, they count as orphans and recovery takes over.) Expects meta,
+# queue, inbox, now and lease_ms.
+_WAITS_FOR_EARLIER = """
+local function waits_for_earlier()
+  local head = cjson.decode(redis.call('LINDEX', queue, 0))
+  if redis.call('HGET', meta, 'head') == head.token then return false end
+  for _, raw in ipairs(redis.call('HVALS', inbox)) do
+    local e = cjson.decode(raw)
+    if e.ts and e.ts < head.ts and e.at > tonumber(now) - lease_ms / 1000 then return true end
+  end
+  return false
+end
+"""
+
 _TAKE_LEASE = """
 local function take_lease()
   local f = tostring(redis.call('INCR', fence))
@@ -91,11 +107,13 @@ local msgs, toks, meta, queue, lease, fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local record, token, require_existing, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lease_ms, dedupe_ttl, budget = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local ttl, now, park_ms, parked = tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[11]), KEYS[7]
+local inbox = KEYS[8]
 -- Whatever happens to it below, the event is handled: it leaves the inbox (see accept).
-redis.call('HDEL', KEYS[8], ARGV[12])
+redis.call('HDEL', inbox, ARGV[12])
 """
     + _OPEN_HEAD
     + _TAKE_LEASE
+    + _WAITS_FOR_EARLIER
     + """
 if require_existing == '1' and redis.call('EXISTS', meta) == 0 and redis.call('LLEN', queue) == 0 then
   -- Not our thread, or its first mention is still on its way (another process, or a
@@ -160,17 +178,6 @@ else
   end
   redis.call('EXPIRE', queue, ttl)
 end
--- Messages acked by any process moments ago and not queued yet, earlier in Slack's order
--- than the head: the head waits for them (the one queueing them takes the lease).
-local function waits_for_earlier()
-  local head = cjson.decode(redis.call('LINDEX', queue, 0))
-  if redis.call('HGET', meta, 'head') == head.token then return false end
-  for _, raw in ipairs(redis.call('HVALS', KEYS[8])) do
-    local e = cjson.decode(raw)
-    if e.ts and e.ts < head.ts and e.at > tonumber(now) - lease_ms / 1000 then return true end
-  end
-  return false
-end
 if redis.call('EXISTS', lease) == 1 or redis.call('LLEN', queue) == 0 or waits_for_earlier() then
   return {duplicate and 'duplicate' or 'queued'}
 end
@@ -181,12 +188,13 @@ return {'lead', f, unpack(open_head(f))}
 
 _CLOSE = (
     """
-local msgs, toks, meta, queue, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local msgs, toks, meta, queue, lease, inbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local holder, token, answer, answer_tokens = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local fields, ttl, lease_ms = cjson.decode(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local budget, now = tonumber(ARGV[8]), ARGV[9]
 """
     + _OPEN_HEAD
+    + _WAITS_FOR_EARLIER
     + """
 if redis.call('GET', lease) ~= holder then return {'lost'} end
 local raw = redis.call('LINDEX', queue, 0)
@@ -206,7 +214,9 @@ if raw and cjson.decode(raw).token == token then
   redis.call('HDEL', meta, 'head', 'head_tries', 'head_shown', 'head_fence')
 end
 for _, key in ipairs({msgs, toks, meta}) do redis.call('EXPIRE', key, ttl) end
-if redis.call('LLEN', queue) == 0 then
+-- Nothing left, or the next turn waits for an earlier message still being queued (whose
+-- enqueue then takes the lease): release it.
+if redis.call('LLEN', queue) == 0 or waits_for_earlier() then
   redis.call('DEL', lease)
   return {'idle'}
 end
@@ -219,10 +229,11 @@ _ADOPT = (
     """
 local msgs, toks, meta, queue, lease, fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local owner, lease_ms, budget, ttl, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local max_replays = tonumber(ARGV[6])
+local max_replays, polite, inbox = tonumber(ARGV[6]), ARGV[7] == '1', KEYS[7]
 """
     + _OPEN_HEAD
     + _TAKE_LEASE
+    + _WAITS_FOR_EARLIER
     + """
 -- Events acked longer ago than a lease and still not queued: their process died first.
 -- They stay in the inbox until queueing takes them out; the new stamp keeps another scan
@@ -246,6 +257,7 @@ if redis.call('LLEN', queue) == 0 then
   if redis.call('HLEN', KEYS[7]) > 0 then return {'busy', lease_ms, orphans} end
   return {'idle', 0, orphans}
 end
+if polite and waits_for_earlier() then return {'busy', lease_ms, orphans} end
 local f = take_lease()
 return {'lead', f, orphans, unpack(open_head(f))}
 """
@@ -436,7 +448,7 @@ async def close(
     script = store.redis.register_script(_CLOSE)
     lease = opened.lease
     reply = await script(
-        keys=_conv_keys(store, lease.conv_id)[:5],
+        keys=_conv_keys(store, lease.conv_id)[:5] + [keys.conversation(store.prefix, lease.conv_id).inbox],
         args=[
             lease.value,
             opened.token,
@@ -454,13 +466,29 @@ async def close(
 
 
 async def adopt(
-    store: Store, conv_id: str, *, owner: str, budget: int, ttl: int, lease_ms: int = LEASE_MS
+    store: Store,
+    conv_id: str,
+    *,
+    owner: str,
+    budget: int,
+    ttl: int,
+    lease_ms: int = LEASE_MS,
+    polite: bool = False,
 ) -> Step:
-    """Take a queue whose lease ran out (its holder died or handed over)."""
+    """Take a queue whose lease ran out (its holder died or handed over). `polite`: not
+    while an earlier message is still being queued (its enqueue takes the lease)."""
     script = store.redis.register_script(_ADOPT)
     reply = await script(
         keys=_conv_keys(store, conv_id) + [keys.conversation(store.prefix, conv_id).inbox],
-        args=[owner, lease_ms, int(budget), int(ttl), f"{time.time():.3f}", MAX_TRIES],
+        args=[
+            owner,
+            lease_ms,
+            int(budget),
+            int(ttl),
+            f"{time.time():.3f}",
+            MAX_TRIES,
+            "1" if polite else "0",
+        ],
     )
     return _step(reply, conv_id, owner, adopt=True)
 

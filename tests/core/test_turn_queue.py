@@ -229,3 +229,20 @@ async def test_a_later_message_waits_for_an_earlier_one_another_process_has_acke
     assert second.status == "lead" and _contents(second.opened)[-1] == "m2"
     after = await _close(store, second.opened, 2)
     assert after.status == "next" and _contents(after.opened)[-2:] == ["a2", "m3"]
+
+
+async def test_a_close_leaves_the_next_turn_to_an_earlier_message_still_being_queued(store):
+    first = await _enqueue(store, 1, "A")
+    await turn_queue.accept(store, [(CONV, "event:2", "2.0", "{}")])  # acked by B, not queued yet
+    assert (await _enqueue(store, 3, "A")).status == "queued"
+    assert (await _close(store, first.opened, 1)).status == "idle"  # 3 must not go before 2
+    second = await _enqueue(store, 2, "B")
+    assert second.status == "lead" and _contents(second.opened)[-1] == "m2"
+    # and a polite adopt (after a thread command) waits the same way
+    await turn_queue.accept(store, [(CONV, "event:4", "4.0", "{}")])
+    await _enqueue(store, 5, "A")
+    after = await _close(store, second.opened, 2)
+    assert after.status == "next" and _contents(after.opened)[-1] == "m3"
+    assert (await _close(store, after.opened, 3)).status == "idle"
+    polite = await turn_queue.adopt(store, CONV, owner="C", budget=10_000, ttl=3600, polite=True)
+    assert polite.status == "busy"

@@ -163,3 +163,18 @@ async def test_when_edits_run_out_answers_arrive_whole_in_one_post(http_bot, sla
         assert shown["text"].strip() == ("a complete answer " * 20).strip()
         quiet += shown["ts"] not in edited
     assert quiet >= 24 - 8 - 2  # only the edit budget's burst (and a refill) got placeholders
+
+
+async def test_a_quiet_answer_slack_refuses_is_attached_as_a_file(http_bot, slack, openai_api):
+    slack.enforce_rate_limits()
+    bot = await http_bot(STREAMING_MODE="update")
+    openai_api.default = lambda body: Reply(text="fine answer")
+    events = [mention(f"q{i}", channel=f"C{i}") for i in range(9)]  # the 9th is past Tier 3's burst
+    await asyncio.gather(*(bot.event(e) for e in events[:8]))
+    await bot.idle(timeout=30)
+    slack.fail("chat.postMessage", error="invalid_blocks")
+    await bot.event(events[8])
+    await bot.idle(timeout=30)
+    [shown] = slack.messages(thread_ts=events[8]["ts"])
+    assert "attached" in shown["text"]
+    assert [u.content.decode() for u in slack.uploads] == ["fine answer"]
