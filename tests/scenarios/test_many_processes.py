@@ -200,3 +200,24 @@ async def test_a_message_waiting_behind_a_thread_command_is_answered_at_once(htt
     took = await _wait(lambda: len(_final_answers(slack, first["ts"])) == 3, timeout=5, what="the follow-up")
     assert took < 2  # a recovery scan would take the 8 s lease
     await bot.idle()
+
+
+async def test_a_process_shutting_down_hands_its_queued_turns_over_at_once(http_bot, slack, openai_api):
+    """SIGTERM (uvicorn's shutdown): the turn in hand is finished, the queue behind it is
+    handed over, and another process answers it without waiting for the lease to run out."""
+    leaving, staying = await http_bot(), await http_bot()
+    openai_api.default = _answer_naming_the_question
+    openai_api.enqueue(Reply(text="answer to [q0]", chunk_size=4, chunk_delay=0.05))  # ~0.4 s
+    first = mention("q0")
+    await leaving.event(first)
+    await _wait(lambda: slack.messages(thread_ts=first["ts"]), what="the first answer starting")
+    for i in (1, 2):
+        await leaving.event(message(f"q{i}", thread_ts=first["ts"]))
+    await leaving.close()  # finishes q0, hands q1 and q2 over
+    closed_at = time.monotonic()
+    await _wait(lambda: len(_final_answers(slack, first["ts"])) == 3, timeout=6, what="3 answers")
+    assert time.monotonic() - closed_at < 4  # a scan interval, not the 8 s lease
+    await staying.idle()
+    answers = [text.split("\n")[0] for text in _final_answers(slack, first["ts"])]
+    assert answers == ["answer to [q0]", "answer to [q1]", "answer to [q2]"]
+    assert staying.deps.stats.answered == 2  # q1 and q2 were handed over, not drained
