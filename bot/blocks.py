@@ -132,6 +132,23 @@ def fallback_text(text: str) -> str:
     return text if len(text) <= FALLBACK_TEXT_LIMIT else text[: FALLBACK_TEXT_LIMIT - 1] + "…"
 
 
+# -- assistant pane ----------------------------------------------------------------
+def pane_greeting(*, persona: str, domain: str, description: str) -> tuple[str, list[Block]]:
+    """The first message in a new assistant-pane thread: who answers, and how to steer it."""
+    who = f"*{escape(persona)}*" + (f" ({escape(cut(domain, 200))})" if domain else "")
+    text = f"Hi! I'm Threadwise, answering as {who}: {escape(cut(description, 300))}"
+    hint = "Ask anything, or pick a prompt below. `persona <name>` switches persona in this thread."
+    return text, [section(text), context_line(hint)]
+
+
+def pane_title(question: str, limit: int = 80) -> str:
+    """A pane thread's title from its first question: one line, cut on a word."""
+    line = " ".join(question.split())
+    if len(line) <= limit:
+        return line
+    return line[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
 # -- personas ---------------------------------------------------------------------
 
 PERSONA_SELECT_ACTION = "persona_select"

@@ -48,6 +48,7 @@ class Target:
     thread_ts: str
     team: str
     user: str
+    pane: bool = False  # a thread in the assistant pane: it shows a status while we think
 
 
 class SlackAnswer:
@@ -111,14 +112,16 @@ class SlackAnswer:
             self.last_edit = time.monotonic()
             return
         self.native = await self.rates.stream(self.target.team)
-        if self.native:
+        if self.native or self.target.pane:
             try:
                 await self.client.assistant_threads_setStatus(
                     channel_id=self.target.channel, thread_ts=self.target.thread_ts, status="is thinking…"
                 )
             except SlackApiError as exc:  # only assistant threads support it; harmless elsewhere
                 log.debug("setStatus unavailable: %s", exc.response.get("error"))
-        elif await self.rates.edit_slot(self.target.team):
+        if self.native:
+            return
+        if await self.rates.edit_slot(self.target.team):
             self._final_edit_taken = True
             await self._post_placeholder()
         else:

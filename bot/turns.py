@@ -140,6 +140,16 @@ async def _keep(deps: BotDeps, held: Held) -> None:
             log.warning("Could not renew the turn lease of %s: %s", held.lease.conv_id, type(exc).__name__)
 
 
+async def _title_pane_thread(deps: BotDeps, incoming: Incoming) -> None:
+    """A pane thread is named after its first question (the pane lists threads by title)."""
+    try:
+        await deps.client.assistant_threads_setTitle(
+            channel_id=incoming.channel, thread_ts=incoming.thread_ts, title=blocks.pane_title(incoming.text)
+        )
+    except SlackApiError as exc:
+        log.info("Couldn't title a pane thread: %s", exc.response.get("error"))
+
+
 async def _still_ours(deps: BotDeps, lease: turn_queue.Lease) -> bool:
     return await turn_queue.renew(deps.core.store, lease, deps.settings.turn_lease_ms) == 1
 
@@ -192,13 +202,21 @@ async def _answer_chat(deps: BotDeps, opened: turn_queue.Opened) -> None:
     deps.stats.turns += 1
     answer = SlackAnswer(
         deps.client,
-        Target(incoming.channel, incoming.thread_ts, incoming.team, incoming.user),
+        Target(
+            incoming.channel,
+            incoming.thread_ts,
+            incoming.team,
+            incoming.user,
+            pane=bool(opened.meta.get("pane")),
+        ),
         rates=deps.rates,
         reuse_ts=opened.shown,
         on_first_message=lambda ts: turn_queue.mark_shown(core.store, opened, ts),
         still_ours=lambda: _still_ours(deps, opened.lease),
     )
     await answer.start()
+    if opened.meta.get("pane") and turn.first_reply:
+        await _title_pane_thread(deps, incoming)
     result = llm.StreamResult()
     notes: list[str] = []
     if turn.truncated_from:

@@ -126,6 +126,43 @@ BUILTINS: dict[str, Persona] = {
 }
 
 
+# Suggested prompts in the assistant pane, per built-in persona: (title, message). Custom
+# personas get the default set. Slack shows up to four.
+SUGGESTED_PROMPTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "default": (
+        ("Summarize a topic", "Give me a short summary of the key points I should know about this topic: "),
+        ("Draft a message", "Help me draft a clear, friendly message to my team about "),
+        ("Explain a concept", "Explain this concept in plain words, with one example: "),
+        ("Plan next steps", "Turn this into a short list of next steps with owners: "),
+    ),
+    "expert": (
+        ("Ask the expert", "What are the rules and the main pitfalls here: "),
+        ("Check my reasoning", "Check this reasoning and tell me what I am missing: "),
+        ("Cite the sources", "Which sources or rules would you rely on to answer: "),
+    ),
+    "teacher": (
+        ("Explain step by step", "Explain this step by step, as to a newcomer: "),
+        ("Quiz me", "Ask me three questions to check that I understood: "),
+        ("Give an analogy", "Give me an everyday analogy for: "),
+    ),
+    "concise": (
+        ("One-line answer", "In one sentence: "),
+        ("Three bullets", "The three things that matter most about: "),
+    ),
+    "creative": (
+        ("Brainstorm", "Give me five unconventional ideas for: "),
+        ("Name it", "Suggest ten names for: "),
+        ("Reframe it", "Reframe this problem from three unexpected angles: "),
+    ),
+}
+
+
+def suggested_prompts(name: str) -> list[dict[str, str]]:
+    """The pane's suggested prompts for a persona, as Slack takes them (at most four)."""
+    pairs = SUGGESTED_PROMPTS.get(name) or SUGGESTED_PROMPTS["default"]
+    return [{"title": title, "message": message} for title, message in pairs[:4]]
+
+
 class PersonaError(ValueError):
     """A persona name or definition is invalid; the message says how to fix it."""
 

@@ -104,3 +104,16 @@ def test_a_lone_less_than_sign_doesnt_swallow_the_text():
     head, rest = blocks.split_text(text, 8000)
     assert len(head) > 7000 and head + rest == text
     assert len(blocks.cut(text, 5000)) > 4800
+
+
+def test_pane_greeting_names_the_persona_and_escapes_what_admins_wrote():
+    text, layout = blocks.pane_greeting(persona="expert", domain="<!channel> tax", description="Knows *tax*")
+    assert "answering as *expert* (&lt;!channel&gt; tax)" in text
+    assert layout[0]["text"]["text"] == text and layout[1]["type"] == "context"
+
+
+def test_pane_title_is_one_line_cut_on_a_word():
+    assert blocks.pane_title("How  do we\ndeploy?") == "How do we deploy?"
+    long = "word " * 40
+    title = blocks.pane_title(long)
+    assert len(title) <= 80 and title.endswith("…") and not title.endswith(" …")

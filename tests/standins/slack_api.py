@@ -706,6 +706,30 @@ class SlackStandIn(LocalServer):
             msg.metadata = p["metadata"]
         return self._ok(channel=msg.channel, ts=msg.ts)
 
+    # -- assistant pane (assistant.threads.*): validated as Slack does, recorded in `calls` --
+    def _assistant_thread_problem(self, p: dict[str, Any]) -> str | None:
+        if not p.get("channel_id") or not p.get("thread_ts"):
+            return "invalid_arguments"
+        return None
+
+    def _api_assistant_threads_setSuggestedPrompts(self, p: dict[str, Any]) -> web.Response:
+        if problem := self._assistant_thread_problem(p):
+            return self._err(problem)
+        prompts = p.get("prompts")
+        if isinstance(prompts, str):
+            prompts = json.loads(prompts)
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            return self._err("invalid_arguments")
+        if not all(isinstance(x, dict) and x.get("title") and x.get("message") for x in prompts):
+            return self._err("invalid_arguments")
+        return self._ok()
+
+    def _api_assistant_threads_setTitle(self, p: dict[str, Any]) -> web.Response:
+        return self._err(problem) if (problem := self._assistant_thread_problem(p)) else self._ok()
+
+    def _api_assistant_threads_setStatus(self, p: dict[str, Any]) -> web.Response:
+        return self._err(problem) if (problem := self._assistant_thread_problem(p)) else self._ok()
+
     def _api_users_info(self, p: dict[str, Any]) -> web.Response:
         uid = str(p.get("user", ""))
         if not uid:

@@ -1,0 +1,85 @@
+"""The assistant pane: a greeting and suggested prompts when a user opens a thread there.
+
+Questions asked in the pane arrive as DMs in that thread and take the usual path
+(bot/listeners/events/message.py), with the same Redis memory as any thread. What the
+pane adds is handled here, and in bot/turns.py (its title, its status line):
+- `assistant_thread_started`: the active persona greets and offers 3-4 prompts;
+- `assistant_thread_context_changed`: the channel the user is looking at is remembered
+  with the thread (read only where the bot is a member; not read yet, see the issue).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, messages
+from bot.deps import BotDeps
+from core import history, personas
+
+log = logging.getLogger(__name__)
+
+
+async def handle_assistant_thread_started(body: dict, event: dict, deps: BotDeps) -> None:
+    thread = event.get("assistant_thread") or {}
+    channel, thread_ts = thread.get("channel_id", ""), thread.get("thread_ts", "")
+    if not channel or not thread_ts:
+        return
+    deps.tasks.spawn(_greet(deps, body.get("team_id", ""), channel, thread_ts, thread.get("context") or {}))
+
+
+async def _greet(deps: BotDeps, team: str, channel: str, thread_ts: str, context: dict) -> None:
+    try:
+        await history.set_meta(
+            deps.core.store,
+            history.conversation_id(team, channel, thread_ts),
+            {"pane": "1", "context_channel": context.get("channel_id", "")},
+            ttl=deps.settings.conversation_ttl_seconds,
+        )
+        resolved = await personas.resolve(
+            deps.core.store, team, channel, None, default_team_prompt=deps.settings.workspace_persona_prompt
+        )
+    except RedisError as exc:
+        log.error("Redis unavailable when a pane thread opened: %s", type(exc).__name__)
+        await _say(deps, channel, thread_ts, messages.STORE_DOWN, blocks.notice(messages.STORE_DOWN))
+        return
+    text, layout = blocks.pane_greeting(
+        persona=resolved.choice.name, domain=resolved.choice.domain, description=resolved.persona.description
+    )
+    await _say(deps, channel, thread_ts, text, layout)
+    try:
+        await deps.client.assistant_threads_setSuggestedPrompts(
+            channel_id=channel, thread_ts=thread_ts, prompts=personas.suggested_prompts(resolved.choice.name)
+        )
+    except SlackApiError as exc:
+        log.info("Couldn't set the pane's suggested prompts: %s", exc.response.get("error"))
+
+
+async def handle_assistant_thread_context_changed(body: dict, event: dict, deps: BotDeps) -> None:
+    thread = event.get("assistant_thread") or {}
+    channel, thread_ts = thread.get("channel_id", ""), thread.get("thread_ts", "")
+    if channel and thread_ts:
+        conv_id = history.conversation_id(body.get("team_id", ""), channel, thread_ts)
+        looking_at = (thread.get("context") or {}).get("channel_id", "")
+        deps.tasks.spawn(_remember_context(deps, conv_id, looking_at))
+
+
+async def _remember_context(deps: BotDeps, conv_id: str, looking_at: str) -> None:
+    try:
+        await history.set_meta(
+            deps.core.store,
+            conv_id,
+            {"pane": "1", "context_channel": looking_at},
+            ttl=deps.settings.conversation_ttl_seconds,
+        )
+    except RedisError as exc:
+        log.warning("Couldn't remember a pane thread's context: %s", type(exc).__name__)
+
+
+async def _say(deps: BotDeps, channel: str, thread_ts: str, text: str, layout: list[dict]) -> None:
+    try:
+        await deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=layout)
+    except SlackApiError as exc:
+        log.warning("Couldn't greet in the pane: %s", exc.response.get("error"))

@@ -1,0 +1,83 @@
+"""The assistant pane: greeting, suggested prompts, title, status, and the same memory."""
+
+from __future__ import annotations
+
+from core import history, keys
+from tests.scenarios.harness import message, next_ts
+
+
+def _thread_started(channel: str, thread_ts: str, *, looking_at: str = "C1") -> dict:
+    return {
+        "type": "assistant_thread_started",
+        "assistant_thread": {
+            "user_id": "U1",
+            "channel_id": channel,
+            "thread_ts": thread_ts,
+            "context": {"channel_id": looking_at, "team_id": "T1"},
+        },
+        "event_ts": next_ts(),
+    }
+
+
+def _in_pane(text: str, channel: str, thread_ts: str) -> dict:
+    return message(text, channel=channel, channel_type="im", thread_ts=thread_ts)
+
+
+async def test_opening_the_pane_greets_with_the_active_persona_and_suggests_prompts(http_bot, slack):
+    bot = await http_bot()
+    await bot.command("/persona", "teacher", user="U7", channel="D1", response_url=slack.response_url("p"))
+    await slack.wait_response("p")
+    thread_ts = next_ts()
+    await bot.event(_thread_started("D1", thread_ts))
+    await bot.idle()
+    [greeting] = slack.messages(channel="D1", thread_ts=thread_ts)
+    assert "answering as *teacher*" in greeting["text"]
+    [prompts] = slack.calls_to("assistant.threads.setSuggestedPrompts")
+    sent = prompts.params["prompts"]
+    assert 3 <= len(sent) <= 4 and sent[0]["title"] == "Explain step by step"
+    assert not [c for c in slack.calls if c.failed]
+
+
+async def test_a_question_in_the_pane_titles_the_thread_shows_a_status_and_is_remembered(
+    http_bot, slack, openai_api
+):
+    bot = await http_bot(STREAMING_MODE="update")
+    thread_ts = next_ts()
+    await bot.event(_thread_started("D1", thread_ts, looking_at="C42"))
+    await bot.idle()
+    first = "What   is our deploy\nprocess for the payments service and who signs off on it every week?"
+    await bot.event(_in_pane(first, "D1", thread_ts))
+    await bot.idle()
+    await bot.event(_in_pane("and on holidays?", "D1", thread_ts))
+    await bot.idle()
+
+    [title] = slack.calls_to("assistant.threads.setTitle")  # the first question only
+    assert title.params["title"].startswith("What is our deploy") and len(title.params["title"]) <= 80
+    statuses = slack.calls_to("assistant.threads.setStatus")
+    assert len(statuses) == 2 and statuses[0].params["status"] == "is thinking…"
+    # the pane's thread has the same Redis memory as any thread
+    sent = openai_api.chat_requests()[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    conv = keys.conversation_id("T1", "D1", thread_ts)
+    meta = await history.get_meta(bot.deps.core.store, conv)
+    assert meta["pane"] == "1" and meta["context_channel"] == "C42"
+
+
+async def test_a_changed_context_is_remembered_with_the_thread(http_bot, slack):
+    bot = await http_bot()
+    thread_ts = next_ts()
+    await bot.event(_thread_started("D1", thread_ts, looking_at="C1"))
+    changed = _thread_started("D1", thread_ts, looking_at="C9")
+    changed["type"] = "assistant_thread_context_changed"
+    await bot.event(changed)
+    await bot.idle()
+    meta = await history.get_meta(bot.deps.core.store, keys.conversation_id("T1", "D1", thread_ts))
+    assert meta["context_channel"] == "C9"
+
+
+async def test_a_plain_dm_thread_gets_no_title_or_status(http_bot, slack, openai_api):
+    bot = await http_bot(STREAMING_MODE="update")
+    await bot.event(message("hello", channel="D2", channel_type="im"))
+    await bot.idle()
+    assert not slack.calls_to("assistant.threads.setTitle")
+    assert not slack.calls_to("assistant.threads.setStatus")
