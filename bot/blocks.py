@@ -133,12 +133,13 @@ def fallback_text(text: str) -> str:
 
 
 # -- assistant pane ----------------------------------------------------------------
-def pane_greeting(*, persona: str, domain: str, description: str) -> tuple[str, list[Block]]:
-    """The first message in a new assistant-pane thread: who answers, and how to steer it."""
+def pane_greeting(*, persona: str, domain: str, description: str, view: str = "") -> tuple[str, list[Block]]:
+    """The first message in a new assistant-pane thread: who answers, how to steer it, and
+    whether the channel in view could be read (`view`: our own markup, from messages.py)."""
     who = f"*{escape(persona)}*" + (f" ({escape(cut(domain, 200))})" if domain else "")
     text = f"Hi! I'm Threadwise, answering as {who}: {escape(cut(description, 300))}"
     hint = "Ask anything, or pick a prompt below. `persona <name>` switches persona in this thread."
-    return text, [section(text), context_line(hint)]
+    return text, [section(text)] + ([context_line(view)] if view else []) + [context_line(hint)]
 
 
 def pane_title(question: str, limit: int = 80) -> str:

@@ -43,7 +43,7 @@ while count < n do
 end
 -- One JSON array string: a single reply to parse instead of one per message.
 local window = '[' .. table.concat(redis.call('LRANGE', msgs, -count, -1), ',') .. ']'
-local wanted = {'persona', 'turns', 'messages', 'history_tokens', 'created', 'pane'}
+local wanted = {'persona', 'turns', 'messages', 'history_tokens', 'created', 'pane', 'context_channel', 'context_text'}
 local values = redis.call('HMGET', meta, unpack(wanted))
 local fields = {}
 for i, name in ipairs(wanted) do

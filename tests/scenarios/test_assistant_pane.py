@@ -81,3 +81,41 @@ async def test_a_plain_dm_thread_gets_no_title_or_status(http_bot, slack, openai
     await bot.idle()
     assert not slack.calls_to("assistant.threads.setTitle")
     assert not slack.calls_to("assistant.threads.setStatus")
+
+
+async def test_the_channel_in_view_is_read_once_and_drawn_on_when_the_bot_is_in_it(
+    http_bot, slack, openai_api
+):
+    bot = await http_bot(STREAMING_MODE="update")
+    slack.members["C42"] = ["UBOT", "U1"]
+    slack.history["C42"] = [
+        {"user": "U2", "text": "Deploys are on Tuesdays, Maria signs off.", "ts": "1.0"},
+        {"user": "U3", "text": "Holiday weeks skip the deploy.", "ts": "2.0"},
+    ]
+    thread_ts = next_ts()
+    await bot.event(_thread_started("D1", thread_ts, looking_at="C42"))
+    await bot.idle()
+    [greeting] = slack.messages(channel="D1", thread_ts=thread_ts)
+    assert "I can see the latest 2 messages of <#C42>" in str(greeting["blocks"])
+    await bot.event(_in_pane("who signs off deploys?", "D1", thread_ts))
+    await bot.idle()
+    await bot.event(_in_pane("and in holiday weeks?", "D1", thread_ts))
+    await bot.idle()
+    assert len(slack.calls_to("conversations.history")) == 1  # read once, not per turn
+    system = openai_api.chat_requests()[-1]["messages"][0]["content"]
+    assert "looking at channel <#C42>" in system and "Maria signs off" in system
+    assert system.index("Deploys are on Tuesdays") < system.index("Holiday weeks")  # oldest first
+
+
+async def test_a_channel_the_bot_is_not_in_is_never_read_and_the_user_is_told(http_bot, slack, openai_api):
+    bot = await http_bot(STREAMING_MODE="update")
+    slack.members["C77"] = ["U1", "U2"]
+    slack.history["C77"] = [{"user": "U2", "text": "secret plans", "ts": "1.0"}]
+    thread_ts = next_ts()
+    await bot.event(_thread_started("D1", thread_ts, looking_at="C77"))
+    await bot.idle()
+    [greeting] = slack.messages(channel="D1", thread_ts=thread_ts)
+    assert "I'm not in <#C77>" in str(greeting["blocks"])
+    await bot.event(_in_pane("what are the plans?", "D1", thread_ts))
+    await bot.idle()
+    assert "secret plans" not in str(openai_api.chat_requests())

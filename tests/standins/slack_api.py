@@ -257,6 +257,8 @@ class SlackStandIn(LocalServer):
         self.channels: dict[str, dict[str, Any]] = {}
         #: channel_id -> member user ids, for conversations.members
         self.members: dict[str, list[str]] = {}
+        #: channel_id -> its messages, oldest first, for conversations.history
+        self.history: dict[str, list[dict[str, Any]]] = {}
         # (channel, thread_ts) -> messages that conversations.replies returns
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.responses: dict[str, list[dict[str, Any]]] = {}
@@ -763,7 +765,13 @@ class SlackStandIn(LocalServer):
         return self._ok(messages=messages, has_more=False)
 
     def _api_conversations_history(self, p: dict[str, Any]) -> web.Response:
-        return self._ok(messages=[], has_more=False)
+        """Newest first, as Slack returns them; `not_in_channel` where `members` says the bot
+        isn't in the channel."""
+        ch = str(p.get("channel", ""))
+        if ch in self.members and self.bot_user_id not in self.members[ch]:
+            return self._err("not_in_channel")
+        newest_first = list(reversed(self.history.get(ch, [])))
+        return self._ok(messages=newest_first[: int(p.get("limit") or 100)], has_more=False)
 
     def _api_apps_connections_open(self, p: dict[str, Any]) -> web.Response:
         return self._ok(url=f"ws://{self.host}:{self.port}/socket")

@@ -4,13 +4,19 @@ Questions asked in the pane arrive as DMs in that thread and take the usual path
 (bot/listeners/events/message.py), with the same Redis memory as any thread. What the
 pane adds is handled here, and in bot/turns.py (its title, its status line):
 - `assistant_thread_started`: the active persona greets and offers 3-4 prompts;
-- `assistant_thread_context_changed`: the channel the user is looking at is remembered
-  with the thread (read only where the bot is a member; not read yet, see the issue).
+- `assistant_thread_started` and `assistant_thread_context_changed`: the channel the
+  user is looking at is read once (its latest messages, only where the bot is a member)
+  and kept with the thread, so pane answers can draw on it (core/conversations.py
+  `in_view`); the greeting says whether it could read it.
+
+Privacy: the pane is the user's own, and they are looking at that channel, so they can
+read it; the bot reads it with its own membership, never more.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
@@ -20,6 +26,9 @@ from bot.deps import BotDeps
 from core import history, personas
 
 log = logging.getLogger(__name__)
+
+VIEW_MESSAGES = 30  # one conversations.history call (Tier 3) per context change
+VIEW_CHARS = 4_000  # about a thousand tokens of the system prompt
 
 
 async def handle_assistant_thread_started(body: dict, event: dict, deps: BotDeps) -> None:
@@ -31,11 +40,13 @@ async def handle_assistant_thread_started(body: dict, event: dict, deps: BotDeps
 
 
 async def _greet(deps: BotDeps, team: str, channel: str, thread_ts: str, context: dict) -> None:
+    looking_at = context.get("channel_id", "")
+    view = await read_view(deps, looking_at)
     try:
         await history.set_meta(
             deps.core.store,
             history.conversation_id(team, channel, thread_ts),
-            {"pane": "1", "context_channel": context.get("channel_id", "")},
+            {"pane": "1", "context_channel": looking_at, "context_text": view.text},
             ttl=deps.settings.conversation_ttl_seconds,
         )
         resolved = await personas.resolve(
@@ -46,7 +57,10 @@ async def _greet(deps: BotDeps, team: str, channel: str, thread_ts: str, context
         await _say(deps, channel, thread_ts, messages.STORE_DOWN, blocks.notice(messages.STORE_DOWN))
         return
     text, layout = blocks.pane_greeting(
-        persona=resolved.choice.name, domain=resolved.choice.domain, description=resolved.persona.description
+        persona=resolved.choice.name,
+        domain=resolved.choice.domain,
+        description=resolved.persona.description,
+        view=view.note,
     )
     await _say(deps, channel, thread_ts, text, layout)
     try:
@@ -67,15 +81,44 @@ async def handle_assistant_thread_context_changed(body: dict, event: dict, deps:
 
 
 async def _remember_context(deps: BotDeps, conv_id: str, looking_at: str) -> None:
+    view = await read_view(deps, looking_at)
     try:
         await history.set_meta(
             deps.core.store,
             conv_id,
-            {"pane": "1", "context_channel": looking_at},
+            {"pane": "1", "context_channel": looking_at, "context_text": view.text},
             ttl=deps.settings.conversation_ttl_seconds,
         )
     except RedisError as exc:
         log.warning("Couldn't remember a pane thread's context: %s", type(exc).__name__)
+
+
+@dataclass(frozen=True)
+class View:
+    text: str  # the channel's latest messages, for the model ("" when unread)
+    note: str  # what the user is told about it (our own Slack markup)
+
+
+async def read_view(deps: BotDeps, channel: str) -> View:
+    """The latest messages of the channel in view, read once, with the bot's membership."""
+    if not channel or channel.startswith("D"):
+        return View("", "")
+    try:
+        page = await deps.client.conversations_history(channel=channel, limit=VIEW_MESSAGES)
+    except SlackApiError as exc:
+        if exc.response.get("error") == "not_in_channel":
+            return View("", messages.VIEW_NOT_MEMBER.format(channel=channel))
+        log.info("Couldn't read the channel in view: %s", exc.response.get("error"))
+        return View("", messages.VIEW_UNREADABLE.format(channel=channel))
+    lines = [
+        f"<@{m.get('user', '?')}>: {' '.join(m.get('text', '').split())}"
+        for m in reversed(page.get("messages") or [])
+        if m.get("text") and not m.get("subtype")
+    ]
+    text = "\n".join(lines)[-VIEW_CHARS:]
+    if not text:
+        return View("", "")
+    return View(text, messages.VIEW_READ.format(channel=channel, n=len(lines)))
 
 
 async def _say(deps: BotDeps, channel: str, thread_ts: str, text: str, layout: list[dict]) -> None:
