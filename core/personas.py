@@ -157,10 +157,52 @@ SUGGESTED_PROMPTS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+MAX_PROMPTS = 4
+MAX_PROMPT_TITLE = 75
+MAX_PROMPT_MESSAGE = 1_000
+
+
 def suggested_prompts(name: str) -> list[dict[str, str]]:
-    """The pane's suggested prompts for a persona, as Slack takes them (at most four)."""
+    """The pane's default suggested prompts for a persona, as Slack takes them."""
     pairs = SUGGESTED_PROMPTS.get(name) or SUGGESTED_PROMPTS["default"]
-    return [{"title": title, "message": message} for title, message in pairs[:4]]
+    return [{"title": title, "message": message} for title, message in pairs[:MAX_PROMPTS]]
+
+
+def parse_prompts(text: str) -> list[dict[str, str]]:
+    """`Title | message ; Title | message`: an admin's prompts for a persona, checked."""
+    prompts = []
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        title, sep, message = (x.strip() for x in part.partition("|"))
+        if not sep or not title or not message:
+            raise PersonaError(f"Each prompt is `Title | message`; `{part[:80]}` isn't.")
+        if len(title) > MAX_PROMPT_TITLE or len(message) > MAX_PROMPT_MESSAGE:
+            raise PersonaError(
+                f"A prompt's title holds {MAX_PROMPT_TITLE} characters and its message {MAX_PROMPT_MESSAGE}."
+            )
+        prompts.append({"title": title, "message": message})
+    if len(prompts) > MAX_PROMPTS:
+        raise PersonaError(f"The pane shows at most {MAX_PROMPTS} prompts; you gave {len(prompts)}.")
+    return prompts
+
+
+async def set_prompts(store: Store, team: str, name: str, prompts: list[dict[str, str]]) -> None:
+    """A persona's suggested prompts in this workspace; an empty list restores the defaults."""
+    key, field_name = keys.workspace(store.prefix, team).settings, f"prompts:{name}"
+    if prompts:
+        await store.redis.hset(key, field_name, json.dumps(prompts))
+    else:
+        await store.redis.hdel(key, field_name)
+
+
+async def prompts_for(store: Store, team: str, name: str) -> list[dict[str, str]]:
+    """The workspace's prompts for a persona, or its defaults."""
+    raw = await store.redis.hget(keys.workspace(store.prefix, team).settings, f"prompts:{name}")
+    try:
+        return json.loads(raw) if raw else suggested_prompts(name)
+    except ValueError:
+        return suggested_prompts(name)
 
 
 class PersonaError(ValueError):

@@ -119,3 +119,36 @@ async def test_a_channel_the_bot_is_not_in_is_never_read_and_the_user_is_told(ht
     await bot.event(_in_pane("what are the plans?", "D1", thread_ts))
     await bot.idle()
     assert "secret plans" not in str(openai_api.chat_requests())
+
+
+async def test_admins_set_a_personas_pane_prompts_and_can_restore_the_defaults(http_bot, slack):
+    bot = await http_bot(ADMIN_USER_IDS="UADMIN")
+    await bot.command(
+        "/persona",
+        "prompts default Deploy day | When do we deploy? ; Runbook | Where is the <runbook>?",
+        user="UADMIN",
+        response_url=slack.response_url("set"),
+    )
+    [said] = await slack.wait_response("set")
+    assert "*Runbook*: Where is the &lt;runbook&gt;?" in said["text"]
+    await bot.event(_thread_started("D1", next_ts()))
+    await bot.idle()
+    [call] = slack.calls_to("assistant.threads.setSuggestedPrompts")
+    assert call.params["prompts"] == [
+        {"title": "Deploy day", "message": "When do we deploy?"},
+        {"title": "Runbook", "message": "Where is the <runbook>?"},
+    ]
+    # a member can't; a bad list is explained; no list restores the defaults
+    await bot.command("/persona", "prompts default A | b", user="U1", response_url=slack.response_url("no"))
+    assert "admin" in (await slack.wait_response("no"))[0]["text"].lower()
+    await bot.command(
+        "/persona", "prompts default just a title", user="UADMIN", response_url=slack.response_url("bad")
+    )
+    assert "Title | message" in (await slack.wait_response("bad"))[0]["text"]
+    await bot.command("/persona", "prompts default", user="UADMIN", response_url=slack.response_url("reset"))
+    await slack.wait_response("reset")
+    await bot.event(_thread_started("D1", next_ts()))
+    await bot.idle()
+    assert slack.calls_to("assistant.threads.setSuggestedPrompts")[-1].params["prompts"][0]["title"] == (
+        "Summarize a topic"
+    )

@@ -168,6 +168,21 @@ async def _team(ctx: Ctx, args: Args) -> None:
     await ctx.say(messages.TEAM_PROMPT_SET if text.strip() else messages.TEAM_PROMPT_CLEARED)
 
 
+async def _prompts(ctx: Ctx, args: Args) -> None:
+    name, _, rest = args.text.strip().partition(" ")
+    persona = await personas.get(ctx.deps.core.store, ctx.team, name.lower())
+    if persona is None:
+        await _unknown(ctx, name)
+        return
+    prompts = personas.parse_prompts(rest)
+    await personas.set_prompts(ctx.deps.core.store, ctx.team, persona.name, prompts)
+    if not prompts:
+        await ctx.say(f"*{persona.name}* suggests its default prompts in the assistant pane again.")
+        return
+    listed = "\n".join(f"• *{blocks.escape(p['title'])}*: {blocks.escape(p['message'])}" for p in prompts)
+    await ctx.say(f"New assistant-pane chats with *{persona.name}* suggest:\n{listed}")
+
+
 async def _optimize(ctx: Ctx, args: Args) -> None:
     name = args.first().lower()
     persona = await _custom(ctx, name, "optimized")
@@ -215,6 +230,12 @@ PERSONA = Registry(
         ),
         Subcommand(
             ("team",), _team, "`/persona team <description>`: the team's domain, in every persona", admin=True
+        ),
+        Subcommand(
+            ("prompts",),
+            _prompts,
+            "`/persona prompts <name> [Title | message ; …]`: the assistant pane's suggestions (none: defaults)",
+            admin=True,
         ),
     ),
 )

@@ -64,9 +64,12 @@ async def _greet(deps: BotDeps, team: str, channel: str, thread_ts: str, context
     )
     await _say(deps, channel, thread_ts, text, layout)
     try:
+        prompts = await personas.prompts_for(deps.core.store, team, resolved.choice.name)
         await deps.client.assistant_threads_setSuggestedPrompts(
-            channel_id=channel, thread_ts=thread_ts, prompts=personas.suggested_prompts(resolved.choice.name)
+            channel_id=channel, thread_ts=thread_ts, prompts=prompts
         )
+    except RedisError as exc:
+        log.warning("Couldn't load the pane's suggested prompts: %s", type(exc).__name__)
     except SlackApiError as exc:
         log.info("Couldn't set the pane's suggested prompts: %s", exc.response.get("error"))
 
