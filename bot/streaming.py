@@ -301,13 +301,7 @@ class SlackAnswer:
                 text=messages.ANSWER_ATTACHED,
                 blocks=note + footer,
             )
-            await self.client.files_upload_v2(
-                channel=self.target.channel,
-                thread_ts=self.target.thread_ts,
-                filename="answer.md",
-                title="Answer",
-                content=text,
-            )
+            await self._upload(text)
         await self._shown(response["ts"])
 
     async def _shown(self, ts: str) -> None:
@@ -384,6 +378,9 @@ class SlackAnswer:
         await self.client.chat_update(
             channel=self.target.channel, ts=self.ts, text=messages.ANSWER_ATTACHED, blocks=note + footer
         )
+        await self._upload(text)
+
+    async def _upload(self, text: str) -> None:
         await self.client.files_upload_v2(
             channel=self.target.channel,
             thread_ts=self.target.thread_ts,
