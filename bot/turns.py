@@ -1,7 +1,10 @@
 """A chat turn as Slack sees it: from an incoming message to a streamed answer.
 
-Everything the member sees on failure is decided here: Redis down, the model failing
-after retries, a stream cut short. The core records; this module tells the thread.
+A message is queued in its thread's Redis queue; whichever process holds the thread's
+lease takes the queued turns one by one (core/turn_queue.py), renewing the lease while it
+works and handing it over on shutdown. Everything the member sees on failure is decided
+here: Redis down, the model failing after retries, a stream cut short. The core records;
+this module tells the thread.
 """
 
 from __future__ import annotations
