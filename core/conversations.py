@@ -65,6 +65,7 @@ class Prepared:
     dropped: int = 0  # older messages left out of the prompt to fit the budget
     history_length: int = 0
     temperature: float | None = None
+    reasoning_effort: str | None = None  # the persona's, for models that reason
     first_reply: bool = False  # no answer in this thread yet
     opened: turn_queue.Opened | None = None  # a queued turn: it is closed through its lease
     after: turn_queue.Step | None = None  # a closed queued turn: what the queue holds next
@@ -255,6 +256,7 @@ async def _loaded(
         temperature=resolved.persona.temperature
         if resolved.persona.temperature is not None
         else s.temperature,
+        reasoning_effort=resolved.persona.reasoning_effort,
     )
 
 
@@ -276,6 +278,7 @@ async def reply(deps: CoreDeps, turn: Prepared, result: llm.StreamResult) -> Asy
                 result=result,
                 max_tokens=s.max_output_tokens,
                 temperature=turn.temperature,
+                reasoning_effort=turn.reasoning_effort,
                 attempts=s.openai_max_attempts,
             )
             async for delta in _without_speaker_echo(stream, result):
@@ -334,6 +337,7 @@ async def answer_json(deps: CoreDeps, turn: Prepared, schema: NamedSchema) -> Js
         schema=schema,
         attempts=s.openai_max_attempts,
         temperature=turn.temperature,
+        reasoning_effort=turn.reasoning_effort,
     )
 
 

@@ -17,6 +17,7 @@ from openai import AsyncOpenAI, AsyncStream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from core import tokens
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,28 @@ class StreamResult:
     refusal: str = ""
 
 
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+
+
+def steering_args(model: str, *, temperature: float | None, reasoning_effort: str | None) -> dict[str, Any]:
+    """The temperature and reasoning parameters `model` accepts, from what a persona asks.
+
+    Reasoning models reject `temperature` (so it is dropped) and sampling models reject
+    `reasoning_effort` (likewise); a model that reasons only when asked takes either, but
+    `temperature` only while it doesn't reason. An unknown model gets `temperature` only.
+    """
+    steering = tokens.model_info(model).steering
+    args: dict[str, Any] = {}
+    if steering != tokens.SAMPLING and reasoning_effort:
+        args["reasoning_effort"] = reasoning_effort
+    thinking = steering == tokens.REASONING or reasoning_effort not in (None, "none")
+    if temperature is not None and (
+        steering == tokens.SAMPLING or (steering == tokens.EITHER and not thinking)
+    ):
+        args["temperature"] = temperature
+    return args
+
+
 async def stream_chat(
     client: AsyncOpenAI,
     *,
@@ -173,6 +196,7 @@ async def stream_chat(
     result: StreamResult,
     max_tokens: int | None = None,
     temperature: float | None = None,
+    reasoning_effort: str | None = None,
     attempts: int = 4,
     backoff: _Backoff | None = None,
 ) -> AsyncIterator[str]:
@@ -195,8 +219,7 @@ async def stream_chat(
     }
     if max_tokens:
         kwargs["max_completion_tokens"] = max_tokens
-    if temperature is not None:
-        kwargs["temperature"] = temperature
+    kwargs.update(steering_args(model, temperature=temperature, reasoning_effort=reasoning_effort))
     stream = None
     async for attempt in retrying(attempts, backoff=backoff):
         with attempt:

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from core import history, keys
+from core import history, keys, llm
 from core.store import Store
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
@@ -35,6 +35,7 @@ class Persona:
     constraints: tuple[str, ...] = ()
     builtin: bool = False
     takes_domain: bool = False
+    reasoning_effort: str | None = None  # for models that reason (core/llm.py steering_args)
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ def make_custom(
     model: str | None = None,
     temperature: float | None = None,
     constraints: list[str] | tuple[str, ...] = (),
+    reasoning_effort: str | None = None,
 ) -> Persona:
     """Build a custom persona, refusing names of built-ins and oversize prompts."""
     name = validate_name(name)
@@ -245,6 +247,8 @@ def make_custom(
             raise PersonaError(f"A constraint is longer than {MAX_CONSTRAINT_CHARS} characters: `{c[:40]}…`")
     if temperature is not None and not 0 <= temperature <= 2:
         raise PersonaError("Temperature must be between 0 and 2.")
+    if reasoning_effort is not None and reasoning_effort not in llm.REASONING_EFFORTS:
+        raise PersonaError(f"reasoning must be one of {', '.join(llm.REASONING_EFFORTS)}.")
     return Persona(
         name=name,
         description=(description or prompt.split("\n")[0])[:150],
@@ -252,6 +256,7 @@ def make_custom(
         model=model or None,
         temperature=temperature,
         constraints=constraints,
+        reasoning_effort=reasoning_effort,
     )
 
 
@@ -436,6 +441,8 @@ def describe(persona: Persona) -> str:
         extras.append(f"model `{persona.model}`")
     if persona.temperature is not None:
         extras.append(f"temperature {persona.temperature}")
+    if persona.reasoning_effort:
+        extras.append(f"reasoning {persona.reasoning_effort}")
     if persona.constraints:
         extras.append(f"{len(persona.constraints)} constraint(s)")
     tail = f" ({', '.join(extras)})" if extras else ""

@@ -213,12 +213,12 @@ async def ask_json(
     attempts: int = 4,
     max_tokens: int = 4096,
     temperature: float | None = None,
+    reasoning_effort: str | None = None,
 ) -> JsonAnswer:
     """Ask for JSON matching `schema`; repair once if it's broken, then say what's wrong."""
     answer = JsonAnswer(mode="json_object" if client in _NO_JSON_SCHEMA else "json_schema")
     extra: dict[str, Any] = {"max_completion_tokens": max_tokens}
-    if temperature is not None:
-        extra["temperature"] = temperature
+    extra.update(llm.steering_args(model, temperature=temperature, reasoning_effort=reasoning_effort))
     call = _Caller(client, model, system, schema, attempts, extra, answer)
     convo = [call.system_message(), *messages]
     for round_ in (1, 2):

@@ -34,9 +34,16 @@ TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
 
 
+# How a model is steered, which decides the parameters a request may carry:
+SAMPLING = "sampling"  # takes `temperature`; no `reasoning_effort`
+REASONING = "reasoning"  # takes `reasoning_effort`; rejects any `temperature` but the default
+EITHER = "either"  # reasons only when asked: `temperature` is fine while `reasoning_effort` is none
+
+
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the budget needs to know about a model; fine-tuned names resolve to a base."""
+    """What the budget and a request need to know about a model; fine-tuned names resolve
+    to their base."""
 
     name: str
     base: str
@@ -44,29 +51,42 @@ class ModelInfo:
     context_window: int
     max_output: int
     known: bool = True
+    steering: str = SAMPLING
 
 
-# prefix -> (encoding, context window, max output tokens). Longest prefix wins, so
-# "gpt-4o-mini" is matched before "gpt-4o" and "gpt-4.1-nano" before "gpt-4.1".
-_MODELS: dict[str, tuple[str, int, int]] = {
-    "gpt-5": ("o200k_base", 400_000, 128_000),
-    "gpt-4.1": ("o200k_base", 1_047_576, 32_768),
-    "gpt-4.1-mini": ("o200k_base", 1_047_576, 32_768),
-    "gpt-4.1-nano": ("o200k_base", 1_047_576, 32_768),
-    "gpt-4o": ("o200k_base", 128_000, 16_384),
-    "gpt-4o-mini": ("o200k_base", 128_000, 16_384),
-    "chatgpt-4o": ("o200k_base", 128_000, 16_384),
-    "o1": ("o200k_base", 200_000, 100_000),
-    "o3": ("o200k_base", 200_000, 100_000),
-    "o4-mini": ("o200k_base", 200_000, 100_000),
-    "gpt-4-turbo": ("cl100k_base", 128_000, 4_096),
-    "gpt-4": ("cl100k_base", 8_192, 8_192),
-    "gpt-4-32k": ("cl100k_base", 32_768, 32_768),
-    "gpt-3.5-turbo": ("cl100k_base", 16_385, 4_096),
+# prefix -> (encoding, context window, max output tokens, steering). Longest prefix wins,
+# so "gpt-4o-mini" is matched before "gpt-4o" and "gpt-5.1" before "gpt-5". Checked
+# against OpenAI's model pages in November 2026: the gpt-5 family reasons (temperature
+# only at its default); gpt-5.1 and later reason only when `reasoning_effort` says so
+# (their default is none); the -pro variants always reason; o-series models always do.
+_MODELS: dict[str, tuple[str, int, int, str]] = {
+    "gpt-5": ("o200k_base", 400_000, 128_000, REASONING),
+    "gpt-5-mini": ("o200k_base", 400_000, 128_000, REASONING),
+    "gpt-5-nano": ("o200k_base", 400_000, 128_000, REASONING),
+    "gpt-5-chat-latest": ("o200k_base", 128_000, 16_384, SAMPLING),
+    "gpt-5.1": ("o200k_base", 400_000, 128_000, EITHER),
+    "gpt-5.2": ("o200k_base", 400_000, 128_000, EITHER),
+    "gpt-5.2-pro": ("o200k_base", 400_000, 128_000, REASONING),
+    "gpt-5-pro": ("o200k_base", 400_000, 272_000, REASONING),
+    "gpt-4.1": ("o200k_base", 1_047_576, 32_768, SAMPLING),
+    "gpt-4.1-mini": ("o200k_base", 1_047_576, 32_768, SAMPLING),
+    "gpt-4.1-nano": ("o200k_base", 1_047_576, 32_768, SAMPLING),
+    "gpt-4o": ("o200k_base", 128_000, 16_384, SAMPLING),
+    "gpt-4o-mini": ("o200k_base", 128_000, 16_384, SAMPLING),
+    "chatgpt-4o": ("o200k_base", 128_000, 16_384, SAMPLING),
+    "o1": ("o200k_base", 200_000, 100_000, REASONING),
+    "o3": ("o200k_base", 200_000, 100_000, REASONING),
+    "o3-mini": ("o200k_base", 200_000, 100_000, REASONING),
+    "o4-mini": ("o200k_base", 200_000, 100_000, REASONING),
+    "gpt-4-turbo": ("cl100k_base", 128_000, 4_096, SAMPLING),
+    "gpt-4": ("cl100k_base", 8_192, 8_192, SAMPLING),
+    "gpt-4-32k": ("cl100k_base", 32_768, 32_768, SAMPLING),
+    "gpt-3.5-turbo": ("cl100k_base", 16_385, 4_096, SAMPLING),
 }
-# Unknown names (local llama.cpp, vLLM, Ollama models) get a conservative window;
-# MODEL_CONTEXT_WINDOW overrides it, and a context_length_exceeded error trims harder.
-_UNKNOWN = ("o200k_base", 16_384, 4_096)
+# Unknown names (local llama.cpp, vLLM, Ollama models) get a conservative window and are
+# sent `temperature` only; MODEL_CONTEXT_WINDOW overrides the window, and a
+# context_length_exceeded error trims harder.
+_UNKNOWN = ("o200k_base", 16_384, 4_096, SAMPLING)
 
 
 def base_model(model: str) -> str:
@@ -87,10 +107,12 @@ def model_info(model: str) -> ModelInfo:
     base = base_model(model)
     match = max((p for p in _MODELS if base == p or base.startswith(p + "-")), key=len, default=None)
     if match is None:
-        enc, ctx, out = _UNKNOWN
-        return ModelInfo(model, base, enc, ctx, out, known=False)
-    enc, ctx, out = _MODELS[match]
-    return ModelInfo(model, base, enc, ctx, out)
+        # Once per name (the cache): a local model, or one newer than this table.
+        log.info("Unknown model %r: assuming a %d-token window and temperature only", model, _UNKNOWN[1])
+        enc, ctx, out, steering = _UNKNOWN
+        return ModelInfo(model, base, enc, ctx, out, known=False, steering=steering)
+    enc, ctx, out, steering = _MODELS[match]
+    return ModelInfo(model, base, enc, ctx, out, steering=steering)
 
 
 def _cache_dir() -> Path:

@@ -67,3 +67,23 @@ def test_counting_works_offline_in_a_fresh_process(tmp_path):
     o200k, cl100k = map(int, out.stdout.split())
     assert o200k == 3 and cl100k == 1
     assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_each_model_family_is_steered_as_openai_documents():
+    assert tokens.model_info("gpt-5-mini-2025-08-07").steering == tokens.REASONING
+    assert tokens.model_info("o4-mini").steering == tokens.REASONING
+    assert tokens.model_info("gpt-5.1").steering == tokens.EITHER
+    assert tokens.model_info("gpt-5.2-pro").steering == tokens.REASONING  # pro always reasons
+    assert tokens.model_info("gpt-5-chat-latest").steering == tokens.SAMPLING
+    assert tokens.model_info("gpt-4.1-mini").steering == tokens.SAMPLING
+    assert tokens.model_info("ft:gpt-4.1-mini-2025-04-14:acme::x").steering == tokens.SAMPLING
+    assert tokens.model_info("gpt-5-nano").context_window == 400_000
+
+
+def test_an_unknown_model_gets_conservative_defaults_and_one_log_line(caplog):
+    tokens.model_info.cache_clear()
+    with caplog.at_level("INFO", logger="core.tokens"):
+        for _ in range(3):
+            info = tokens.model_info("my-local-llama")
+    assert not info.known and info.context_window == 16_384 and info.steering == tokens.SAMPLING
+    assert len([r for r in caplog.records if "Unknown model" in r.message]) == 1

@@ -252,3 +252,27 @@ async def test_retried_persona_command_confirms_once(http_bot, slack, openai_api
     await bot.idle()
     notes = [m for m in slack.messages(thread_ts=thread["ts"]) if "switched this thread" in m["text"]]
     assert len(notes) == 1
+
+
+async def test_a_persona_on_a_reasoning_model_sends_reasoning_effort_not_temperature(
+    http_bot, slack, openai_api
+):
+    bot = await http_bot(ADMIN_USER_IDS="UADMIN")
+    await bot.command(
+        "/persona",
+        "create thinker model=gpt-5-mini temperature=0.2 reasoning=low You think hard before answering.",
+        user="UADMIN",
+        response_url=slack.response_url("c"),
+    )
+    await slack.wait_response("c")
+    await bot.command("/persona", "thinker", user="UADMIN", response_url=slack.response_url("s"))
+    await slack.wait_response("s")
+    await bot.event(mention("why is the sky blue?"))
+    await bot.idle()
+    request = openai_api.chat_requests()[-1]
+    assert request["model"] == "gpt-5-mini" and request["reasoning_effort"] == "low"
+    assert "temperature" not in request  # gpt-5 models reject it
+    await bot.command(
+        "/persona", "create bad reasoning=extreme x", user="UADMIN", response_url=slack.response_url("b")
+    )
+    assert "reasoning must be one of" in (await slack.wait_response("b"))[0]["text"]

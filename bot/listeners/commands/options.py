@@ -6,7 +6,9 @@ import re
 
 from bot.commands import normalize
 
-_OPTION = re.compile(r'^(model|temperature|constraint|description)=(?:"([^"]*)"|(\S+))\s*', re.IGNORECASE)
+_OPTION = re.compile(
+    r'^(model|temperature|reasoning|constraint|description)=(?:"([^"]*)"|(\S+))\s*', re.IGNORECASE
+)
 
 
 def parse_options(text: str) -> tuple[dict[str, list[str]], str]:

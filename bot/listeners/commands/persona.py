@@ -88,6 +88,11 @@ def _build(name: str, rest: str, base: personas.Persona | None = None) -> person
     model = opts["model"][-1] if "model" in opts else (base.model if base else None)
     if model and model.lower() == "none":
         model = None
+    reasoning = (
+        opts["reasoning"][-1].lower() if "reasoning" in opts else (base.reasoning_effort if base else None)
+    )
+    if reasoning == "default":
+        reasoning = None
     return personas.make_custom(
         name,
         prompt or (base.prompt if base else ""),
@@ -95,10 +100,14 @@ def _build(name: str, rest: str, base: personas.Persona | None = None) -> person
         model=model,
         temperature=temperature,
         constraints=constraints,
+        reasoning_effort=reasoning,
     )
 
 
-CREATE_USAGE = '`/persona create <name> [model=…] [temperature=…] [constraint="…"] <system prompt>`'
+CREATE_USAGE = (
+    "`/persona create <name> [model=…] [temperature=…] [reasoning=none|minimal|low|medium|high] "
+    '[constraint="…"] <system prompt>`'
+)
 
 
 async def _create(ctx: Ctx, args: Args) -> None:
