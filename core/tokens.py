@@ -55,10 +55,12 @@ class ModelInfo:
 
 
 # prefix -> (encoding, context window, max output tokens, steering). Longest prefix wins,
-# so "gpt-4o-mini" is matched before "gpt-4o" and "gpt-5.1" before "gpt-5". Checked
-# against OpenAI's model pages in November 2026: the gpt-5 family reasons (temperature
-# only at its default); gpt-5.1 and later reason only when `reasoning_effort` says so
-# (their default is none); the -pro variants always reason; o-series models always do.
+# so "gpt-4o-mini" is matched before "gpt-4o" and "gpt-5.1" before "gpt-5". Steering as
+# SDK maintainers report OpenAI's behaviour (e.g. langchain-ai/langchain#35424, 2026):
+# the gpt-5 family reasons (temperature only at its default); gpt-5.1 and later reason
+# only when `reasoning_effort` says so (default none); -pro variants and the o-series
+# always reason. Not yet checked against OpenAI's own model pages: verify before relying
+# on a new family (an unknown name is safe: temperature only, a small window).
 _MODELS: dict[str, tuple[str, int, int, str]] = {
     "gpt-5": ("o200k_base", 400_000, 128_000, REASONING),
     "gpt-5-mini": ("o200k_base", 400_000, 128_000, REASONING),
@@ -67,7 +69,6 @@ _MODELS: dict[str, tuple[str, int, int, str]] = {
     "gpt-5.1": ("o200k_base", 400_000, 128_000, EITHER),
     "gpt-5.2": ("o200k_base", 400_000, 128_000, EITHER),
     "gpt-5.2-pro": ("o200k_base", 400_000, 128_000, REASONING),
-    "gpt-5-pro": ("o200k_base", 400_000, 272_000, REASONING),
     "gpt-4.1": ("o200k_base", 1_047_576, 32_768, SAMPLING),
     "gpt-4.1-mini": ("o200k_base", 1_047_576, 32_768, SAMPLING),
     "gpt-4.1-nano": ("o200k_base", 1_047_576, 32_768, SAMPLING),
