@@ -37,7 +37,12 @@ async def post_in_thread(deps: BotDeps, channel: str, thread_ts: str, text: str)
 
 
 async def run_turn(
-    deps: BotDeps, incoming: Incoming, *, joined_thread: bool = False, **fields: object
+    deps: BotDeps,
+    incoming: Incoming,
+    *,
+    joined_thread: bool = False,
+    files: list[dict] | None = None,
+    **fields: object,
 ) -> None:
     """Queue one message's turn; if that makes this process the thread's lease holder,
     answer the thread's queued turns, in order (core/turn_queue.py).
@@ -48,6 +53,8 @@ async def run_turn(
     """
     if joined_thread:
         await join_thread(deps, incoming)
+    if files:
+        await _with_files(deps, incoming, files, fields)
     try:
         step = await conversations.queue_turn(deps.core, incoming, owner=deps.instance_id, **fields)
     except RedisError as exc:
@@ -77,6 +84,16 @@ async def run_turn(
         log.debug("Skipping %s message %s", step.status, incoming.ts)
     elif step.status == "lead":
         await take_turns(deps, step.opened)
+
+
+async def _with_files(deps: BotDeps, incoming: Incoming, files: list[dict], fields: dict) -> None:
+    """Small text files go into the question; the answer's footer names the rest (why)."""
+    from bot.message_files import read_files
+
+    inlined, notes = await read_files(deps, files)
+    left_out = "".join(f"\n[{n}]" for n in notes)
+    incoming.text = f"{incoming.text}\n\n{inlined}{left_out}".strip()
+    fields["file_notes"] = notes
 
 
 @dataclass
@@ -271,9 +288,9 @@ def _footer(turn: conversations.Prepared, incoming: Incoming) -> list[dict]:
     persona = resolved.choice.name if resolved else "default"
     if resolved and resolved.choice.domain:
         persona += f" ({blocks.escape(resolved.choice.domain[: personas.MAX_DOMAIN_CHARS])})"
-    notes = ()
+    notes: tuple[str, ...] = tuple(turn.opened.record.get("file_notes") or ()) if turn.opened else ()
     if resolved and resolved.missing:
-        notes = (f"persona `{resolved.missing}` no longer exists",)
+        notes += (f"persona `{resolved.missing}` no longer exists",)
     footer = blocks.answer_footer(persona=persona, model=turn.model, notes=notes)
     footer.append(blocks.feedback_buttons(incoming.thread_ts))
     if turn.first_reply and resolved:

@@ -58,12 +58,15 @@ def shared_in(file: dict) -> set[str]:
     return where
 
 
-async def download(deps: BotDeps, file: dict) -> str:
+async def download(deps: BotDeps, file: dict, *, cap: int = MAX_DOWNLOAD) -> str:
+    """A Slack file's text, fetched with the bot token from Slack's hosts only, at most
+    `cap` bytes (a dataset: 100 MB; a file in a chat message: far less)."""
     url = file.get("url_private_download") or file.get("url_private")
+    too_big = f"`{escape(str(file.get('name')))}` is over {_size(cap)}."
     if not url:
         raise FileProblem(f"`{escape(str(file.get('name')))}` has no download link.")
-    if int(file.get("size") or 0) > MAX_DOWNLOAD:
-        raise FileProblem(f"`{escape(str(file.get('name')))}` is over {MAX_DOWNLOAD // 1024 // 1024} MB.")
+    if int(file.get("size") or 0) > cap:
+        raise FileProblem(too_big)
     if not _trusted(url, deps.settings.slack_api_url):
         raise FileProblem(
             f"`{escape(str(file.get('name')))}` isn't hosted by Slack; I only download Slack files."
@@ -77,16 +80,21 @@ async def download(deps: BotDeps, file: dict) -> str:
             )
         async for chunk in response.content.iter_chunked(1 << 16):  # read(n) stops at what is buffered
             data += chunk
-            if len(data) > MAX_DOWNLOAD:
-                raise FileProblem(
-                    f"`{escape(str(file.get('name')))}` is over {MAX_DOWNLOAD // 1024 // 1024} MB."
-                )
+            if len(data) > cap:
+                raise FileProblem(too_big)
     # Tens of MB decode in a few hundred ms: not on the loop that acks everyone's events.
     return await asyncio.to_thread(bytes(data).decode, "utf-8-sig", "replace")
 
 
+def _size(n: int) -> str:
+    return f"{n // 1024 // 1024} MB" if n >= 1024 * 1024 else f"{n // 1024} KB"
+
+
 def _trusted(url: str, api_url: str) -> bool:
-    """The bot token only goes to Slack's file hosts (or the configured Slack API host)."""
-    host = urlparse(url).hostname or ""
-    api_host = urlparse(api_url).hostname if api_url else ""
-    return host == "slack.com" or host.endswith(".slack.com") or (bool(api_host) and host == api_host)
+    """The bot token only goes to Slack's file hosts, or to the configured Slack API server
+    itself (host and port: another service on the same host is not Slack)."""
+    parts = urlparse(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com")):
+        return True
+    return bool(api_url) and parts.netloc == urlparse(api_url).netloc

@@ -19,5 +19,6 @@ async def handle_app_mention(body: dict, event: dict, deps: BotDeps) -> None:
         text=event.get("text", ""),
         ts=event["ts"],
         event_id=body.get("event_id", ""),
+        files=event.get("files") or [],
         addressed=True,
     )

@@ -26,5 +26,6 @@ async def handle_message(body: dict, event: dict, deps: BotDeps) -> None:
         text=text,
         ts=event["ts"],
         event_id=body.get("event_id", ""),
+        files=event.get("files") or [],
         addressed=is_dm,
     )

@@ -22,6 +22,7 @@ def dispatch_text(
     ts: str,
     event_id: str,
     addressed: bool,
+    files: list[dict] | None = None,
 ) -> None:
     """Spawn the work and return at once: Bolt has already acked, nothing waits on us."""
     text = mentions.strip_mention(text, deps.bot_user_id)
@@ -68,7 +69,7 @@ def dispatch_text(
             return
         deps.tasks.spawn(answer_in_thread(deps, incoming, schema_arg, question, joined))
         return
-    deps.tasks.spawn(run_turn(deps, incoming, joined_thread=joined), name=f"turn:{channel}:{ts}")
+    deps.tasks.spawn(run_turn(deps, incoming, joined_thread=joined, files=files), name=f"turn:{channel}:{ts}")
 
 
 async def _handled(deps: BotDeps, conv_id: str, event_id: str, ts: str, work) -> None:
