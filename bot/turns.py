@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks, intake, messages
 from bot.deps import BotDeps
 from bot.streaming import AnswerTakenOver, SlackAnswer, Target
-from core import conversations, llm, personas, turn_queue
+from core import conversations, llm, personas, tokens, turn_queue
 from core.conversations import Incoming
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,12 @@ async def _with_files(deps: BotDeps, incoming: Incoming, files: list[dict], fiel
     """Small text files go into the question; the answer's footer names the rest (why)."""
     from bot.message_files import read_files
 
-    inlined, notes = await read_files(deps, files)
-    left_out = "".join(f"\n[{n}]" for n in notes)
-    incoming.text = f"{incoming.text}\n\n{inlined}{left_out}".strip()
-    fields["file_notes"] = notes
+    read = await read_files(deps, files)
+    left_out = "".join(f"\n[{n}]" for n in read.notes)
+    incoming.text = f"{incoming.text}\n\n{read.text}{left_out}".strip()
+    fields["file_notes"] = read.notes
+    if read.images:
+        fields["images"] = read.images
 
 
 @dataclass
@@ -237,6 +239,7 @@ async def _answer_chat(deps: BotDeps, opened: turn_queue.Opened) -> None:
     await answer.start()
     if opened.meta.get("pane") and turn.first_reply:
         await _title_pane_thread(deps, incoming)
+    await _show_images(deps, turn)
     result = llm.StreamResult()
     notes: list[str] = []
     if turn.truncated_from:
@@ -269,6 +272,25 @@ async def _answer_chat(deps: BotDeps, opened: turn_queue.Opened) -> None:
     finally:
         await _record(deps, turn, result, answer)
     deps.stats.answered += 1
+
+
+async def _show_images(deps: BotDeps, turn: conversations.Prepared) -> None:
+    """A question's images go to a model that can see, in this request only (the history
+    keeps `[image name]`); otherwise the answer's footer says they were skipped."""
+    from bot.message_files import fetch_images
+
+    images = turn.opened.record.get("images") if turn.opened else None
+    if not images:
+        return
+    notes = turn.opened.record.setdefault("file_notes", [])
+    if not tokens.model_info(turn.model).vision:
+        notes += [
+            f"skipped `{blocks.escape(str(i.get('name')))}`: `{turn.model}` can't see images" for i in images
+        ]
+        return
+    fetched, failed = await fetch_images(deps, images)
+    notes += failed
+    conversations.attach_images(turn, fetched)
 
 
 async def _record(deps: BotDeps, turn, result, answer: SlackAnswer, *, interrupted: bool = False) -> None:

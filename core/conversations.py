@@ -6,6 +6,7 @@ nothing of Slack: the bot passes an `Incoming` and renders the `Prepared` turn's
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -365,6 +366,19 @@ def _turn_meta(turn: Prepared) -> dict[str, str]:
         c = resolved.choice
         meta["persona"] = personas.Choice(c.name, c.domain, c.by or f"({c.scope})").to_json()
     return meta
+
+
+def attach_images(turn: Prepared, images: list[tuple[str, bytes]]) -> None:
+    """Show images with the turn's own question, in this request only: they are not kept
+    in the history, which holds `[image name]` where they were."""
+    if not images:
+        return
+    question = turn.messages[-1]
+    parts: list[dict] = [{"type": "text", "text": question["content"]}]
+    for media_type, data in images:
+        url = f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+    turn.messages[-1] = {**question, "content": parts}
 
 
 def _halve(messages: list[dict]) -> list[dict]:

@@ -53,6 +53,14 @@ class ModelInfo:
     known: bool = True
     steering: str = SAMPLING
 
+    @property
+    def vision(self) -> bool:
+        """Takes images in a user message: every family here since gpt-4-turbo but o3-mini;
+        not the older ones, and not models we don't know."""
+        if not self.known or self.base.startswith("o3-mini"):
+            return False
+        return self.encoding == "o200k_base" or self.base.startswith("gpt-4-turbo")
+
 
 # prefix -> (encoding, context window, max output tokens, steering). Longest prefix wins,
 # so "gpt-4o-mini" is matched before "gpt-4o" and "gpt-5.1" before "gpt-5". Steering as

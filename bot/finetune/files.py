@@ -59,8 +59,15 @@ def shared_in(file: dict) -> set[str]:
 
 
 async def download(deps: BotDeps, file: dict, *, cap: int = MAX_DOWNLOAD) -> str:
-    """A Slack file's text, fetched with the bot token from Slack's hosts only, at most
-    `cap` bytes (a dataset: 100 MB; a file in a chat message: far less)."""
+    """A Slack file's text (see `download_bytes`)."""
+    data = await download_bytes(deps, file, cap=cap)
+    # Tens of MB decode in a few hundred ms: not on the loop that acks everyone's events.
+    return await asyncio.to_thread(data.decode, "utf-8-sig", "replace")
+
+
+async def download_bytes(deps: BotDeps, file: dict, *, cap: int = MAX_DOWNLOAD) -> bytes:
+    """A Slack file, fetched with the bot token from Slack's hosts only, at most `cap`
+    bytes (a dataset: 100 MB; a file in a chat message: far less)."""
     url = file.get("url_private_download") or file.get("url_private")
     too_big = f"`{escape(str(file.get('name')))}` is over {_size(cap)}."
     if not url:
@@ -82,8 +89,7 @@ async def download(deps: BotDeps, file: dict, *, cap: int = MAX_DOWNLOAD) -> str
             data += chunk
             if len(data) > cap:
                 raise FileProblem(too_big)
-    # Tens of MB decode in a few hundred ms: not on the loop that acks everyone's events.
-    return await asyncio.to_thread(bytes(data).decode, "utf-8-sig", "replace")
+    return bytes(data)
 
 
 def _size(n: int) -> str:
