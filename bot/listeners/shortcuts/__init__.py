@@ -1,0 +1,14 @@
+"""Shortcuts: actions a user starts from a message's menu."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.deps import BotDeps
+from bot.listeners.shortcuts.summarize import SUMMARIZE_THREAD, handle_summarize_thread
+
+
+def register(app: AsyncApp, deps: BotDeps) -> None:
+    app.shortcut(SUMMARIZE_THREAD)(partial(handle_summarize_thread, deps=deps))
