@@ -1,4 +1,4 @@
-""" "Summarize thread" (a message shortcut): a summary, posted in that message's thread.
+"""The "Summarize thread" message shortcut: a summary, posted in that message's thread.
 
 It is a turn like any other in that thread: the thread is read once if the bot hasn't
 seen it (bot/thread_import.py), queued behind anything already being answered there, and
