@@ -116,6 +116,7 @@ TURN_FAILED = ":warning: Something went wrong while answering this message. Plea
 VIEW_READ = "I can see the latest {n} messages of <#{channel}>, and I'll use them when they help."
 VIEW_NOT_MEMBER = "I'm not in <#{channel}>, so I can't read it; invite me there to ask about it."
 VIEW_UNREADABLE = "I couldn't read <#{channel}>, so I'll answer without it."
+ASK_NOT_IN_CHANNEL = "I'm not in <#{channel}>, so I'm answering here instead of in its thread"
 SUMMARY_NOT_IN_CHANNEL = (
     "I'm not in <#{channel}>, so I can't read that thread. Invite me there, then try again."
 )

@@ -170,7 +170,7 @@ async def test_mentioned_in_a_human_thread_reads_it_once(http_bot, slack, openai
 async def test_a_whole_turn_costs_the_same_redis_round_trips_at_any_length(http_bot, slack, openai_api):
     from core.store import RoundTrips
 
-    bot = await http_bot()
+    bot = await http_bot(TURN_LEASE_SECONDS="600")  # the recovery scan stays out of the count
     first = mention("start")
     await bot.event(first)
     await bot.idle()

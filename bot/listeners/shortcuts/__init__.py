@@ -7,8 +7,18 @@ from functools import partial
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import BotDeps
+from bot.listeners.shortcuts.ask import (
+    ASK_ABOUT_MESSAGE,
+    ASK_ANYWHERE,
+    ASK_MODAL,
+    handle_ask_shortcut,
+    handle_ask_submission,
+)
 from bot.listeners.shortcuts.summarize import SUMMARIZE_THREAD, handle_summarize_thread
 
 
 def register(app: AsyncApp, deps: BotDeps) -> None:
     app.shortcut(SUMMARIZE_THREAD)(partial(handle_summarize_thread, deps=deps))
+    for callback_id in (ASK_ABOUT_MESSAGE, ASK_ANYWHERE):
+        app.shortcut(callback_id)(partial(handle_ask_shortcut, deps=deps))
+    app.view(ASK_MODAL)(partial(handle_ask_submission, deps=deps))

@@ -1,0 +1,133 @@
+"""The "Ask Threadwise about this" message shortcut and the global "Ask Threadwise" one.
+
+Both open one modal: a question and where to answer. The question is checked in the
+modal (`response_action: errors`), so a mistake is fixed there, not after it closes.
+- "In the thread": a turn in the message's thread, like a mention there.
+- "Privately": a new thread in the user's DM with the bot, quoting the message. Only
+  the user sees it, and they could already see the message they asked about.
+The global shortcut has no message: it answers privately.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from bot import blocks, messages, visibility
+from bot.deps import BotDeps
+from bot.turns import run_turn
+from core.conversations import Incoming
+
+log = logging.getLogger(__name__)
+
+ASK_ABOUT_MESSAGE = "ask_about_message"
+ASK_ANYWHERE = "ask_threadwise"
+ASK_MODAL = "ask_modal"
+MAX_QUESTION = 3_000
+
+
+def ask_modal(*, excerpt: str, metadata: dict, can_answer_in_thread: bool) -> dict:
+    """The modal (pure): the message asked about, the question, and where to answer."""
+    where = [("dm", "Privately, in a DM with me")]
+    if can_answer_in_thread:
+        where.insert(0, ("thread", "In the message's thread, for everyone there"))
+    options = [{"text": {"type": "plain_text", "text": label}, "value": value} for value, label in where]
+    layout: list[dict] = []
+    if excerpt:
+        layout.append(blocks.context_line("About: " + blocks.escape(blocks.cut(excerpt, 300))))
+    layout += [
+        {
+            "type": "input",
+            "block_id": "question",
+            "label": {"type": "plain_text", "text": "Your question"},
+            "element": {
+                "type": "plain_text_input",
+                "action_id": "text",
+                "multiline": True,
+                "max_length": MAX_QUESTION,
+            },
+        },
+        {
+            "type": "input",
+            "block_id": "where",
+            "label": {"type": "plain_text", "text": "Answer"},
+            "element": {
+                "type": "radio_buttons",
+                "action_id": "choice",
+                "options": options,
+                "initial_option": options[0],
+            },
+        },
+    ]
+    return {
+        "type": "modal",
+        "callback_id": ASK_MODAL,
+        "title": {"type": "plain_text", "text": "Ask Threadwise"},
+        "submit": {"type": "plain_text", "text": "Ask"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps(metadata),
+        "blocks": layout,
+    }
+
+
+async def handle_ask_shortcut(ack, body: dict, client, deps: BotDeps) -> None:
+    await ack()
+    message = body.get("message") or {}
+    channel = (body.get("channel") or {}).get("id", "")
+    metadata = {
+        "channel": channel,
+        "ts": message.get("ts", ""),
+        "thread_ts": message.get("thread_ts") or message.get("ts", ""),
+    }
+    view = ask_modal(
+        excerpt=message.get("text", ""), metadata=metadata, can_answer_in_thread=bool(channel and message)
+    )
+    await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+async def handle_ask_submission(ack, body: dict, view: dict, deps: BotDeps) -> None:
+    values = view.get("state", {}).get("values", {})
+    question = ((values.get("question") or {}).get("text") or {}).get("value") or ""
+    where = (((values.get("where") or {}).get("choice") or {}).get("selected_option") or {}).get(
+        "value", "dm"
+    )
+    if not question.strip():
+        await ack(response_action="errors", errors={"question": "Ask something first."})
+        return
+    if len(question) > MAX_QUESTION:
+        await ack(response_action="errors", errors={"question": f"Keep it under {MAX_QUESTION} characters."})
+        return
+    await ack()
+    metadata = json.loads(view.get("private_metadata") or "{}")
+    user = (body.get("user") or {}).get("id", "")
+    team = (body.get("team") or {}).get("id", "") or deps.team_id
+    deps.tasks.spawn(_answer(deps, team, user, question.strip(), where, metadata), name="ask")
+
+
+async def _answer(deps: BotDeps, team: str, user: str, question: str, where: str, metadata: dict) -> None:
+    channel, thread_ts = metadata.get("channel", ""), metadata.get("thread_ts", "")
+    request_id = uuid.uuid4().hex  # one submission is one request (Slack doesn't retry it)
+    if where == "thread" and channel and thread_ts:
+        if not channel.startswith("D") and not await visibility.is_member(deps, channel, deps.bot_user_id):
+            where = "dm"  # can't post there: answer privately instead, and say why
+            question = f"{question}\n\n({messages.ASK_NOT_IN_CHANNEL.format(channel=channel)})"
+    if where == "thread" and channel and thread_ts:
+        ts = _now_ts()
+        incoming = Incoming(team, channel, thread_ts, user, question, ts, event_id=f"ask:{request_id}:{ts}")
+        await run_turn(deps, incoming, joined_thread=not channel.startswith("D"), accepted=False)
+        return
+    dm = await visibility.dm_with(deps, user)
+    head = f"You asked: {blocks.escape(question)}"
+    if channel:
+        head = f"About a message in <#{channel}>. " + head
+    posted = await deps.client.chat_postMessage(channel=dm, text=head, blocks=blocks.notice(head))
+    text = question if not metadata.get("ts") else f"(About a message in <#{channel}>.) {question}"
+    incoming = Incoming(team, dm, posted["ts"], user, text, posted["ts"], event_id=f"ask:{posted['ts']}")
+    await run_turn(deps, incoming, accepted=False)
+
+
+def _now_ts() -> str:
+    """A ts for a request that isn't a message: after everything already in the thread."""
+    return f"{time.time():.6f}"
