@@ -193,7 +193,7 @@ async def _record(deps: BotDeps, turn: conversations.Prepared, answer) -> None:
 
 
 async def answer_in_thread(
-    deps: BotDeps, incoming: Incoming, schema_arg: str, question: str, joined: bool
+    deps: BotDeps, incoming: Incoming, schema_arg: str, question: str, joined: bool, *, accepted: bool = True
 ) -> None:
     """`@Threadwise json <schema> [question]`: answer over the thread's whole context.
 
@@ -215,7 +215,13 @@ async def answer_in_thread(
         await intake.done(deps, incoming.conv_id, incoming.event_id, incoming.ts)
         return
     await run_turn(
-        deps, incoming, joined_thread=joined, kind="json", schema_arg=schema_arg, question=question
+        deps,
+        incoming,
+        joined_thread=joined,
+        kind="json",
+        schema_arg=schema_arg,
+        question=question,
+        accepted=accepted,  # an event kept before its ack, or not (a shortcut)
     )
 
 

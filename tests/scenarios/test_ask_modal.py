@@ -1,4 +1,4 @@
-""" "Ask Threadwise about this" and "Ask Threadwise": a modal, checked in the modal."""
+"""The "Ask Threadwise about this" and "Ask Threadwise" shortcuts: one modal, checked in it."""
 
 from __future__ import annotations
 

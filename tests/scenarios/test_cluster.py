@@ -120,12 +120,13 @@ async def test_mentions_threads_personas_and_datasets_work_on_a_cluster(
     actions = [e["action"] for e in await audit.recent(store, "T1")]
     assert actions[0] == "finetune dataset replace" and "/finetune validate" in actions
 
-    # The keys really are spread: conversations and the workspace live on other nodes.
+    # The keys really are spread: conversations and workspaces live on several nodes. (Three
+    # keys alone share a node one time in nine; twenty threads' keys never do.)
+    threads = [first["ts"], other["ts"], *(f"1700000000.{i:06d}" for i in range(20))]
     slots = {
         await store.redis.cluster_keyslot(key)
         for key in (
-            keys.conversation(store.prefix, history.conversation_id("T1", "C1", first["ts"])).msgs,
-            keys.conversation(store.prefix, history.conversation_id("T1", "C1", other["ts"])).msgs,
+            *(keys.conversation(store.prefix, history.conversation_id("T1", "C1", t)).msgs for t in threads),
             keys.workspace(store.prefix, "T1").datasets,
         )
     }

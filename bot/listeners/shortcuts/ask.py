@@ -114,7 +114,7 @@ async def _answer(deps: BotDeps, team: str, user: str, question: str, where: str
             where = "dm"  # can't post there: answer privately instead, and say why
             question = f"{question}\n\n({messages.ASK_NOT_IN_CHANNEL.format(channel=channel)})"
     if where == "thread" and channel and thread_ts:
-        ts = _now_ts()
+        ts = request_ts()
         incoming = Incoming(team, channel, thread_ts, user, question, ts, event_id=f"ask:{request_id}:{ts}")
         await run_turn(deps, incoming, joined_thread=not channel.startswith("D"), accepted=False)
         return
@@ -128,6 +128,6 @@ async def _answer(deps: BotDeps, team: str, user: str, question: str, where: str
     await run_turn(deps, incoming, accepted=False)
 
 
-def _now_ts() -> str:
+def request_ts() -> str:
     """A ts for a request that isn't a message: after everything already in the thread."""
     return f"{time.time():.6f}"
