@@ -61,6 +61,8 @@ async def test_asking_about_a_message_answers_in_its_thread(http_bot, slack, ope
     await bot.idle()
     said = " ".join(str(m["content"]) for m in openai_api.chat_requests()[-1]["messages"])
     assert "Release is frozen until Friday" in said and "Can I ship a hotfix?" in said
+    asked = openai_api.chat_requests()[-1]["messages"][-1]["content"]
+    assert 'About this message: "Release is frozen until Friday."' in asked  # what "this" is
     [answer] = slack.messages(channel="C1", thread_ts=root)
     assert "Can I ship a hotfix?" in answer["text"]
 

@@ -26,6 +26,7 @@ ASK_ABOUT_MESSAGE = "ask_about_message"
 ASK_ANYWHERE = "ask_threadwise"
 ASK_MODAL = "ask_modal"
 MAX_QUESTION = 3_000
+EXCERPT_CHARS = 2_000
 
 
 def ask_modal(*, excerpt: str, metadata: dict, can_answer_in_thread: bool) -> dict:
@@ -80,6 +81,8 @@ async def handle_ask_shortcut(ack, body: dict, client, deps: BotDeps) -> None:
         "channel": channel,
         "ts": message.get("ts", ""),
         "thread_ts": message.get("thread_ts") or message.get("ts", ""),
+        # the message asked about, for the question (Slack keeps private_metadata to 3,000)
+        "excerpt": blocks.cut(message.get("text", ""), EXCERPT_CHARS),
     }
     view = ask_modal(
         excerpt=message.get("text", ""), metadata=metadata, can_answer_in_thread=bool(channel and message)
@@ -108,6 +111,8 @@ async def handle_ask_submission(ack, body: dict, view: dict, deps: BotDeps) -> N
 
 async def _answer(deps: BotDeps, team: str, user: str, question: str, where: str, metadata: dict) -> None:
     channel, thread_ts = metadata.get("channel", ""), metadata.get("thread_ts", "")
+    if metadata.get("excerpt"):
+        question = 'About this message: "' + metadata["excerpt"] + '"' + "\n\n" + question
     request_id = uuid.uuid4().hex  # one submission is one request (Slack doesn't retry it)
     if where == "thread" and channel and thread_ts:
         if not channel.startswith("D") and not await visibility.is_member(deps, channel, deps.bot_user_id):
