@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -74,3 +75,21 @@ async def run_burst(targets: list[tuple[int, str]], directory: Path) -> BurstRes
         raise RuntimeError(f"bench.burst exited with {proc.returncode}")
     result = json.loads(out)
     return BurstResult(result["first_write"], result["acks"], result["statuses"])
+
+
+def bot_env(*, slack_url: str, openai_url: str, secret: str, **extra: str) -> dict[str, str]:
+    """The environment a bench starts `python -m bot` with: this machine's, the stand-ins,
+    and no Redis or Socket Mode settings of its own unless `extra` gives them."""
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": "xoxb-bench",
+        "SLACK_SIGNING_SECRET": secret,
+        "SLACK_API_URL": slack_url,
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_BASE_URL": openai_url,
+        "OPENAI_MODEL": "gpt-4.1-mini",
+        "LOG_LEVEL": "WARNING",
+    }
+    for name in ("SLACK_APP_TOKEN", "REDIS_URL", "REDIS_CLUSTER", "REDIS_KEY_PREFIX"):
+        env.pop(name, None)
+    return {**env, **extra}

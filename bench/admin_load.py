@@ -25,7 +25,6 @@ import asyncio
 import base64
 import gc
 import json
-import os
 import random
 import re
 import socket
@@ -42,7 +41,7 @@ import numpy as np
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from bench import wait_until_healthy
+from bench import bot_env, wait_until_healthy
 from core.store import start_embedded_valkey
 from tests.scenarios.harness import event_body, mention
 from tests.standins import openai_api
@@ -271,22 +270,16 @@ class Live:
         await self.openai.start()
         self.valkey = start_embedded_valkey(self.tmp)
         self.port = _free_port()
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": "xoxb-bench",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": self.slack.url,
-            "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": self.openai.url,
-            "OPENAI_MODEL": "gpt-4.1-mini",
-            "REDIS_URL": self.valkey.connection_url,
-            "STREAMING_MODE": "update",
-            "ADMIN_USER_IDS": ADMIN,
-            "FINETUNE_SCREENING": "true",
-            "PORT": str(self.port),
-            "LOG_LEVEL": "WARNING",
-        }
-        env.pop("SLACK_APP_TOKEN", None)
+        env = bot_env(
+            slack_url=self.slack.url,
+            openai_url=self.openai.url,
+            secret=SECRET,
+            REDIS_URL=self.valkey.connection_url,
+            STREAMING_MODE="update",
+            ADMIN_USER_IDS=ADMIN,
+            FINETUNE_SCREENING="true",
+            PORT=str(self.port),
+        )
         if self.debug_loop:  # asyncio logs every callback that holds the loop over 100 ms
             env["PYTHONASYNCIODEBUG"] = "1"
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "--mode", "http"], env=env)

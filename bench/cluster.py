@@ -75,7 +75,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import BurstResult, raw_post, run_burst, slack_headers, wait_until_healthy
+from bench import BurstResult, bot_env, raw_post, run_burst, slack_headers, wait_until_healthy
 from bench.turns import SECRET, _cpu_seconds, _free_port
 from bot import messages as bot_messages
 from core.store import start_embedded_valkey
@@ -404,19 +404,7 @@ class Rig:
         self.session: aiohttp.ClientSession | None = None
 
     def base_env(self) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": "xoxb-bench",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": self.slack.url,
-            "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": self.openai.url,
-            "OPENAI_MODEL": "gpt-4.1-mini",
-            "LOG_LEVEL": "WARNING",
-        }
-        for name in ("SLACK_APP_TOKEN", "REDIS_URL", "REDIS_CLUSTER", "REDIS_KEY_PREFIX"):
-            env.pop(name, None)
-        return env
+        return bot_env(slack_url=self.slack.url, openai_url=self.openai.url, secret=SECRET)
 
     async def start(self) -> None:
         await self.slack.start()

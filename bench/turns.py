@@ -31,7 +31,7 @@ from pathlib import Path
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
-from bench import wait_until_healthy
+from bench import bot_env, wait_until_healthy
 from core import keys, tokens
 from core.store import connect, start_embedded_valkey
 from tests.scenarios.harness import event_body, mention, message, next_ts
@@ -77,20 +77,14 @@ class Bench:
         self.valkey = start_embedded_valkey(self.tmp)
         self.redis = connect(self.valkey.connection_url)
         self.port = _free_port()
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": "xoxb-bench",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": self.slack.url,
-            "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": self.openai.url,
-            "OPENAI_MODEL": "gpt-4.1-mini",
-            "REDIS_URL": self.valkey.connection_url,
-            "STREAMING_MODE": "update",
-            "PORT": str(self.port),
-            "LOG_LEVEL": "WARNING",
-        }
-        env.pop("SLACK_APP_TOKEN", None)
+        env = bot_env(
+            slack_url=self.slack.url,
+            openai_url=self.openai.url,
+            secret=SECRET,
+            REDIS_URL=self.valkey.connection_url,
+            STREAMING_MODE="update",
+            PORT=str(self.port),
+        )
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "--mode", "http"], env=env)
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         self.url = f"http://127.0.0.1:{self.port}"

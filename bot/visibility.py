@@ -58,6 +58,11 @@ async def is_member(deps: BotDeps, channel: str, user: str) -> bool:
     return False
 
 
+async def bot_is_in(deps: BotDeps, channel: str) -> bool:
+    """Whether the bot can read and post in `channel` (a DM with it always can)."""
+    return channel.startswith("D") or await is_member(deps, channel, deps.bot_user_id)
+
+
 async def dm_with(deps: BotDeps, user: str) -> str:
     return (await deps.client.conversations_open(users=user))["channel"]["id"]
 

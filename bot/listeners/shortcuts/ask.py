@@ -115,7 +115,7 @@ async def _answer(deps: BotDeps, team: str, user: str, question: str, where: str
         question = 'About this message: "' + metadata["excerpt"] + '"' + "\n\n" + question
     request_id = uuid.uuid4().hex  # one submission is one request (Slack doesn't retry it)
     if where == "thread" and channel and thread_ts:
-        if not channel.startswith("D") and not await visibility.is_member(deps, channel, deps.bot_user_id):
+        if not await visibility.bot_is_in(deps, channel):
             where = "dm"  # can't post there: answer privately instead, and say why
             question = f"{question}\n\n({messages.ASK_NOT_IN_CHANNEL.format(channel=channel)})"
     if where == "thread" and channel and thread_ts:

@@ -107,7 +107,7 @@ async def _extract(
     channel, thread_ts = metadata.get("channel", ""), metadata.get("thread_ts", "")
     if not channel or not thread_ts:
         return
-    if not channel.startswith("D") and not await visibility.is_member(deps, channel, deps.bot_user_id):
+    if not await visibility.bot_is_in(deps, channel):
         dm = await visibility.dm_with(deps, user)
         note = f"I'm not in <#{channel}>, so I couldn't extract JSON from that thread. Invite me there first."
         await deps.client.chat_postMessage(channel=dm, text=note, blocks=blocks.notice(note))

@@ -34,7 +34,7 @@ async def _summarize(deps: BotDeps, body: dict, respond) -> None:
     thread_ts = message.get("thread_ts") or message.get("ts", "")
     if not channel or not thread_ts:
         return
-    if not channel.startswith("D") and not await visibility.is_member(deps, channel, deps.bot_user_id):
+    if not await visibility.bot_is_in(deps, channel):
         await respond(text=messages.SUMMARY_NOT_IN_CHANNEL.format(channel=channel), response_type="ephemeral")
         return
     request_ts = str(body.get("action_ts") or body.get("trigger_id", ""))
