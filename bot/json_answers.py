@@ -9,7 +9,7 @@ import logging
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, intake, messages
+from bot import blocks, intake, limits, messages
 from bot.deps import BotDeps
 from bot.errors import UserError, reported
 from core import conversations, schemas, turn_queue
@@ -133,6 +133,10 @@ async def answer_in_channel(
     request_id: str,
 ) -> None:
     """Post the question in the channel, answer it there, and make that message a thread."""
+    if await limits.refused(
+        deps, Incoming(team=team, channel=channel, thread_ts="", user=user, text="", ts="")
+    ):
+        return
     head = blocks.asked_line(user=user, schema=schema.name, question=question)
     try:
         placeholder = await deps.client.chat_postMessage(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 THINKING = "_Thinking…_"
 RESET_DONE = "Done: I've forgotten this thread's conversation. The next message starts afresh."
 FLAGGED = (
@@ -143,3 +145,29 @@ NO_RATED_ANSWERS = (
 )
 DATASET_SAVED = "Saved dataset `{name}` ({n} examples). Start with `/finetune start {name}`."
 SENT_TO_DM = "I sent it to you in a DM: it holds a private channel's conversations."
+
+BUDGET_HIT = (
+    ":no_entry: This workspace has used its monthly Threadwise budget (about {used} of "
+    "{limit}, estimated), so I'm not answering until {until}, or until an admin raises it "
+    "with `/usage budget`. Your message is kept in this thread."
+)
+USER_LIMIT_HIT = (
+    ":hourglass: You've started {used} turns this hour, and the limit here is {limit} per "
+    "person per hour. Ask again after {until}; your message is kept in this thread."
+)
+ADMIN_BUDGET_HIT = (
+    ":warning: Threadwise reached this workspace's monthly budget of {limit} "
+    "(about {used} estimated so far), so members' questions go unanswered until {until}. "
+    "Raise it with `/usage budget <USD>`, or turn it off with `/usage budget off`; `/usage` shows "
+    "where it went."
+)
+ADMIN_USER_LIMIT_HIT = (
+    ":warning: <@{user}> reached the limit of {limit} turns per person per hour. Others may "
+    "reach it too; change it with `/usage limit <turns per hour>` or `/usage limit off`. "
+    "(You're told once a day.)"
+)
+
+
+def slack_date(when: datetime, fallback: str) -> str:
+    """A moment each reader sees in their own time zone."""
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"

@@ -18,7 +18,7 @@ from openai import OpenAIError
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, intake, messages
+from bot import blocks, intake, limits, messages
 from bot.deps import BotDeps
 from bot.streaming import AnswerTakenOver, SlackAnswer, Target
 from core import conversations, llm, personas, tokens, turn_queue
@@ -195,6 +195,8 @@ async def _answer(deps: BotDeps, opened: turn_queue.Opened) -> turn_queue.Step |
         return await conversations.skip(deps.core, opened)
     try:
         incoming = conversations.incoming_of(opened)
+        if opened.tries == 1 and await limits.refused(deps, incoming):  # a retry was admitted
+            return await conversations.skip(deps.core, opened)
         if opened.record.get("kind") == "json":
             from bot.json_answers import answer_queued
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 from openai import AsyncOpenAI
 
-from core import history, keys, llm, personas, structured, tokens, turn_queue
+from core import history, keys, llm, personas, structured, tokens, turn_queue, usage
 from core.schemas import NamedSchema
 from core.settings import Settings
 from core.store import Store
@@ -353,7 +353,7 @@ async def record_json(deps: CoreDeps, turn: Prepared, answer: JsonAnswer) -> tur
         text = f"(no valid JSON: {answer.error})"
     message = {"role": "assistant", "content": text}
     message["tokens"] = tokens.count_message(message, turn.model)
-    turn.after = await _close(deps, turn, message, usage=answer.usage)
+    turn.after = await _close(deps, turn, message, used=answer.usage)
     return turn.after
 
 
@@ -410,7 +410,7 @@ async def record(
         message["reply_to"] = turn.incoming.ts
         if slack_ts:
             message["slack_ts"] = list(slack_ts)
-    turn.after = await _close(deps, turn, message, usage=dict(result.usage))
+    turn.after = await _close(deps, turn, message, used=dict(result.usage))
     return turn.after
 
 
@@ -429,8 +429,27 @@ async def skip(deps: CoreDeps, opened: turn_queue.Opened) -> turn_queue.Step:
     )
 
 
+def _spend(deps: CoreDeps, turn: Prepared, used: dict[str, int]) -> list[tuple[str, list[str], list]]:
+    """The turn's usage counters, written in the round trip that closes it (core/usage.py)."""
+    if not used:
+        return []
+    incoming = turn.incoming
+    spend = usage.Spend(
+        team=incoming.team,
+        channel=incoming.channel,
+        persona=turn.resolved.choice.name if turn.resolved else "default",
+        user=incoming.user,
+        model=turn.model,
+        prompt=used.get("prompt_tokens", 0),
+        completion=used.get("completion_tokens", 0),
+        cached=used.get("cached_tokens", 0),
+        marker=turn.opened.token if turn.opened else f"{incoming.conv_id}:{incoming.ts}",
+    )
+    return [usage.record_call(deps.store, spend)]
+
+
 async def _close(
-    deps: CoreDeps, turn: Prepared, message: dict | None, *, usage: dict[str, int]
+    deps: CoreDeps, turn: Prepared, message: dict | None, *, used: dict[str, int]
 ) -> turn_queue.Step | None:
     s = deps.settings
     if turn.opened is None:
@@ -439,17 +458,19 @@ async def _close(
             turn.incoming.conv_id,
             message,
             ttl=s.conversation_ttl_seconds,
-            usage=usage,
+            usage=used,
             meta=_turn_meta(turn),
+            also=_spend(deps, turn, used),
         )
         return None
     return await turn_queue.close(
         deps.store,
         turn.opened,
         message,
-        usage=usage,
+        usage=used,
         meta=_turn_meta(turn),
         ttl=s.conversation_ttl_seconds,
         budget=history_budget(s, s.openai_model),
         lease_ms=s.turn_lease_ms,
+        also=_spend(deps, turn, used),
     )

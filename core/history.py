@@ -14,9 +14,10 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from core import keys
-from core.store import Store
+from core.store import Store, scripts_together
 
 
 def conversation_id(team: str, channel: str, thread_ts: str) -> str:
@@ -181,25 +182,24 @@ async def close_turn(
     ttl: int,
     usage: dict[str, int] | None = None,
     meta: dict[str, str] | None = None,
+    also: list[tuple[str, list[str], list[Any]]] | None = None,
 ) -> None:
-    """Append the assistant's reply and add usage to the totals, atomically and once."""
+    """Append the assistant's reply and add usage to the totals, atomically and once;
+    `also` goes in the same round trip (see `turn_queue.close`)."""
     k = keys.conversation(store.prefix, conv_id)
     done = keys.seen(store.prefix, conv_id, f"close:{uuid.uuid4().hex}")
     fields = {
         "usage": {name: int(value) for name, value in (usage or {}).items()},
         "meta": {"updated": f"{time.time():.3f}", **(meta or {})},
     }
-    script = store.redis.register_script(_CLOSE_TURN)
-    await script(
-        keys=[k.msgs, k.toks, k.meta, done],
-        args=[
-            int(ttl),
-            keys.DEDUPE_TTL_SECONDS,
-            json.dumps(message, separators=(",", ":")) if message is not None else "",
-            int(message["tokens"]) if message is not None else 0,
-            json.dumps(fields),
-        ],
-    )
+    args = [
+        int(ttl),
+        keys.DEDUPE_TTL_SECONDS,
+        json.dumps(message, separators=(",", ":")) if message is not None else "",
+        int(message["tokens"]) if message is not None else 0,
+        json.dumps(fields),
+    ]
+    await scripts_together(store, [(_CLOSE_TURN, [k.msgs, k.toks, k.meta, done], args), *(also or [])])
 
 
 async def exists(store: Store, conv_id: str) -> bool:

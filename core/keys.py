@@ -70,6 +70,7 @@ class WorkspaceKeys:
     jobs: str  # fine-tuning jobs started here: job id -> record
     rated: str  # conversations with ratings, scored by time
     channel_models: str  # channel -> fine-tuned model (`/finetune use`)
+    prices: str  # admins' model price overrides: model -> [input, cached, output] USD per 1M
 
 
 def workspace(prefix: str, team: str) -> WorkspaceKeys:
@@ -86,6 +87,7 @@ def workspace(prefix: str, team: str) -> WorkspaceKeys:
         jobs=f"{base}:jobs",
         rated=f"{base}:rated",
         channel_models=f"{base}:channel_models",
+        prices=f"{base}:prices",
     )
 
 
@@ -97,6 +99,31 @@ def dataset(prefix: str, team: str, name: str, part: str) -> str:
 def rate_bucket(prefix: str, team: str, name: str) -> str:
     """A token bucket of one of Slack's per-workspace rate limits (core/rate_budget.py)."""
     return f"{prefix}:w:{{{team}}}:rate:{name}"
+
+
+def usage_day(prefix: str, team: str, day: str) -> str:
+    """One UTC day's token and cost counters: `dim|id|metric` -> count (core/usage.py)."""
+    return f"{prefix}:w:{{{team}}}:usage:d:{day}"
+
+
+def usage_month(prefix: str, team: str, month: str) -> str:
+    """One UTC month's counters for the workspace and each user: the budget reads it."""
+    return f"{prefix}:w:{{{team}}}:usage:m:{month}"
+
+
+def usage_counted(prefix: str, team: str, marker: str) -> str:
+    """Set once a turn's usage is counted, so a retried write counts nothing twice."""
+    return f"{prefix}:w:{{{team}}}:usage:once:{marker}"
+
+
+def user_turns(prefix: str, team: str, user: str, hour: str) -> str:
+    """How many turns a user started in one UTC hour (the per-user limit)."""
+    return f"{prefix}:w:{{{team}}}:usage:h:{hour}:{user}"
+
+
+def limit_notice(prefix: str, team: str, what: str) -> str:
+    """Set when admins were told a limit was hit, so they are told once per period."""
+    return f"{prefix}:w:{{{team}}}:usage:notice:{what}"
 
 
 def pending(prefix: str, team: str, token: str) -> str:

@@ -166,6 +166,16 @@ class StreamResult:
     refusal: str = ""
 
 
+def usage_of(usage: Any) -> dict[str, int]:
+    """Token counts of a response's `usage`, cached prompt tokens included (they cost less)."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    return {
+        "prompt_tokens": getattr(usage, "prompt_tokens", 0) or 0,
+        "completion_tokens": getattr(usage, "completion_tokens", 0) or 0,
+        "cached_tokens": (getattr(details, "cached_tokens", 0) or 0) if details else 0,
+    }
+
+
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 
 
@@ -228,10 +238,7 @@ async def stream_chat(
     async with stream:
         async for chunk in stream:
             if chunk.usage:
-                result.usage = {
-                    "prompt_tokens": chunk.usage.prompt_tokens or 0,
-                    "completion_tokens": chunk.usage.completion_tokens or 0,
-                }
+                result.usage = usage_of(chunk.usage)
             if not chunk.choices:
                 continue
             choice = chunk.choices[0]

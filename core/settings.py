@@ -122,6 +122,9 @@ class Settings:
     workspace_persona_prompt: str = ""
     admin_user_ids: frozenset[str] = field(default_factory=frozenset)
     admin_channel_ids: frozenset[str] = field(default_factory=frozenset)
+    # Usage limits (core/usage.py), 0 for none; admins override them per workspace (/usage)
+    monthly_budget_usd: float = 0.0
+    user_turns_per_hour: int = 0
     # Fine-tuning
     finetune_poll_interval: float = 30.0
     finetune_base_model: str = "gpt-4.1-mini-2025-04-14"
@@ -186,6 +189,8 @@ class Settings:
             workspace_persona_prompt=g("WORKSPACE_PERSONA_PROMPT", "").strip(),
             admin_user_ids=_ids(g("ADMIN_USER_IDS")),
             admin_channel_ids=_ids(g("ADMIN_CHANNEL_IDS")),
+            monthly_budget_usd=max(0.0, _float(env, "MONTHLY_BUDGET_USD", 0.0)),
+            user_turns_per_hour=max(0, _int(env, "USER_TURNS_PER_HOUR", 0)),
             finetune_poll_interval=_float(env, "FINETUNE_POLL_INTERVAL", 30.0),
             finetune_base_model=g("FINETUNE_BASE_MODEL", "").strip() or "gpt-4.1-mini-2025-04-14",
             finetune_screening=_bool(g("FINETUNE_SCREENING"), True),

@@ -34,7 +34,7 @@ from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, RedisClusterException
+from redis.exceptions import MaxConnectionsError, NoScriptError, RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.settings import ConfigError, Settings
@@ -371,3 +371,29 @@ async def close_store(store: Store) -> None:
         await store.redis.connection_pool.disconnect()
     if store.embedded is not None:
         store.embedded.stop()
+
+
+async def scripts_together(store: Store, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+    """Run scripts whose keys sit under different hash tags in one round trip (one per
+    node on a cluster, sent in parallel): a turn's close and its usage counters.
+
+    Not atomic together, on purpose: each script is atomic on its own slot, and a usage
+    count must stand even if the close finds its lease lost (the tokens were spent). A
+    script missing from a server (restart, new node) is loaded and run again alone;
+    NOSCRIPT means it never ran. Any other error is raised, after every call was tried.
+    """
+    scripts = [store.redis.register_script(source) for source, _, _ in calls]
+    pipe = store.redis.pipeline(transaction=False)
+    for script, (_, call_keys, args) in zip(scripts, calls, strict=True):
+        # execute_command: redis-py's cluster pipeline blocks its `evalsha` helper, not the
+        # command (routed by its keys like any other)
+        pipe.execute_command("EVALSHA", script.sha, len(call_keys), *call_keys, *args)
+    results = await pipe.execute(raise_on_error=False)
+    for i, result in enumerate(results):
+        if isinstance(result, NoScriptError):
+            _, call_keys, args = calls[i]
+            results[i] = await scripts[i](keys=call_keys, args=args)
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results

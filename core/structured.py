@@ -187,8 +187,8 @@ class _Caller:
 def _add_usage(answer: JsonAnswer, response: Any) -> None:
     """Add a response's token counts to the answer's, so a repair is counted too."""
     if response.usage:
-        for k in ("prompt_tokens", "completion_tokens"):
-            answer.usage[k] = answer.usage.get(k, 0) + (getattr(response.usage, k, 0) or 0)
+        for k, v in llm.usage_of(response.usage).items():
+            answer.usage[k] = answer.usage.get(k, 0) + v
 
 
 def _repair_request(convo: list[dict], raw: str, problem: str) -> list[dict]:

@@ -32,10 +32,11 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from core import keys
 from core.history import WINDOW_LUA, _decode_meta
-from core.store import Store
+from core.store import Store, scripts_together
 
 LEASE_MS = 8_000  # a dead holder's turns are adopted within this plus one scan interval
 MAX_TRIES = 3  # a turn that took down its process this often is given up, with a note
@@ -438,27 +439,35 @@ async def close(
     ttl: int,
     budget: int,
     lease_ms: int = LEASE_MS,
+    also: list[tuple[str, list[str], list[Any]]] | None = None,
 ) -> Step:
     """Record the answer and pop the turn; `next` opens the following turn (same lease),
-    `idle` released the lease, `lost` means another process holds it now."""
+    `idle` released the lease, `lost` means another process holds it now. `also`: scripts
+    sent in the same round trip (the turn's usage counters, core/usage.py)."""
     fields = {
         "usage": {name: int(value) for name, value in (usage or {}).items()},
         "meta": {"updated": f"{time.time():.3f}", **(meta or {})},
     }
-    script = store.redis.register_script(_CLOSE)
     lease = opened.lease
-    reply = await script(
-        keys=_conv_keys(store, lease.conv_id)[:5] + [keys.conversation(store.prefix, lease.conv_id).inbox],
-        args=[
-            lease.value,
-            opened.token,
-            json.dumps(answer, separators=(",", ":")) if answer is not None else "",
-            int(answer["tokens"]) if answer is not None else 0,
-            json.dumps(fields),
-            int(ttl),
-            lease_ms,
-            int(budget),
-            f"{time.time():.3f}",
+    (reply, *_) = await scripts_together(
+        store,
+        [
+            (
+                _CLOSE,
+                _conv_keys(store, lease.conv_id)[:5] + [keys.conversation(store.prefix, lease.conv_id).inbox],
+                [
+                    lease.value,
+                    opened.token,
+                    json.dumps(answer, separators=(",", ":")) if answer is not None else "",
+                    int(answer["tokens"]) if answer is not None else 0,
+                    json.dumps(fields),
+                    int(ttl),
+                    lease_ms,
+                    int(budget),
+                    f"{time.time():.3f}",
+                ],
+            ),
+            *(also or []),
         ],
     )
     opened.done = _step(reply, lease.conv_id, lease.owner, lease)

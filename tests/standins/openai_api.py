@@ -79,6 +79,8 @@ class Reply:
     cut_after: int | None = None
     #: (prompt_tokens, completion_tokens); None = rough estimate
     usage: tuple[int, int] | None = None
+    #: prompt tokens served from OpenAI's prompt cache (part of prompt_tokens)
+    cached_tokens: int = 0
     finish_reason: str = "stop"
 
 
@@ -378,7 +380,7 @@ class OpenAIStandIn(LocalServer):
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": reply.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
         }
         common = {

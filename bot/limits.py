@@ -1,0 +1,69 @@
+"""Usage limits as members see them: a turn over the workspace's monthly budget or its
+person's hourly cap is not answered; they are told what was hit and until when, and
+admins are told once (core/usage.py counts and decides)."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, messages
+from bot.deps import BotDeps
+from bot.usage_report import dollars
+from core import usage
+from core.conversations import Incoming
+
+log = logging.getLogger(__name__)
+
+
+def defaults(deps: BotDeps) -> usage.Limits:
+    s = deps.settings
+    return usage.Limits(budget_usd=s.monthly_budget_usd, user_turns_per_hour=s.user_turns_per_hour)
+
+
+async def refused(deps: BotDeps, incoming: Incoming) -> bool:
+    """True if a limit stops this turn; the member (and once, the admins) were told."""
+    store = deps.core.store
+    current = await usage.limits(store, incoming.team, defaults(deps))
+    refusal = await usage.admit(store, incoming.team, incoming.user, current)
+    if refusal is None:
+        return False
+    log.info("Turn in %s refused: %s limit", incoming.channel, refusal.what)
+    until = messages.slack_date(refusal.until, refusal.until.strftime("%Y-%m-%d %H:%M UTC"))
+    if refusal.what == "budget":
+        used, limit = dollars(refusal.used), dollars(refusal.limit)
+        template, admin_template = messages.BUDGET_HIT, messages.ADMIN_BUDGET_HIT
+    else:
+        used, limit = f"{refusal.used:.0f}", f"{refusal.limit:.0f}"
+        template, admin_template = messages.USER_LIMIT_HIT, messages.ADMIN_USER_LIMIT_HIT
+    text = template.format(used=used, limit=limit, until=until)
+    try:
+        await deps.client.chat_postEphemeral(
+            channel=incoming.channel, user=incoming.user, thread_ts=incoming.thread_ts or None, text=text
+        )
+    except SlackApiError as exc:
+        log.warning("Couldn't tell a member about a limit: %s", exc.response.get("error"))
+    if refusal.tell_admins:
+        await tell_admins(
+            deps, admin_template.format(used=used, limit=limit, until=until, user=incoming.user)
+        )
+    return True
+
+
+async def tell_admins(deps: BotDeps, text: str) -> None:
+    """In the admin channels if there are any, else by DM to ADMIN_USER_IDS. Workspace
+    admins aren't listed anywhere we can read cheaply; with neither setting, the notice
+    is logged and `/usage` shows the limit as reached."""
+    s = deps.settings
+    targets = sorted(s.admin_channel_ids)
+    try:
+        for user in sorted(s.admin_user_ids) if not targets else ():
+            opened = await deps.client.conversations_open(users=user)
+            targets.append(opened["channel"]["id"])
+        for channel in targets:
+            await deps.client.chat_postMessage(channel=channel, text=text, blocks=blocks.notice(text))
+    except SlackApiError as exc:
+        log.warning("Couldn't notify admins of a limit: %s", exc.response.get("error"))
+    if not targets:
+        log.warning("A usage limit was reached; set ADMIN_CHANNEL_IDS or ADMIN_USER_IDS to be told in Slack")

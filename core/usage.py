@@ -1,0 +1,441 @@
+"""Token usage and estimated cost per UTC day, and the limits that read them.
+
+Every answer adds its prompt, completion and cached-prompt tokens, its estimated cost and
+one turn to counters by day for the workspace, its channel, persona, user and model. The
+write travels in the same round trip as the turn's close (`record_call`, run through
+`store.scripts_together`), so counting costs no extra trip. Costs are integers in
+micro-dollars: a token priced at $X per million costs X micro-dollars, so the script adds
+`tokens * price` and rounds once.
+
+Prices are USD per 1M tokens from `PRICES` (OpenAI's standard tier, checked 2026-11), and
+admins override them per model with `/usage price`; the override lives in Redis, so the
+script reads it where it counts and every process prices alike. A model with no price
+counts its tokens at no cost, and reports say it is unpriced rather than guess.
+
+Limits are optional: a monthly budget for the workspace and a per-user cap on turns per
+hour. `admit` checks and counts both in one script; with neither set it is never called.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from core import keys
+from core.store import Store
+from core.tokens import base_model
+
+DAY_TTL_SECONDS = 100 * 86400  # reports look back 30 days; a month's budget needs 31
+MONTH_TTL_SECONDS = 400 * 86400
+COUNTED_TTL_SECONDS = 86400  # a retried close comes within seconds; a day is generous
+LIMITS_CACHE_SECONDS = 10.0
+DIMENSIONS = ("all", "channel", "persona", "user", "model")
+METRICS = {"p": "prompt", "c": "completion", "k": "cached", "$": "cost_micro", "n": "turns"}
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per 1M tokens."""
+
+    input: float
+    cached: float
+    output: float
+
+    def to_json(self) -> str:
+        return json.dumps([self.input, self.cached, self.output])
+
+
+# prefix -> price; the longest prefix wins, like core/tokens.py's model table. Fine-tuned
+# models are billed at their own rates, listed under "ft:<base>".
+PRICES: dict[str, Price] = {
+    "gpt-5": Price(1.25, 0.125, 10.0),
+    "gpt-5-mini": Price(0.25, 0.025, 2.0),
+    "gpt-5-nano": Price(0.05, 0.005, 0.40),
+    "gpt-5-chat-latest": Price(1.25, 0.125, 10.0),
+    "gpt-5.1": Price(1.25, 0.125, 10.0),
+    "gpt-5.2": Price(1.75, 0.175, 14.0),
+    "gpt-5.2-pro": Price(21.0, 21.0, 168.0),
+    "gpt-4.1": Price(2.0, 0.50, 8.0),
+    "gpt-4.1-mini": Price(0.40, 0.10, 1.60),
+    "gpt-4.1-nano": Price(0.10, 0.025, 0.40),
+    "gpt-4o": Price(2.50, 1.25, 10.0),
+    "gpt-4o-mini": Price(0.15, 0.075, 0.60),
+    "o1": Price(15.0, 7.50, 60.0),
+    "o3": Price(2.0, 0.50, 8.0),
+    "o3-mini": Price(1.10, 0.55, 4.40),
+    "o4-mini": Price(1.10, 0.275, 4.40),
+    "gpt-4-turbo": Price(10.0, 10.0, 30.0),
+    "gpt-4": Price(30.0, 30.0, 60.0),
+    "gpt-3.5-turbo": Price(0.50, 0.50, 1.50),
+    "ft:gpt-4.1": Price(3.0, 0.75, 12.0),
+    "ft:gpt-4.1-mini": Price(0.80, 0.20, 3.20),
+    "ft:gpt-4.1-nano": Price(0.20, 0.05, 0.80),
+    "ft:gpt-4o": Price(3.75, 1.875, 15.0),
+    "ft:gpt-4o-mini": Price(0.30, 0.15, 1.20),
+}
+
+
+def default_price(model: str) -> Price | None:
+    """The table's price for `model` (dated names and fine-tunes included), or None."""
+    name = f"ft:{base_model(model)}" if model.startswith("ft:") else model
+    match = max((p for p in PRICES if name == p or name.startswith(p + "-")), key=len, default=None)
+    return PRICES[match] if match else None
+
+
+def check_price(values: Iterable[str]) -> Price:
+    """`/usage price <model> <input> <cached> <output>`: three non-negative numbers."""
+    values = list(values)
+    try:
+        numbers = [float(v.lstrip("$")) for v in values]
+    except ValueError:
+        numbers = []
+    if len(numbers) != 3 or any(not math.isfinite(n) or n < 0 or n > 10_000 for n in numbers):
+        raise ValueError(
+            "give three prices in USD per 1M tokens: input, cached input, output "
+            "(e.g. `/usage price gpt-4.1-mini 0.40 0.10 1.60`)."
+        )
+    return Price(*numbers)
+
+
+def day_of(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+
+
+def month_of(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What one answer used, and who and where it was for."""
+
+    team: str
+    channel: str
+    persona: str
+    user: str
+    model: str
+    prompt: int
+    completion: int
+    cached: int = 0
+    marker: str = ""  # unique per answer (its turn token): a retried write counts once
+
+
+_RECORD = """
+if ARGV[2] ~= '' and not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[5]) then return -1 end
+local f = cjson.decode(ARGV[1])
+local price = f.price
+local override = redis.call('HGET', KEYS[3], f.model)
+if override then price = cjson.decode(override) end
+local cost = 0
+if price and price ~= cjson.null then
+  cost = math.floor((f.p - f.k) * price[1] + f.k * price[2] + f.c * price[3] + 0.5)
+end
+local counts = {p = f.p, c = f.c, k = f.k, ['$'] = cost, n = 1}
+local function add(key, dims)
+  for _, dim in ipairs(dims) do
+    for metric, value in pairs(counts) do
+      if value ~= 0 then redis.call('HINCRBY', key, dim .. '|' .. metric, value) end
+    end
+  end
+end
+add(KEYS[1], f.dims)
+add(KEYS[2], {f.dims[1], f.dims[4]})
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return cost
+"""
+
+
+def record_call(store: Store, spend: Spend, *, now: float | None = None) -> tuple[str, list[str], list[Any]]:
+    """The counting script and its arguments, for `store.scripts_together` (it returns
+    the answer's cost in micro-dollars, or -1 if it was counted before)."""
+    now = time.time() if now is None else now
+    ws = keys.workspace(store.prefix, spend.team)
+    price = default_price(spend.model)
+    fields = {
+        "dims": [
+            "all|",
+            f"channel|{spend.channel}",
+            f"persona|{spend.persona}",
+            f"user|{spend.user}",
+            f"model|{spend.model}",
+        ],
+        "p": max(0, int(spend.prompt)),
+        "c": max(0, int(spend.completion)),
+        "k": max(0, min(int(spend.cached), int(spend.prompt))),
+        "model": spend.model,
+        "price": [price.input, price.cached, price.output] if price else None,
+    }
+    return (
+        _RECORD,
+        [
+            keys.usage_day(store.prefix, spend.team, day_of(now)),
+            keys.usage_month(store.prefix, spend.team, month_of(now)),
+            ws.prices,
+            keys.usage_counted(store.prefix, spend.team, spend.marker or "-"),
+        ],
+        [json.dumps(fields), spend.marker, DAY_TTL_SECONDS, MONTH_TTL_SECONDS, COUNTED_TTL_SECONDS],
+    )
+
+
+async def record(store: Store, spend: Spend, *, now: float | None = None) -> int:
+    """Count one answer on its own (a model call that closes no turn)."""
+    source, call_keys, args = record_call(store, spend, now=now)
+    return int(await store.redis.register_script(source)(keys=call_keys, args=args))
+
+
+@dataclass
+class Totals:
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0
+    cost_micro: int = 0
+    turns: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt + self.completion
+
+    @property
+    def cost(self) -> float:
+        return self.cost_micro / 1_000_000
+
+    def add(self, metric: str, value: int) -> None:
+        name = METRICS.get(metric)
+        if name:
+            setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class Report:
+    """Usage over some days: per day, and per channel, persona, user and model."""
+
+    days: list[tuple[str, Totals]] = field(default_factory=list)  # oldest first
+    by: dict[str, dict[str, Totals]] = field(default_factory=dict)  # dimension -> id -> totals
+    total: Totals = field(default_factory=Totals)
+
+    def top(self, dimension: str, n: int = 5) -> list[tuple[str, Totals]]:
+        rows = self.by.get(dimension, {})
+        return sorted(rows.items(), key=lambda kv: (-kv[1].cost_micro, -kv[1].tokens, kv[0]))[:n]
+
+    @property
+    def unpriced(self) -> list[str]:
+        """Models that used tokens but have no price (their cost shows as $0)."""
+        return sorted(m for m, t in self.by.get("model", {}).items() if t.tokens and not t.cost_micro)
+
+
+def _parse_field(raw: bytes | str) -> tuple[str, str, str]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    dim, _, rest = text.partition("|")
+    ident, _, metric = rest.rpartition("|")
+    return dim, ident, metric
+
+
+def summarize(days: list[tuple[str, dict]], *, user: str | None = None) -> Report:
+    """A report from raw day hashes (oldest first). With `user`, only that user's counts:
+    what a member may see of the workspace's usage."""
+    report = Report()
+    for day, raw in days:
+        totals = Totals()
+        for name, value in raw.items():
+            dim, ident, metric = _parse_field(name)
+            if user is not None and (dim != "user" or ident != user):
+                continue
+            count = int(value)
+            if dim == "all" or user is not None:
+                totals.add(metric, count)
+                report.total.add(metric, count)
+            if user is None and dim != "all":
+                report.by.setdefault(dim, {}).setdefault(ident, Totals()).add(metric, count)
+        report.days.append((day, totals))
+    return report
+
+
+def last_days(now: float, n: int) -> list[str]:
+    today = datetime.fromtimestamp(now, UTC).date()
+    return [(today - timedelta(days=i)).isoformat() for i in range(n - 1, -1, -1)]
+
+
+def report_commands(pipe: Any, store: Store, team: str, *, days: int, now: float) -> list[str]:
+    """Queue the day hashes' reads on `pipe` (all under the workspace's hash tag): a
+    report is one round trip, alone or with what App Home reads."""
+    names = last_days(now, days)
+    for day in names:
+        pipe.hgetall(keys.usage_day(store.prefix, team, day))
+    return names
+
+
+async def report(
+    store: Store, team: str, *, days: int = 30, user: str | None = None, now: float | None = None
+) -> Report:
+    now = time.time() if now is None else now
+    pipe = store.redis.pipeline(transaction=False)
+    names = report_commands(pipe, store, team, days=days, now=now)
+    raw = await pipe.execute()
+    return summarize(list(zip(names, raw, strict=True)), user=user)
+
+
+async def month_so_far(
+    store: Store, team: str, *, user: str | None = None, now: float | None = None
+) -> Totals:
+    """This UTC month's totals for the workspace, or for one user."""
+    now = time.time() if now is None else now
+    raw = await store.redis.hgetall(keys.usage_month(store.prefix, team, month_of(now)))
+    return month_totals(raw, user=user)
+
+
+def month_totals(raw: dict, *, user: str | None = None) -> Totals:
+    totals = Totals()
+    want = ("user", user) if user else ("all", "")
+    for name, value in raw.items():
+        dim, ident, metric = _parse_field(name)
+        if (dim, ident) == want:
+            totals.add(metric, int(value))
+    return totals
+
+
+# ---- prices ---------------------------------------------------------------------------
+
+
+async def set_price(store: Store, team: str, model: str, price: Price | None) -> None:
+    """An admin's price for `model` (None: back to the table's)."""
+    ws = keys.workspace(store.prefix, team)
+    if price is None:
+        await store.redis.hdel(ws.prices, model)
+    else:
+        await store.redis.hset(ws.prices, model, price.to_json())
+
+
+async def price_overrides(store: Store, team: str) -> dict[str, Price]:
+    raw = await store.redis.hgetall(keys.workspace(store.prefix, team).prices)
+    return {k.decode(): Price(*json.loads(v)) for k, v in raw.items()}
+
+
+# ---- limits ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A workspace's limits; 0 means none."""
+
+    budget_usd: float = 0.0  # per UTC month, estimated cost
+    user_turns_per_hour: int = 0
+
+    @property
+    def any(self) -> bool:
+        return self.budget_usd > 0 or self.user_turns_per_hour > 0
+
+
+# Per process on purpose: a copy of the workspace's limits at most LIMITS_CACHE_SECONDS old,
+# so a turn with no limits set costs no round trip. An admin's change reaches the process
+# that made it at once and the others within that time.
+_limits_cache: dict[tuple[str, str], tuple[float, Limits]] = {}
+_BUDGET_FIELD, _USER_FIELD = "budget_usd", "user_turns_per_hour"
+
+
+async def limits(store: Store, team: str, defaults: Limits) -> Limits:
+    """The workspace's limits: an admin's setting, else the deployment's default."""
+    cached = _limits_cache.get((store.prefix, team))
+    if cached and time.monotonic() - cached[0] < LIMITS_CACHE_SECONDS:
+        return cached[1]
+    budget, per_user = await store.redis.hmget(
+        keys.workspace(store.prefix, team).settings, _BUDGET_FIELD, _USER_FIELD
+    )
+    current = Limits(
+        budget_usd=float(budget) if budget is not None else defaults.budget_usd,
+        user_turns_per_hour=int(per_user) if per_user is not None else defaults.user_turns_per_hour,
+    )
+    _limits_cache[(store.prefix, team)] = (time.monotonic(), current)
+    if len(_limits_cache) > 10_000:
+        _limits_cache.pop(next(iter(_limits_cache)))
+    return current
+
+
+async def set_limits(
+    store: Store, team: str, *, budget_usd: float | None = None, user_turns_per_hour: int | None = None
+) -> None:
+    """Set either limit for the workspace (0 turns it off, overriding the default)."""
+    values: dict[str, str] = {}
+    if budget_usd is not None:
+        values[_BUDGET_FIELD] = repr(float(budget_usd))
+    if user_turns_per_hour is not None:
+        values[_USER_FIELD] = str(int(user_turns_per_hour))
+    if values:
+        await store.redis.hset(keys.workspace(store.prefix, team).settings, mapping=values)
+    _limits_cache.pop((store.prefix, team), None)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A limit stopped a turn: which, how far, until when, and whether admins must hear."""
+
+    what: str  # "budget" | "user"
+    used: float  # dollars spent this month, or turns this hour
+    limit: float
+    until: datetime
+    tell_admins: bool  # the first of its kind this month (budget) or today (any user's cap)
+
+
+_ADMIT = """
+local budget, per_user = tonumber(ARGV[1]), tonumber(ARGV[2])
+if budget > 0 then
+  local spent = tonumber(redis.call('HGET', KEYS[1], 'all||$') or '0')
+  if spent >= budget then
+    local first = redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3])
+    return {'budget', tostring(spent), first and 1 or 0}
+  end
+end
+if per_user > 0 then
+  local n = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if n >= per_user then
+    local first = redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[5])
+    return {'user', tostring(n), first and 1 or 0}
+  end
+  redis.call('INCR', KEYS[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+return {'ok'}
+"""
+
+
+async def admit(
+    store: Store, team: str, user: str, current: Limits, *, now: float | None = None
+) -> Refusal | None:
+    """None if `user` may start a turn now (and it is counted against their hourly cap);
+    else what was hit. One round trip, only when a limit is set."""
+    if not current.any:
+        return None
+    now = time.time() if now is None else now
+    moment = datetime.fromtimestamp(now, UTC)
+    month, hour = month_of(now), moment.strftime("%Y-%m-%dT%H")
+    next_month = (moment.replace(day=28) + timedelta(days=4)).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    next_hour = moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    reply = await store.redis.register_script(_ADMIT)(
+        keys=[
+            keys.usage_month(store.prefix, team, month),
+            keys.user_turns(store.prefix, team, user, hour),
+            keys.limit_notice(store.prefix, team, f"budget:{month}"),
+            keys.limit_notice(store.prefix, team, f"user:{day_of(now)}"),
+        ],
+        args=[
+            int(current.budget_usd * 1_000_000),
+            int(current.user_turns_per_hour),
+            40 * 86400,
+            3700,
+            2 * 86400,
+        ],
+    )
+    kind = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+    if kind == "ok":
+        return None
+    used = float(reply[1].decode() if isinstance(reply[1], bytes) else reply[1])
+    if kind == "budget":
+        return Refusal("budget", used / 1_000_000, current.budget_usd, next_month, bool(reply[2]))
+    return Refusal("user", used, current.user_turns_per_hour, next_hour, bool(reply[2]))
