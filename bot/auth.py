@@ -52,12 +52,13 @@ async def is_admin(deps: BotDeps, team: str, user: str) -> bool:
 
 
 async def check_admin(
-    deps: BotDeps, *, team: str, user: str, channel: str, action: str, detail: str = ""
+    deps: BotDeps, *, team: str, user: str, channel: str | None, action: str, detail: str = ""
 ) -> str | None:
-    """None if `user` may do `action` here; otherwise the refusal to show them."""
+    """None if `user` may do `action` here; otherwise the refusal to show them. `channel`
+    None: a private surface (App Home), where ADMIN_CHANNEL_IDS doesn't apply."""
     refusal = None
     allowed_channels = deps.settings.admin_channel_ids
-    if allowed_channels and channel not in allowed_channels:
+    if allowed_channels and channel is not None and channel not in allowed_channels:
         refusal = WRONG_CHANNEL.format(channels=", ".join(f"<#{c}>" for c in sorted(allowed_channels)))
     elif not await is_admin(deps, team, user):
         refusal = NOT_ADMIN.format(action=action)

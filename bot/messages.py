@@ -171,3 +171,9 @@ ADMIN_USER_LIMIT_HIT = (
 def slack_date(when: datetime, fallback: str) -> str:
     """A moment each reader sees in their own time zone."""
     return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+STORE_DOWN_HOME = (
+    ":warning: I couldn't reach my memory store (Redis), so this page is empty for now. "
+    "Open the Home tab again in a minute; if this keeps happening, ask an admin to check the Redis server."
+)

@@ -369,7 +369,11 @@ async def resolve(
 
 
 async def list_custom(store: Store, team: str) -> list[Persona]:
-    raw = await store.redis.hgetall(keys.workspace(store.prefix, team).personas)
+    return parse_custom(await store.redis.hgetall(keys.workspace(store.prefix, team).personas))
+
+
+def parse_custom(raw: dict) -> list[Persona]:
+    """The workspace's custom personas from their hash, by name."""
     return sorted((from_json(v) for v in raw.values()), key=lambda p: p.name)
 
 

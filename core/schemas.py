@@ -324,7 +324,11 @@ async def delete(store: Store, team: str, name: str) -> bool:
 
 async def list_all(store: Store, team: str) -> list[NamedSchema]:
     """Built-ins first, then saved schemas by name, for listing (`lookup` checks one before use)."""
-    raw = await store.redis.hgetall(keys.workspace(store.prefix, team).schemas)
+    return parse_saved(await store.redis.hgetall(keys.workspace(store.prefix, team).schemas))
+
+
+def parse_saved(raw: dict) -> list[NamedSchema]:
+    """Built-ins, then the saved schemas from their hash by name."""
     custom = [
         NamedSchema(k.decode(), json.loads(v), json.loads(v).get("description", "")) for k, v in raw.items()
     ]

@@ -346,14 +346,20 @@ async def limits(store: Store, team: str, defaults: Limits) -> Limits:
     budget, per_user = await store.redis.hmget(
         keys.workspace(store.prefix, team).settings, _BUDGET_FIELD, _USER_FIELD
     )
-    current = Limits(
-        budget_usd=float(budget) if budget is not None else defaults.budget_usd,
-        user_turns_per_hour=int(per_user) if per_user is not None else defaults.user_turns_per_hour,
-    )
+    current = limits_from({_BUDGET_FIELD.encode(): budget, _USER_FIELD.encode(): per_user}, defaults)
     _limits_cache[(store.prefix, team)] = (time.monotonic(), current)
     if len(_limits_cache) > 10_000:
         _limits_cache.pop(next(iter(_limits_cache)))
     return current
+
+
+def limits_from(settings: dict, defaults: Limits) -> Limits:
+    """Limits from the workspace's settings hash (raw), the defaults where unset."""
+    budget, per_user = settings.get(_BUDGET_FIELD.encode()), settings.get(_USER_FIELD.encode())
+    return Limits(
+        budget_usd=float(budget) if budget is not None else defaults.budget_usd,
+        user_turns_per_hour=int(per_user) if per_user is not None else defaults.user_turns_per_hour,
+    )
 
 
 async def set_limits(

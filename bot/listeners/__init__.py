@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import BotDeps
-from bot.listeners import actions, commands, events, shortcuts
+from bot.listeners import actions, commands, events, home, shortcuts
 
 
 def register_listeners(app: AsyncApp, deps: BotDeps) -> None:
@@ -13,3 +13,4 @@ def register_listeners(app: AsyncApp, deps: BotDeps) -> None:
     commands.register(app, deps)
     actions.register(app, deps)
     shortcuts.register(app, deps)
+    home.register(app, deps)

@@ -176,7 +176,11 @@ async def load_dataset(store: Store, team: str, name: str) -> tuple[Dataset, str
 
 
 async def list_datasets(store: Store, team: str) -> list[Dataset]:
-    raw = await store.redis.hgetall(keys.workspace(store.prefix, team).datasets)
+    return parse_datasets(await store.redis.hgetall(keys.workspace(store.prefix, team).datasets))
+
+
+def parse_datasets(raw: dict) -> list[Dataset]:
+    """Datasets from their index hash, newest first."""
     return sorted((Dataset(**json.loads(v)) for v in raw.values()), key=lambda d: -d.created_at)
 
 
@@ -193,7 +197,11 @@ async def load_job(store: Store, team: str, job_id: str) -> JobRecord | None:
 
 
 async def list_job_records(store: Store, team: str) -> list[JobRecord]:
-    raw = await store.redis.hgetall(keys.workspace(store.prefix, team).jobs)
+    return parse_jobs(await store.redis.hgetall(keys.workspace(store.prefix, team).jobs))
+
+
+def parse_jobs(raw: dict) -> list[JobRecord]:
+    """Job records from their hash, newest first."""
     return sorted((JobRecord(**json.loads(v)) for v in raw.values()), key=lambda j: -j.created_at)
 
 

@@ -35,9 +35,13 @@ def test_workspace_keys_share_the_team_hash_tag():
         "jobs",
         "rated",
         "channel_models",
+        "prices",
     ]
     assert all(getattr(k, name) == f"tw:w:{{T1}}:{name}" for name in names)
     assert keys.dataset("tw", "T1", "faq", "train") == "tw:w:{T1}:dataset:faq:train"
+    assert keys.usage_day("tw", "T1", "2026-11-26") == "tw:w:{T1}:usage:d:2026-11-26"
+    assert keys.usage_month("tw", "T1", "2026-11") == "tw:w:{T1}:usage:m:2026-11"
+    assert keys.user_turns("tw", "T1", "U1", "2026-11-26T14") == "tw:w:{T1}:usage:h:2026-11-26T14:U1"
     assert keys.pending("tw", "T1", "tok").startswith("tw:w:{T1}:")
     assert keys.optimize_run("tw", "T1", "tok").startswith("tw:w:{T1}:")
 

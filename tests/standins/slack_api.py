@@ -200,11 +200,12 @@ def _all_block_text(value: Any) -> int:
     return 0
 
 
-def blocks_problem(blocks: Any) -> str | None:
-    """The error Slack answers for these blocks, or None when it accepts them."""
+def blocks_problem(blocks: Any, *, max_blocks: int = 50, message: bool = True) -> str | None:
+    """The error Slack answers for these blocks, or None when it accepts them. A view
+    (`message=False`) holds up to 100 blocks and has no message's total text limit."""
     if not isinstance(blocks, list):
         return None
-    if len(blocks) > 50:
+    if len(blocks) > max_blocks:
         return "invalid_blocks"
     for block in blocks:
         if not isinstance(block, dict):
@@ -217,7 +218,7 @@ def blocks_problem(blocks: Any) -> str | None:
                 return "invalid_blocks"
         if block.get("type") == "markdown" and isinstance(text, str) and len(text) > 12_000:
             return "invalid_blocks"
-    if _all_block_text(blocks) > BLOCKS_TOTAL_LIMIT:
+    if message and _all_block_text(blocks) > BLOCKS_TOTAL_LIMIT:
         return "msg_blocks_too_long"
     return None
 
@@ -261,6 +262,8 @@ class SlackStandIn(LocalServer):
         self.history: dict[str, list[dict[str, Any]]] = {}
         # (channel, thread_ts) -> messages that conversations.replies returns
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        #: user id -> the Home tab last published for them (views.publish)
+        self.home_views: dict[str, dict[str, Any]] = {}
         self.responses: dict[str, list[dict[str, Any]]] = {}
         self.uploads: list[Upload] = []
         #: every GET of a url_private(_download) link: (file_id, headers)
@@ -781,7 +784,30 @@ class SlackStandIn(LocalServer):
         view_id = p.get("view_id") or f"V{self._next_ts().replace('.', '')}"
         return self._ok(view={**view, "id": view_id, "team_id": self.team_id})
 
-    _api_views_publish = _api_views_open
+    def _api_views_publish(self, p: dict[str, Any]) -> web.Response:
+        """A user's Home tab: kept in `home_views`; refused like Slack when malformed."""
+        view = p.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not p.get("user_id") or not isinstance(view, dict):
+            return self._err("invalid_arguments")
+        if view.get("type") != "home":
+            return self._err("invalid_arguments")
+        if blocks_problem(view.get("blocks"), max_blocks=100, message=False):
+            return self._err("invalid_blocks")
+        self.home_views[str(p["user_id"])] = view
+        return self._ok(view={**view, "id": f"VH{p['user_id']}", "team_id": self.team_id})
+
+    def _api_users_conversations(self, p: dict[str, Any]) -> web.Response:
+        """The user's channels per `members`: public ones, and private ones the bot is in too."""
+        user = str(p.get("user") or self.bot_user_id)
+        found = []
+        for ch, members in self.members.items():
+            private = bool(self.channels.get(ch, {}).get("is_private"))
+            if user in members and (not private or self.bot_user_id in members):
+                found.append({"id": ch, "is_private": private})
+        return self._ok(channels=found, response_metadata={"next_cursor": ""})
+
     _api_views_update = _api_views_open
     _api_views_push = _api_views_open
 

@@ -1,0 +1,180 @@
+"""App Home's buttons and the modals they open: set a channel's persona (anyone in that
+channel, like `/persona <name>` there), create a persona or add a schema (admins).
+
+Each submission is checked inside the modal (`response_action: errors`) before it
+closes; admin checks run again on submit (a button is no credential) and are audited.
+After a change the clicker's Home tab is published again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, home_view, messages, visibility
+from bot.auth import check_admin
+from bot.deps import BotDeps
+from bot.listeners.home.publish import publish
+from core import personas, schemas
+from core.personas import Choice, PersonaError
+
+log = logging.getLogger(__name__)
+
+
+def _ids(body: dict, deps: BotDeps) -> tuple[str, str]:
+    team = (
+        (body.get("team") or {}).get("id", "") or (body.get("user") or {}).get("team_id", "") or deps.team_id
+    )
+    return team, (body.get("user") or {}).get("id", "")
+
+
+def _value(view: dict, block: str, key: str = "value") -> str:
+    element = (view.get("state", {}).get("values", {}).get(block) or {}).get("value") or {}
+    if key == "selected_option":
+        return (element.get("selected_option") or {}).get("value") or ""
+    return element.get(key) or ""
+
+
+async def _refused(deps: BotDeps, team: str, user: str, action: str) -> str | None:
+    """The admin check for a Home button: private to the clicker, so ADMIN_CHANNEL_IDS
+    (which keeps admin output in chosen channels) doesn't apply."""
+    return await check_admin(deps, team=team, user=user, channel=None, action=action)
+
+
+async def handle_set_channel_persona(ack, body: dict, client, deps: BotDeps) -> None:
+    await ack()
+    team, _ = _ids(body, deps)
+    custom = await personas.list_custom(deps.core.store, team)
+    names = list(personas.BUILTINS) + [p.name for p in custom]
+    await client.views_open(trigger_id=body["trigger_id"], view=home_view.channel_persona_modal(names))
+
+
+async def handle_channel_persona_submission(ack, body: dict, view: dict, deps: BotDeps) -> None:
+    team, user = _ids(body, deps)
+    channel = _value(view, "channel", "selected_conversation")
+    name = _value(view, "persona", "selected_option")
+    try:
+        domain = personas.check_domain(_value(view, "domain"))
+    except PersonaError as exc:
+        await ack(response_action="errors", errors={"domain": blocks.cut(str(exc), 150)})
+        return
+    persona = await personas.get(deps.core.store, team, name)
+    if persona is None:
+        await ack(
+            response_action="errors", errors={"persona": "That persona no longer exists; pick another."}
+        )
+        return
+    if not await visibility.is_member(deps, channel, user):
+        await ack(
+            response_action="errors",
+            errors={"channel": "You can only set the persona of a channel you're in."},
+        )
+        return
+    if not await visibility.bot_is_in(deps, channel):
+        await ack(
+            response_action="errors",
+            errors={"channel": "Invite @Threadwise to that channel first (/invite)."},
+        )
+        return
+    await ack()
+    deps.tasks.spawn(
+        _set_channel(deps, team, user, channel, Choice(persona.name, domain, by=user)), name="home:set"
+    )
+
+
+async def _set_channel(deps: BotDeps, team: str, user: str, channel: str, choice: Choice) -> None:
+    await personas.set_channel(deps.core.store, team, channel, choice)
+    label = choice.name + (f" ({blocks.escape(choice.domain)})" if choice.domain else "")
+    note = messages.PERSONA_SET_CHANNEL.format(user=user, persona=label)
+    try:
+        await deps.client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note))
+    except SlackApiError as exc:
+        log.warning("Couldn't announce a channel persona: %s", exc.response.get("error"))
+    await publish(deps, team, user)
+
+
+async def handle_create_persona(ack, body: dict, client, deps: BotDeps) -> None:
+    await ack()
+    team, user = _ids(body, deps)
+    if refusal := await _refused(deps, team, user, "home: create persona"):
+        await _tell(deps, user, refusal)
+        return
+    await client.views_open(trigger_id=body["trigger_id"], view=home_view.create_persona_modal())
+
+
+async def handle_create_persona_submission(ack, body: dict, view: dict, deps: BotDeps) -> None:
+    team, user = _ids(body, deps)
+    if refusal := await _refused(deps, team, user, "home: create persona"):
+        await ack(response_action="errors", errors={"name": blocks.cut(refusal, 150)})
+        return
+    try:
+        persona = personas.make_custom(
+            _value(view, "name"), _value(view, "prompt"), description=_value(view, "description")
+        )
+    except PersonaError as exc:
+        field = "prompt" if "prompt" in str(exc) else "name"
+        await ack(response_action="errors", errors={field: blocks.cut(str(exc), 150)})
+        return
+    try:
+        created = await personas.create(deps.core.store, team, persona)
+    except RedisError:
+        await ack(
+            response_action="errors",
+            errors={"name": "My memory store (Redis) is down; try again in a minute."},
+        )
+        return
+    if not created:
+        await ack(
+            response_action="errors", errors={"name": f"`{persona.name}` exists already; pick another name."}
+        )
+        return
+    await ack()
+    deps.tasks.spawn(publish(deps, team, user), name="home:publish")
+
+
+async def handle_add_schema(ack, body: dict, client, deps: BotDeps) -> None:
+    await ack()
+    team, user = _ids(body, deps)
+    if refusal := await _refused(deps, team, user, "home: add schema"):
+        await _tell(deps, user, refusal)
+        return
+    await client.views_open(trigger_id=body["trigger_id"], view=home_view.add_schema_modal())
+
+
+async def handle_add_schema_submission(ack, body: dict, view: dict, deps: BotDeps) -> None:
+    team, user = _ids(body, deps)
+    if refusal := await _refused(deps, team, user, "home: add schema"):
+        await ack(response_action="errors", errors={"name": blocks.cut(refusal, 150)})
+        return
+    name, text = _value(view, "name"), _value(view, "schema")
+    try:
+        schemas.validate_name(name)
+        if name.strip().lower() in schemas.BUILTINS:
+            raise ValueError(f"`{name.strip().lower()}` is a built-in schema; pick another name.")
+    except ValueError as exc:
+        await ack(response_action="errors", errors={"name": blocks.cut(str(exc), 150)})
+        return
+    try:
+        await schemas.save(deps.core.store, team, name, text)
+    except ValueError as exc:
+        await ack(response_action="errors", errors={"schema": blocks.cut(str(exc), 150)})
+        return
+    except RedisError:
+        await ack(
+            response_action="errors",
+            errors={"schema": "My memory store (Redis) is down; try again in a minute."},
+        )
+        return
+    await ack()
+    deps.tasks.spawn(publish(deps, team, user), name="home:publish")
+
+
+async def _tell(deps: BotDeps, user: str, text: str) -> None:
+    """A refusal for a Home click: by DM (a Home tab has no thread to answer in)."""
+    try:
+        channel = await visibility.dm_with(deps, user)
+        await deps.client.chat_postMessage(channel=channel, text=text, blocks=blocks.notice(text))
+    except SlackApiError as exc:
+        log.warning("Couldn't tell a user about a refused Home action: %s", exc.response.get("error"))
