@@ -34,34 +34,47 @@ class Home:
 
 
 async def load(
-    store: Store, team: str, user: str, *, defaults: usage.Limits, now: float | None = None, days: int = DAYS
+    store: Store,
+    team: str,
+    user: str,
+    *,
+    admin: bool,
+    defaults: usage.Limits,
+    now: float | None = None,
+    days: int = DAYS,
 ) -> Home:
-    """Everything App Home shows `user`, in one round trip. The workspace's usage is read
-    for everyone (it is in the same trip); only admins are shown it (bot/home_view.py)."""
+    """Everything App Home shows `user`, in one round trip; the workspace's usage (by
+    channel and persona) only for an admin."""
     now = time.time() if now is None else now
     ws = keys.workspace(store.prefix, team)
     pipe = store.redis.pipeline(transaction=False)
     for key in (ws.personas, ws.channel_personas, ws.settings, ws.schemas, ws.datasets, ws.jobs):
         pipe.hgetall(key)
-    pipe.hgetall(keys.usage_month(store.prefix, team, usage.month_of(now)))
-    names = usage.report_commands(pipe, store, team, days=days, now=now)
-    custom, channels, settings, saved, datasets, jobs, month, *day_hashes = await pipe.execute()
-    daily = list(zip(names, day_hashes, strict=True))
+    usage.month_queue(pipe, store, team, user=user, now=now)
+    mine = usage.ReportQuery.last(team, days=days, now=now, user=user)
+    mine.queue(pipe, store)
+    everyone = usage.ReportQuery.last(team, days=days, now=now, dims=("channel", "persona"))
+    if admin:
+        usage.month_queue(pipe, store, team, now=now)
+        everyone.queue(pipe, store)
+    custom, channels, settings, saved, datasets, jobs, my_month, *rest = await pipe.execute()
     choices = {
         k.decode(): choice
         for k, v in channels.items()
         if (choice := personas.Choice.from_json(v, "channel")) is not None
     }
-    return Home(
+    data = Home(
         custom_personas=personas.parse_custom(custom),
         workspace_choice=personas.Choice.from_json(settings.get(b"persona"), "workspace"),
         channel_choices=choices,
         schemas=schemas.parse_saved(saved),
-        datasets=finetune_store.parse_datasets(datasets),
-        jobs=finetune_store.parse_jobs(jobs),
-        workspace_usage=usage.summarize(daily),
-        my_usage=usage.summarize(daily, user=user),
-        month=usage.month_totals(month),
-        my_month=usage.month_totals(month, user=user),
+        datasets=finetune_store.parse_datasets(datasets) if admin else [],
+        jobs=finetune_store.parse_jobs(jobs) if admin else [],
+        my_usage=mine.parse(rest[: mine.size]),
+        my_month=usage.month_parse(my_month, user=user),
         limits=usage.limits_from(settings, defaults),
     )
+    if admin:
+        data.month = usage.month_parse(rest[mine.size])
+        data.workspace_usage = everyone.parse(rest[mine.size + 1 :])
+    return data

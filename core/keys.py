@@ -101,14 +101,15 @@ def rate_bucket(prefix: str, team: str, name: str) -> str:
     return f"{prefix}:w:{{{team}}}:rate:{name}"
 
 
-def usage_day(prefix: str, team: str, day: str) -> str:
-    """One UTC day's token and cost counters: `dim|id|metric` -> count (core/usage.py)."""
-    return f"{prefix}:w:{{{team}}}:usage:d:{day}"
+def usage_day(prefix: str, team: str, day: str, dim: str = "all") -> str:
+    """One UTC day's token and cost counters: the workspace's (`metric -> count`), or by
+    channel, persona, user or model (`<id>|<metric> -> count`), see core/usage.py."""
+    return f"{prefix}:w:{{{team}}}:usage:d:{day}" + ("" if dim == "all" else f":{dim}")
 
 
-def usage_month(prefix: str, team: str, month: str) -> str:
-    """One UTC month's counters for the workspace and each user: the budget reads it."""
-    return f"{prefix}:w:{{{team}}}:usage:m:{month}"
+def usage_month(prefix: str, team: str, month: str, dim: str = "all") -> str:
+    """One UTC month's counters, the workspace's (the budget reads it) or by user."""
+    return f"{prefix}:w:{{{team}}}:usage:m:{month}" + ("" if dim == "all" else f":{dim}")
 
 
 def usage_counted(prefix: str, team: str, marker: str) -> str:

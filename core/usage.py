@@ -35,7 +35,6 @@ MONTH_TTL_SECONDS = 400 * 86400
 COUNTED_TTL_SECONDS = 86400  # a retried close comes within seconds; a day is generous
 LIMITS_CACHE_SECONDS = 10.0
 DIMENSIONS = ("all", "channel", "persona", "user", "model")
-METRICS = {"p": "prompt", "c": "completion", "k": "cached", "$": "cost_micro", "n": "turns"}
 
 
 @dataclass(frozen=True)
@@ -126,56 +125,64 @@ class Spend:
 
 
 _RECORD = """
-if ARGV[2] ~= '' and not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[5]) then return -1 end
+if ARGV[2] ~= '' and not redis.call('SET', KEYS[9], '1', 'NX', 'EX', ARGV[5]) then return -1 end
 local f = cjson.decode(ARGV[1])
 local price = f.price
-local override = redis.call('HGET', KEYS[3], f.model)
+local override = redis.call('HGET', KEYS[8], f.model)
 if override then price = cjson.decode(override) end
 local cost = 0
 if price and price ~= cjson.null then
   cost = math.floor((f.p - f.k) * price[1] + f.k * price[2] + f.c * price[3] + 0.5)
 end
-local counts = {p = f.p, c = f.c, k = f.k, ['$'] = cost, n = 1}
-local function add(key, dims)
-  for _, dim in ipairs(dims) do
-    for metric, value in pairs(counts) do
-      if value ~= 0 then redis.call('HINCRBY', key, dim .. '|' .. metric, value) end
-    end
+local brief = {['$'] = cost, n = 1, t = f.p + f.c}
+local counts = {p = f.p, c = f.c, k = f.k, ['$'] = cost, n = 1, t = f.p + f.c}
+for metric, value in pairs(counts) do
+  if value ~= 0 then
+    redis.call('HINCRBY', KEYS[1], metric, value)
+    redis.call('HINCRBY', KEYS[6], metric, value)
   end
 end
-add(KEYS[1], f.dims)
-add(KEYS[2], {f.dims[1], f.dims[4]})
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
+for i, id in ipairs(f.ids) do
+  for metric, value in pairs(brief) do
+    if value ~= 0 then redis.call('HINCRBY', KEYS[1 + i], id .. '|' .. metric, value) end
+  end
+end
+for metric, value in pairs(brief) do
+  if value ~= 0 then redis.call('HINCRBY', KEYS[7], f.ids[3] .. '|' .. metric, value) end
+end
+for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+for i = 6, 7 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
 return cost
 """
 
 
 def record_call(store: Store, spend: Spend, *, now: float | None = None) -> tuple[str, list[str], list[Any]]:
     """The counting script and its arguments, for `store.scripts_together` (it returns
-    the answer's cost in micro-dollars, or -1 if it was counted before)."""
+    the answer's cost in micro-dollars, or -1 if it was counted before).
+
+    A day's counters sit in one hash per dimension: the workspace's totals (prompt,
+    completion, cached, cost, turns, tokens) and, by channel, persona, person and model,
+    `<id>|<metric>` for cost, turns and tokens. A reader fetches only the dimensions it
+    shows (App Home: channel and persona), and a person's own counts are three fields.
+    """
     now = time.time() if now is None else now
     ws = keys.workspace(store.prefix, spend.team)
     price = default_price(spend.model)
     fields = {
-        "dims": [
-            "all|",
-            f"channel|{spend.channel}",
-            f"persona|{spend.persona}",
-            f"user|{spend.user}",
-            f"model|{spend.model}",
-        ],
+        "ids": [spend.channel, spend.persona, spend.user, spend.model],
         "p": max(0, int(spend.prompt)),
         "c": max(0, int(spend.completion)),
         "k": max(0, min(int(spend.cached), int(spend.prompt))),
         "model": spend.model,
         "price": [price.input, price.cached, price.output] if price else None,
     }
+    day, month = day_of(now), month_of(now)
     return (
         _RECORD,
         [
-            keys.usage_day(store.prefix, spend.team, day_of(now)),
-            keys.usage_month(store.prefix, spend.team, month_of(now)),
+            *(keys.usage_day(store.prefix, spend.team, day, dim) for dim in DIMENSIONS),
+            keys.usage_month(store.prefix, spend.team, month),
+            keys.usage_month(store.prefix, spend.team, month, "user"),
             ws.prices,
             keys.usage_counted(store.prefix, spend.team, spend.marker or "-"),
         ],
@@ -196,24 +203,52 @@ class Totals:
     cached: int = 0
     cost_micro: int = 0
     turns: int = 0
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt + self.completion
+    tokens: int = 0  # prompt + completion (the only token count kept per channel, persona…)
 
     @property
     def cost(self) -> float:
         return self.cost_micro / 1_000_000
 
-    def add(self, metric: str, value: int) -> None:
-        name = METRICS.get(metric)
+    def plus(self, other: Totals) -> Totals:
+        return Totals(
+            self.prompt + other.prompt,
+            self.completion + other.completion,
+            self.cached + other.cached,
+            self.cost_micro + other.cost_micro,
+            self.turns + other.turns,
+            self.tokens + other.tokens,
+        )
+
+
+_METRICS = {
+    b"p": "prompt",
+    b"c": "completion",
+    b"k": "cached",
+    b"$": "cost_micro",
+    b"n": "turns",
+    b"t": "tokens",
+}
+_BRIEF = (b"$", b"n", b"t")
+
+
+def totals_of(raw: dict) -> Totals:
+    """Totals from a workspace hash (`metric -> count`)."""
+    values = {}
+    for k, v in raw.items():
+        name = _METRICS.get(k if isinstance(k, bytes) else k.encode())
         if name:
-            setattr(self, name, getattr(self, name) + value)
+            values[name] = int(v)
+    return Totals(**values)
+
+
+def _brief(values: list) -> Totals:
+    cost, turns, tokens = (int(v) if v is not None else 0 for v in values)
+    return Totals(cost_micro=cost, turns=turns, tokens=tokens)
 
 
 @dataclass
 class Report:
-    """Usage over some days: per day, and per channel, persona, user and model."""
+    """Usage over some days: per day, and per channel, persona, person and model."""
 
     days: list[tuple[str, Totals]] = field(default_factory=list)  # oldest first
     by: dict[str, dict[str, Totals]] = field(default_factory=dict)  # dimension -> id -> totals
@@ -229,31 +264,18 @@ class Report:
         return sorted(m for m, t in self.by.get("model", {}).items() if t.tokens and not t.cost_micro)
 
 
-def _parse_field(raw: bytes | str) -> tuple[str, str, str]:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    dim, _, rest = text.partition("|")
-    ident, _, metric = rest.rpartition("|")
-    return dim, ident, metric
-
-
-def summarize(days: list[tuple[str, dict]], *, user: str | None = None) -> Report:
-    """A report from raw day hashes (oldest first). With `user`, only that user's counts:
-    what a member may see of the workspace's usage."""
-    report = Report()
-    for day, raw in days:
-        totals = Totals()
-        for name, value in raw.items():
-            dim, ident, metric = _parse_field(name)
-            if user is not None and (dim != "user" or ident != user):
-                continue
-            count = int(value)
-            if dim == "all" or user is not None:
-                totals.add(metric, count)
-                report.total.add(metric, count)
-            if user is None and dim != "all":
-                report.by.setdefault(dim, {}).setdefault(ident, Totals()).add(metric, count)
-        report.days.append((day, totals))
-    return report
+def add_dimension(rows: dict[tuple[str, bytes], list[int]], dimension: str, raw: dict) -> None:
+    """Add one day's `<id>|<metric>` hash of `dimension` to `rows` ((dim, id) -> cost,
+    turns, tokens). App Home reads 30 days of channels and personas (thousands of
+    fields), so this stays on bytes and plain lists; ids are decoded once, at the end."""
+    for name, value in raw.items():
+        name = name if isinstance(name, bytes) else name.encode()
+        ident, _, metric = name.rpartition(b"|")
+        if metric in _BRIEF:
+            row = rows.get((dimension, ident))
+            if row is None:
+                row = rows[(dimension, ident)] = [0, 0, 0]
+            row[_BRIEF.index(metric)] += int(value)
 
 
 def last_days(now: float, n: int) -> list[str]:
@@ -261,42 +283,87 @@ def last_days(now: float, n: int) -> list[str]:
     return [(today - timedelta(days=i)).isoformat() for i in range(n - 1, -1, -1)]
 
 
-def report_commands(pipe: Any, store: Store, team: str, *, days: int, now: float) -> list[str]:
-    """Queue the day hashes' reads on `pipe` (all under the workspace's hash tag): a
-    report is one round trip, alone or with what App Home reads."""
-    names = last_days(now, days)
-    for day in names:
-        pipe.hgetall(keys.usage_day(store.prefix, team, day))
-    return names
+@dataclass(frozen=True)
+class ReportQuery:
+    """The reads of one report, queued on a pipeline with others (App Home's one round
+    trip) and parsed from their results. Every key is under the workspace's hash tag.
+
+    `user`: only that person's counts (what a member may see); else the workspace's, with
+    rows by `dims`."""
+
+    team: str
+    days: tuple[str, ...]
+    dims: tuple[str, ...] = ("channel", "persona", "user", "model")
+    user: str | None = None
+
+    @classmethod
+    def last(cls, team: str, *, days: int = 30, now: float | None = None, **kw: Any) -> ReportQuery:
+        return cls(team, tuple(last_days(time.time() if now is None else now, days)), **kw)
+
+    @property
+    def size(self) -> int:
+        return len(self.days) * (1 if self.user is not None else 1 + len(self.dims))
+
+    def queue(self, pipe: Any, store: Store) -> None:
+        for day in self.days:
+            if self.user is not None:
+                key = keys.usage_day(store.prefix, self.team, day, "user")
+                pipe.hmget(key, *(f"{self.user}|{m.decode()}" for m in _BRIEF))
+                continue
+            pipe.hgetall(keys.usage_day(store.prefix, self.team, day))
+            for dim in self.dims:
+                pipe.hgetall(keys.usage_day(store.prefix, self.team, day, dim))
+
+    def parse(self, results: list) -> Report:
+        report = Report()
+        rows: dict[tuple[str, bytes], list[int]] = {}
+        it = iter(results)
+        for day in self.days:
+            totals = _brief(next(it)) if self.user is not None else totals_of(next(it))
+            if self.user is None:
+                for dim in self.dims:
+                    add_dimension(rows, dim, next(it))
+            report.days.append((day, totals))
+            report.total = report.total.plus(totals)
+        for (dim, ident), (cost, turns, tokens) in rows.items():
+            report.by.setdefault(dim, {})[ident.decode()] = Totals(cost_micro=cost, turns=turns, tokens=tokens)
+        return report
 
 
 async def report(
     store: Store, team: str, *, days: int = 30, user: str | None = None, now: float | None = None
 ) -> Report:
-    now = time.time() if now is None else now
+    query = ReportQuery.last(team, days=days, now=now, user=user)
     pipe = store.redis.pipeline(transaction=False)
-    names = report_commands(pipe, store, team, days=days, now=now)
-    raw = await pipe.execute()
-    return summarize(list(zip(names, raw, strict=True)), user=user)
+    query.queue(pipe, store)
+    return query.parse(await pipe.execute())
+
+
+def month_queue(
+    pipe: Any, store: Store, team: str, *, user: str | None = None, now: float | None = None
+) -> None:
+    """Queue the read of this UTC month's totals, the workspace's or one person's."""
+    month = month_of(time.time() if now is None else now)
+    if user is None:
+        pipe.hgetall(keys.usage_month(store.prefix, team, month))
+    else:
+        pipe.hmget(
+            keys.usage_month(store.prefix, team, month, "user"), *(f"{user}|{m.decode()}" for m in _BRIEF)
+        )
+
+
+def month_parse(result: Any, *, user: str | None = None) -> Totals:
+    return _brief(result) if user is not None else totals_of(result)
 
 
 async def month_so_far(
     store: Store, team: str, *, user: str | None = None, now: float | None = None
 ) -> Totals:
-    """This UTC month's totals for the workspace, or for one user."""
-    now = time.time() if now is None else now
-    raw = await store.redis.hgetall(keys.usage_month(store.prefix, team, month_of(now)))
-    return month_totals(raw, user=user)
-
-
-def month_totals(raw: dict, *, user: str | None = None) -> Totals:
-    totals = Totals()
-    want = ("user", user) if user else ("all", "")
-    for name, value in raw.items():
-        dim, ident, metric = _parse_field(name)
-        if (dim, ident) == want:
-            totals.add(metric, int(value))
-    return totals
+    """This UTC month's totals for the workspace, or for one person."""
+    pipe = store.redis.pipeline(transaction=False)
+    month_queue(pipe, store, team, user=user, now=now)
+    (result,) = await pipe.execute()
+    return month_parse(result, user=user)
 
 
 # ---- prices ---------------------------------------------------------------------------
@@ -390,7 +457,7 @@ class Refusal:
 _ADMIT = """
 local budget, per_user = tonumber(ARGV[1]), tonumber(ARGV[2])
 if budget > 0 then
-  local spent = tonumber(redis.call('HGET', KEYS[1], 'all||$') or '0')
+  local spent = tonumber(redis.call('HGET', KEYS[1], '$') or '0')
   if spent >= budget then
     local first = redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3])
     return {'budget', tostring(spent), first and 1 or 0}

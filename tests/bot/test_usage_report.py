@@ -24,17 +24,20 @@ def test_money_and_token_figures_read_as_people_write_them():
 
 
 def _report() -> usage.Report:
-    raw = {
-        b"all||n": b"2",
-        b"all||$": b"2000000",
-        b"all||p": b"3000",
-        b"channel|C1|$": b"1500000",
-        b"channel|C2|$": b"500000",
-        b"persona|<b>*x*|$": b"2000000",
-        b"model|llama|p": b"50",
-        b"user|U1|$": b"2000000",
-    }
-    return usage.summarize([("2026-11-25", {b"all||n": b"1", b"all||$": b"1000000"}), ("2026-11-26", raw)])
+    t = usage.Totals
+    return usage.Report(
+        days=[
+            ("2026-11-25", t(cost_micro=1_000_000, turns=1)),
+            ("2026-11-26", t(cost_micro=2_000_000, turns=2)),
+        ],
+        by={
+            "channel": {"C2": t(cost_micro=500_000, turns=1), "C1": t(cost_micro=1_500_000, turns=1)},
+            "persona": {"<b>*x*": t(cost_micro=2_000_000, turns=2)},
+            "model": {"llama": t(tokens=50, turns=1)},
+            "user": {"U1": t(cost_micro=2_000_000, turns=2)},
+        },
+        total=t(prompt=3000, cost_micro=3_000_000, turns=3, tokens=3000),
+    )
 
 
 def test_the_workspace_report_ranks_escapes_and_names_unpriced_models():

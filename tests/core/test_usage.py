@@ -40,7 +40,7 @@ async def test_an_answer_is_counted_by_day_for_each_dimension_and_priced_from_th
     assert len(report.days) == 30 and report.days[0][1].turns == 0
     assert set(report.by["channel"]) == {"C1", "C2"}
     assert report.by["persona"]["engineer"].turns == 2
-    assert report.by["model"]["gpt-4.1-mini"].completion == 1_000
+    assert report.by["model"]["gpt-4.1-mini"].tokens == 3_000
     mine = await usage.report(store, "T1", user="U2", now=NOV_26)
     assert mine.total.turns == 1 and mine.by == {}
 
@@ -129,17 +129,16 @@ async def test_a_usage_count_rides_with_another_script_and_survives_a_flushed_sc
     assert (await usage.report(store, "T1", now=NOV_26)).total.turns == 2
 
 
-def test_a_report_summarizes_raw_counters_and_ranks_by_cost():
-    raw = {
-        b"all||n": b"3",
-        b"all||$": b"300",
-        b"channel|C1|$": b"100",
-        b"channel|C2|$": b"200",
-        b"model|ft:gpt-4o-mini:acme::x|p": b"10",
-        b"user|U1|n": b"1",
-    }
-    report = usage.summarize([("2026-11-25", {}), ("2026-11-26", raw)])
+async def test_a_report_ranks_by_cost_and_keeps_odd_ids_whole(store):
+    await usage.record(store, _spend(channel="C1", marker="a"), now=NOV_26)
+    await usage.record(store, _spend(channel="C2", prompt=10_000, marker="b"), now=NOV_26)
+    await usage.record(store, _spend(model="ft:gpt-4o-mini:acme:x|y::1", marker="c"), now=NOV_26 - 86400)
+    report = await usage.report(store, "T1", now=NOV_26)
     assert [c for c, _ in report.top("channel")] == ["C2", "C1"]
-    assert "ft:gpt-4o-mini:acme::x" in report.by["model"]  # colons in a model name survive
-    assert report.total.cost == pytest.approx(0.0003)
-    assert usage.summarize([("2026-11-26", raw)], user="U1").total.turns == 1
+    assert "ft:gpt-4o-mini:acme:x|y::1" in report.by["model"]  # colons and bars in a name survive
+    assert report.days[-2][1].turns == 1 and report.days[-1][1].turns == 2
+    assert report.by["channel"]["C1"].turns == 2 and report.by["channel"]["C1"].tokens == 3_000
+    month = await usage.month_so_far(store, "T1", now=NOV_26)
+    assert month.turns == 3 and month.prompt == 12_000 and month.cached == 600
+    mine = await usage.month_so_far(store, "T1", user="U1", now=NOV_26)
+    assert mine.turns == 3 and mine.tokens == 13_500 and mine.cost_micro == month.cost_micro

@@ -40,7 +40,7 @@ async def handle_app_home_opened(body: dict, event: dict, deps: BotDeps) -> None
 async def publish(deps: BotDeps, team: str, user: str) -> None:
     try:
         admin = await is_admin(deps, team, user)
-        data = await home.load(deps.core.store, team, user, defaults=limits.defaults(deps))
+        data = await home.load(deps.core.store, team, user, admin=admin, defaults=limits.defaults(deps))
         shared = await shared_channels(deps, user, set(data.channel_choices)) if data.channel_choices else []
         view = home_view.home_view(data, admin=admin, shared_channels=shared)
     except RedisError as exc:
