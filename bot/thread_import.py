@@ -44,23 +44,13 @@ async def _read_thread(deps: BotDeps, channel: str, thread_ts: str, max_pages: i
     return messages
 
 
-async def import_thread_once(deps: BotDeps, incoming: Incoming) -> None:
-    conv_id = incoming.conv_id
-    if conv_id in deps.known_threads:
-        return
-    store = deps.core.store
-    if await history.exists(store, conv_id):
-        _remember(deps, conv_id)
-        return
-    try:
-        thread = await _read_thread(deps, incoming.channel, incoming.thread_ts)
-    except SlackApiError as exc:
-        log.info("Could not read the thread to join it: %s", exc.response.get("error"))
-        return
+def as_history(deps: BotDeps, thread: list[dict], *, skip_ts: str = "") -> list[dict]:
+    """Slack messages (oldest first) as stored history: the bot's own as its answers,
+    people's with who said them; other bots' are left out."""
     model = deps.settings.openai_model
     earlier = []
     for m in thread[-MAX_IMPORTED - 1 :]:
-        if m.get("ts") == incoming.ts or not m.get("text"):
+        if m.get("ts") == skip_ts or not m.get("text"):
             continue
         if m.get("user") == deps.bot_user_id or m.get("bot_id") == deps.bot_id:
             msg = {"role": "assistant", "content": m["text"]}
@@ -75,6 +65,36 @@ async def import_thread_once(deps: BotDeps, incoming: Incoming) -> None:
         msg["tokens"] = tokens.count_message(msg, model)
         msg["ts"] = m.get("ts", "")
         earlier.append(msg)
+    return earlier
+
+
+async def thread_context(deps: BotDeps, incoming: Incoming) -> list[dict]:
+    """A thread's history without keeping anything: ours from Redis if we have it, else
+    read once from Slack (for a private aside that must leave no trace in the thread)."""
+    stored = await history.messages(deps.core.store, incoming.conv_id, -MAX_IMPORTED, -1)
+    if stored:
+        return stored
+    try:
+        return as_history(deps, await _read_thread(deps, incoming.channel, incoming.thread_ts))
+    except SlackApiError as exc:
+        log.info("Could not read the thread for a private answer: %s", exc.response.get("error"))
+        return []
+
+
+async def import_thread_once(deps: BotDeps, incoming: Incoming) -> None:
+    conv_id = incoming.conv_id
+    if conv_id in deps.known_threads:
+        return
+    store = deps.core.store
+    if await history.exists(store, conv_id):
+        _remember(deps, conv_id)
+        return
+    try:
+        thread = await _read_thread(deps, incoming.channel, incoming.thread_ts)
+    except SlackApiError as exc:
+        log.info("Could not read the thread to join it: %s", exc.response.get("error"))
+        return
+    earlier = as_history(deps, thread, skip_ts=incoming.ts)
     if earlier:
         await history.seed(store, conv_id, earlier, ttl=deps.settings.conversation_ttl_seconds)
     _remember(deps, conv_id)

@@ -18,7 +18,7 @@ from openai import AsyncOpenAI
 from core import history, keys, llm, personas, structured, tokens, turn_queue, usage
 from core.schemas import NamedSchema
 from core.settings import Settings
-from core.store import Store
+from core.store import Store, scripts_together
 from core.structured import JsonAnswer
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,13 @@ async def prepare_opened(deps: CoreDeps, opened: turn_queue.Opened) -> Prepared:
     """A queued turn the caller holds the lease for, ready to stream: one round trip."""
     incoming = incoming_of(opened)
     turn = await _loaded(
-        deps, incoming, opened.meta, opened.window, opened.length, int(opened.record.get("truncated_from", 0))
+        deps,
+        incoming,
+        opened.meta,
+        opened.window,
+        opened.length,
+        int(opened.record.get("truncated_from", 0)),
+        asked_persona=opened.record.get("persona") or "",
     )
     turn.opened = opened
     return turn
@@ -228,10 +234,15 @@ async def _loaded(
     window: list[dict],
     length: int,
     truncated_from: int,
+    *,
+    asked_persona: str = "",
 ) -> Prepared:
-    """Resolve the persona (one round trip) and fit the window to its model."""
+    """Resolve the persona (one round trip) and fit the window to its model.
+    `asked_persona`: one question's own choice (the ask modal), for that answer only."""
     s = deps.settings
     thread_choice = personas.Choice.from_json(meta.get("persona"), "thread")
+    if asked_persona:
+        thread_choice = personas.Choice(asked_persona, scope="thread")
     first_reply = not int(meta.get("turns") or 0)
     resolved = await personas.resolve(
         deps.store,
@@ -474,3 +485,35 @@ async def _close(
         lease_ms=s.turn_lease_ms,
         also=_spend(deps, turn, used),
     )
+
+
+async def aside(deps: CoreDeps, incoming: Incoming, earlier: list[dict], *, persona: str = "") -> str:
+    """Answer a question privately over a thread's history, keeping nothing: neither the
+    question nor the answer joins the thread's memory (others' turns would see it). The
+    usage is counted like any answer's."""
+    s = deps.settings
+    choice = personas.Choice(persona, scope="thread") if persona else None
+    resolved = await personas.resolve(
+        deps.store, incoming.team, incoming.channel, choice, default_team_prompt=s.workspace_persona_prompt
+    )
+    model = resolved.persona.model or resolved.channel_model or s.openai_model
+    budget = history_budget(s, model)
+    question, _ = user_message(incoming, model, budget)
+    fitted, _ = fit([*earlier, question], budget)
+    temperature = resolved.persona.temperature if resolved.persona.temperature is not None else s.temperature
+    response = await llm.complete(
+        deps.openai,
+        model=model,
+        messages=[{"role": "system", "content": resolved.system}] + [_wire(m) for m in fitted],
+        attempts=s.openai_max_attempts,
+        max_completion_tokens=s.max_output_tokens,
+        **llm.steering_args(
+            model, temperature=temperature, reasoning_effort=resolved.persona.reasoning_effort
+        ),
+    )
+    used = llm.usage_of(response.usage) if response.usage else {}
+    turn = Prepared(status="ok", incoming=incoming, model=model, resolved=resolved)
+    if counters := _spend(deps, turn, used):
+        await scripts_together(deps.store, counters)
+    message = response.choices[0].message if response.choices else None
+    return (message.content or message.refusal or "") if message else ""

@@ -326,7 +326,9 @@ class ReportQuery:
             report.days.append((day, totals))
             report.total = report.total.plus(totals)
         for (dim, ident), (cost, turns, tokens) in rows.items():
-            report.by.setdefault(dim, {})[ident.decode()] = Totals(cost_micro=cost, turns=turns, tokens=tokens)
+            report.by.setdefault(dim, {})[ident.decode()] = Totals(
+                cost_micro=cost, turns=turns, tokens=tokens
+            )
         return report
 
 

@@ -1,11 +1,17 @@
 """The "Ask Threadwise about this" message shortcut and the global "Ask Threadwise" one.
 
-Both open one modal: a question and where to answer. The question is checked in the
-modal (`response_action: errors`), so a mistake is fixed there, not after it closes.
-- "In the thread": a turn in the message's thread, like a mention there.
-- "Privately": a new thread in the user's DM with the bot, quoting the message. Only
-  the user sees it, and they could already see the message they asked about.
-The global shortcut has no message: it answers privately.
+Both open one modal: a question, a persona (optional: the thread's or channel's
+otherwise) and where to answer. The question and persona are checked in the modal
+(`response_action: errors`), so a mistake is fixed there, not after it closes.
+- "In the thread": a turn in the message's thread, like a mention there; the persona
+  picked answers this question only.
+- "Only to me, here": an ephemeral answer in the thread over its history. Nothing is
+  kept: the question and answer don't join the thread's memory, where other people's
+  turns would see them.
+- "Privately in a DM": a new thread in the user's DM with the bot, quoting the message,
+  with the persona picked for that DM thread. Only the user sees it, and they could
+  already see the message they asked about.
+The global shortcut has no message: it answers in a DM.
 """
 
 from __future__ import annotations
@@ -15,9 +21,13 @@ import logging
 import time
 import uuid
 
+from openai import OpenAIError
+from redis.exceptions import RedisError
+
 from bot import blocks, messages, visibility
 from bot.deps import BotDeps
 from bot.turns import run_turn
+from core import conversations, llm, personas
 from core.conversations import Incoming
 
 log = logging.getLogger(__name__)
@@ -26,14 +36,20 @@ ASK_ABOUT_MESSAGE = "ask_about_message"
 ASK_ANYWHERE = "ask_threadwise"
 ASK_MODAL = "ask_modal"
 MAX_QUESTION = 3_000
+EPHEMERAL_CHARS = 11_000  # one ephemeral message; a longer answer is cut (it can't be continued)
 EXCERPT_CHARS = 2_000
 
 
-def ask_modal(*, excerpt: str, metadata: dict, can_answer_in_thread: bool) -> dict:
-    """The modal (pure): the message asked about, the question, and where to answer."""
+def ask_modal(
+    *, excerpt: str, metadata: dict, can_answer_in_thread: bool, persona_names: list[str] = ()
+) -> dict:
+    """The modal (pure): the message asked about, the question, a persona, and where to answer."""
     where = [("dm", "Privately, in a DM with me")]
     if can_answer_in_thread:
-        where.insert(0, ("thread", "In the message's thread, for everyone there"))
+        where[:0] = [
+            ("thread", "In the message's thread, for everyone there"),
+            ("ephemeral", "Only to me, in the thread (not kept)"),
+        ]
     options = [{"text": {"type": "plain_text", "text": label}, "value": value} for value, label in where]
     layout: list[dict] = []
     if excerpt:
@@ -48,6 +64,22 @@ def ask_modal(*, excerpt: str, metadata: dict, can_answer_in_thread: bool) -> di
                 "action_id": "text",
                 "multiline": True,
                 "max_length": MAX_QUESTION,
+            },
+        },
+        {
+            "type": "input",
+            "block_id": "persona",
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Persona"},
+            "hint": {"type": "plain_text", "text": "Leave empty for the thread's or channel's persona."},
+            "element": {
+                "type": "static_select",
+                "action_id": "name",
+                "options": [
+                    {"text": {"type": "plain_text", "text": blocks.cut(n, 75)}, "value": n}
+                    for n in list(persona_names)[:100]
+                ]
+                or [{"text": {"type": "plain_text", "text": "default"}, "value": "default"}],
             },
         },
         {
@@ -84,8 +116,13 @@ async def handle_ask_shortcut(ack, body: dict, client, deps: BotDeps) -> None:
         # the message asked about, for the question (Slack keeps private_metadata to 3,000)
         "excerpt": blocks.cut(message.get("text", ""), EXCERPT_CHARS),
     }
+    team = (body.get("team") or {}).get("id", "") or deps.team_id
+    custom = await personas.list_custom(deps.core.store, team)
     view = ask_modal(
-        excerpt=message.get("text", ""), metadata=metadata, can_answer_in_thread=bool(channel and message)
+        excerpt=message.get("text", ""),
+        metadata=metadata,
+        can_answer_in_thread=bool(channel and message),
+        persona_names=list(personas.BUILTINS) + [p.name for p in custom],
     )
     await client.views_open(trigger_id=body["trigger_id"], view=view)
 
@@ -102,10 +139,19 @@ async def handle_ask_submission(ack, body: dict, view: dict, deps: BotDeps) -> N
     if len(question) > MAX_QUESTION:
         await ack(response_action="errors", errors={"question": f"Keep it under {MAX_QUESTION} characters."})
         return
+    team = (body.get("team") or {}).get("id", "") or deps.team_id
+    persona = (((values.get("persona") or {}).get("name") or {}).get("selected_option") or {}).get(
+        "value", ""
+    )
+    if persona and await personas.get(deps.core.store, team, persona) is None:
+        await ack(
+            response_action="errors", errors={"persona": "That persona no longer exists; pick another."}
+        )
+        return
     await ack()
     metadata = json.loads(view.get("private_metadata") or "{}")
+    metadata["persona"] = persona
     user = (body.get("user") or {}).get("id", "")
-    team = (body.get("team") or {}).get("id", "") or deps.team_id
     deps.tasks.spawn(_answer(deps, team, user, question.strip(), where, metadata), name="ask")
 
 
@@ -114,14 +160,19 @@ async def _answer(deps: BotDeps, team: str, user: str, question: str, where: str
     if metadata.get("excerpt"):
         question = 'About this message: "' + metadata["excerpt"] + '"' + "\n\n" + question
     request_id = uuid.uuid4().hex  # one submission is one request (Slack doesn't retry it)
-    if where == "thread" and channel and thread_ts:
+    persona = metadata.get("persona") or ""
+    if where in ("thread", "ephemeral") and channel and thread_ts:
         if not await visibility.bot_is_in(deps, channel):
             where = "dm"  # can't post there: answer privately instead, and say why
             question = f"{question}\n\n({messages.ASK_NOT_IN_CHANNEL.format(channel=channel)})"
-    if where == "thread" and channel and thread_ts:
+    if where in ("thread", "ephemeral") and channel and thread_ts:
         ts = request_ts()
         incoming = Incoming(team, channel, thread_ts, user, question, ts, event_id=f"ask:{request_id}:{ts}")
-        await run_turn(deps, incoming, joined_thread=not channel.startswith("D"), accepted=False)
+        if where == "ephemeral":
+            await _aside(deps, incoming, persona)
+            return
+        fields = {"persona": persona} if persona else {}
+        await run_turn(deps, incoming, joined_thread=not channel.startswith("D"), accepted=False, **fields)
         return
     dm = await visibility.dm_with(deps, user)
     head = f"You asked: {blocks.escape(question)}"
@@ -130,7 +181,44 @@ async def _answer(deps: BotDeps, team: str, user: str, question: str, where: str
     posted = await deps.client.chat_postMessage(channel=dm, text=head, blocks=blocks.notice(head))
     text = question if not metadata.get("ts") else f"(About a message in <#{channel}>.) {question}"
     incoming = Incoming(team, dm, posted["ts"], user, text, posted["ts"], event_id=f"ask:{posted['ts']}")
+    if persona:  # the DM thread is the user's own: the persona stays with it
+        choice = personas.Choice(persona, by=user)
+        await personas.set_thread(
+            deps.core.store, team, dm, posted["ts"], choice, ttl=deps.settings.conversation_ttl_seconds
+        )
     await run_turn(deps, incoming, accepted=False)
+
+
+async def _aside(deps: BotDeps, incoming: Incoming, persona: str) -> None:
+    """An ephemeral answer over the thread's history that leaves nothing behind."""
+    from bot import limits
+    from bot.thread_import import thread_context
+
+    async def tell(text: str, layout: list[dict]) -> None:
+        await deps.client.chat_postEphemeral(
+            channel=incoming.channel,
+            user=incoming.user,
+            thread_ts=incoming.thread_ts,
+            text=blocks.fallback_text(text),
+            blocks=layout,
+        )
+
+    if await limits.refused(deps, incoming):
+        return
+    try:
+        earlier = await thread_context(deps, incoming)
+        answer = await conversations.aside(deps.core, incoming, earlier, persona=persona)
+    except RedisError:
+        await tell(messages.STORE_DOWN, blocks.notice(messages.STORE_DOWN))
+        return
+    except OpenAIError as exc:
+        text = messages.llm_error(llm.error_kind(exc))
+        await tell(text, blocks.notice(text))
+        return
+    answer = blocks.defang(answer) or messages.EMPTY_ANSWER
+    shown = blocks.cut(answer, EPHEMERAL_CHARS)
+    footer = blocks.context_line("Only you can see this answer; it isn't kept in the thread's memory.")
+    await tell(shown, [blocks.markdown(shown), footer])
 
 
 def request_ts() -> str:
