@@ -176,7 +176,16 @@ def usage_of(usage: Any) -> dict[str, int]:
     }
 
 
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # weakest first
+
+
+def closest_effort(asked: str, accepted: tuple[str, ...]) -> str:
+    """The accepted effort nearest to what a persona asks (a tie goes up): one persona
+    can then serve gpt-5 (no "none"), gpt-5.2 (adds "xhigh") and the o-series alike."""
+    if asked in accepted or not accepted:
+        return asked
+    rank = REASONING_EFFORTS.index
+    return min(accepted, key=lambda e: (abs(rank(e) - rank(asked)), -rank(e)))
 
 
 def steering_args(model: str, *, temperature: float | None, reasoning_effort: str | None) -> dict[str, Any]:
@@ -186,9 +195,11 @@ def steering_args(model: str, *, temperature: float | None, reasoning_effort: st
     `reasoning_effort` (likewise); a model that reasons only when asked takes either, but
     `temperature` only while it doesn't reason. An unknown model gets `temperature` only.
     """
-    steering = tokens.model_info(model).steering
+    info = tokens.model_info(model)
+    steering = info.steering
     args: dict[str, Any] = {}
     if steering != tokens.SAMPLING and reasoning_effort:
+        reasoning_effort = closest_effort(reasoning_effort, info.efforts)
         args["reasoning_effort"] = reasoning_effort
     thinking = steering == tokens.REASONING or reasoning_effort not in (None, "none")
     if temperature is not None and (

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from core import history, keys, llm
+from core import history, keys, llm, tokens
 from core.store import Store
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
@@ -249,6 +249,11 @@ def make_custom(
         raise PersonaError("Temperature must be between 0 and 2.")
     if reasoning_effort is not None and reasoning_effort not in llm.REASONING_EFFORTS:
         raise PersonaError(f"reasoning must be one of {', '.join(llm.REASONING_EFFORTS)}.")
+    if model and not tokens.model_info(model).chat:
+        raise PersonaError(
+            f"`{model[:60]}` is only served by OpenAI's Responses API, and Threadwise uses Chat "
+            "Completions; pick another model."
+        )
     return Persona(
         name=name,
         description=(description or prompt.split("\n")[0])[:150],

@@ -52,6 +52,8 @@ class ModelInfo:
     max_output: int
     known: bool = True
     steering: str = SAMPLING
+    efforts: tuple[str, ...] = ()  # the `reasoning_effort` values it accepts (none: not sent)
+    chat: bool = True  # served by Chat Completions (some -pro models only by Responses)
 
     @property
     def vision(self) -> bool:
@@ -63,12 +65,17 @@ class ModelInfo:
 
 
 # prefix -> (encoding, context window, max output tokens, steering). Longest prefix wins,
-# so "gpt-4o-mini" is matched before "gpt-4o" and "gpt-5.1" before "gpt-5". Steering as
-# SDK maintainers report OpenAI's behaviour (e.g. langchain-ai/langchain#35424, 2026):
-# the gpt-5 family reasons (temperature only at its default); gpt-5.1 and later reason
-# only when `reasoning_effort` says so (default none); -pro variants and the o-series
-# always reason. Not yet checked against OpenAI's own model pages: verify before relying
-# on a new family (an unknown name is safe: temperature only, a small window).
+# so "gpt-4o-mini" is matched before "gpt-4o" and "gpt-5.1" before "gpt-5". Checked
+# 2026-11 against litellm's model table, OpenAI's SDK (its ReasoningEffort enum) and
+# reports of the live API (langchain-ai/langchain#35424; a community.openai.com table):
+# OpenAI's own model pages weren't reachable offline, so re-check a new family there.
+# - gpt-5, -mini, -nano reason (temperature only at its default of 1), effort
+#   minimal..high, default medium; gpt-5-chat-latest samples and takes no effort.
+# - gpt-5.1 and gpt-5.2 reason only when asked (default effort none), and take a
+#   temperature only then; gpt-5.2 adds xhigh. gpt-5.2-pro always reasons and is served
+#   by the Responses API only, which this app doesn't use (`chat=False`).
+# - The o-series always reasons, effort low..high; o3-mini alone can't see images.
+# An unknown name is safe: temperature only, a small window.
 _MODELS: dict[str, tuple[str, int, int, str]] = {
     "gpt-5": ("o200k_base", 400_000, 128_000, REASONING),
     "gpt-5-mini": ("o200k_base", 400_000, 128_000, REASONING),
@@ -97,6 +104,23 @@ _MODELS: dict[str, tuple[str, int, int, str]] = {
 # context_length_exceeded error trims harder.
 _UNKNOWN = ("o200k_base", 16_384, 4_096, SAMPLING)
 
+# prefix -> the reasoning efforts it accepts (longest prefix wins, like _MODELS)
+_EFFORTS: dict[str, tuple[str, ...]] = {
+    "gpt-5": ("minimal", "low", "medium", "high"),
+    "gpt-5-chat-latest": (),
+    "gpt-5.1": ("none", "low", "medium", "high"),
+    "gpt-5.2": ("none", "low", "medium", "high", "xhigh"),
+    "gpt-5.2-pro": ("medium", "high", "xhigh"),
+    "o1": ("low", "medium", "high"),
+    "o3": ("low", "medium", "high"),
+    "o4-mini": ("low", "medium", "high"),
+}
+_RESPONSES_ONLY = ("gpt-5.2-pro",)
+
+
+def _longest(base: str, table: dict) -> str | None:
+    return max((p for p in table if base == p or base.startswith(p + "-")), key=len, default=None)
+
 
 def base_model(model: str) -> str:
     """The model a fine-tuned name was trained from: `ft:gpt-4.1-mini-2025-04-14:org::id`."""
@@ -114,14 +138,16 @@ def model_info(model: str) -> ModelInfo:
         'o200k_base'
     """
     base = base_model(model)
-    match = max((p for p in _MODELS if base == p or base.startswith(p + "-")), key=len, default=None)
+    match = _longest(base, _MODELS)
     if match is None:
         # Once per name (the cache): a local model, or one newer than this table.
         log.info("Unknown model %r: assuming a %d-token window and temperature only", model, _UNKNOWN[1])
         enc, ctx, out, steering = _UNKNOWN
         return ModelInfo(model, base, enc, ctx, out, known=False, steering=steering)
     enc, ctx, out, steering = _MODELS[match]
-    return ModelInfo(model, base, enc, ctx, out, steering=steering)
+    efforts = _EFFORTS[e] if (e := _longest(base, _EFFORTS)) and steering != SAMPLING else ()
+    chat = _longest(base, {p: 1 for p in _RESPONSES_ONLY}) is None
+    return ModelInfo(model, base, enc, ctx, out, steering=steering, efforts=efforts, chat=chat)
 
 
 def _cache_dir() -> Path:

@@ -105,7 +105,7 @@ def _build(name: str, rest: str, base: personas.Persona | None = None) -> person
 
 
 CREATE_USAGE = (
-    "`/persona create <name> [model=…] [temperature=…] [reasoning=none|minimal|low|medium|high] "
+    "`/persona create <name> [model=…] [temperature=…] [reasoning=none|minimal|low|medium|high|xhigh] "
     '[constraint="…"] <system prompt>`'
 )
 
