@@ -82,8 +82,6 @@ def daily_chart(report: usage.Report) -> str:
 
 
 def summary_line(total: usage.Totals) -> str:
-    if not total.prompt and total.tokens:  # a person's counts keep the sum only
-        return f"*{money(total.cost_micro)}* estimated · {total.turns:,} turns · {tokens_text(total.tokens)} tokens"
     return (
         f"*{money(total.cost_micro)}* estimated · {total.turns:,} turns · "
         f"{tokens_text(total.prompt)} prompt tokens ({tokens_text(total.cached)} cached) · "

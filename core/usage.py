@@ -134,7 +134,6 @@ local cost = 0
 if price and price ~= cjson.null then
   cost = math.floor((f.p - f.k) * price[1] + f.k * price[2] + f.c * price[3] + 0.5)
 end
-local brief = {['$'] = cost, n = 1, t = f.p + f.c}
 local counts = {p = f.p, c = f.c, k = f.k, ['$'] = cost, n = 1, t = f.p + f.c}
 for metric, value in pairs(counts) do
   if value ~= 0 then
@@ -143,11 +142,11 @@ for metric, value in pairs(counts) do
   end
 end
 for i, id in ipairs(f.ids) do
-  for metric, value in pairs(brief) do
+  for metric, value in pairs(counts) do
     if value ~= 0 then redis.call('HINCRBY', KEYS[1 + i], id .. '|' .. metric, value) end
   end
 end
-for metric, value in pairs(brief) do
+for metric, value in pairs(counts) do
   if value ~= 0 then redis.call('HINCRBY', KEYS[7], f.ids[3] .. '|' .. metric, value) end
 end
 for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
@@ -161,9 +160,9 @@ def record_call(store: Store, spend: Spend, *, now: float | None = None) -> tupl
     the answer's cost in micro-dollars, or -1 if it was counted before).
 
     A day's counters sit in one hash per dimension: the workspace's totals (prompt,
-    completion, cached, cost, turns, tokens) and, by channel, persona, person and model,
-    `<id>|<metric>` for cost, turns and tokens. A reader fetches only the dimensions it
-    shows (App Home: channel and persona), and a person's own counts are three fields.
+    completion and cached tokens, cost, turns, all tokens) and, by channel, persona,
+    person and model, `<id>|<metric>` for the same. A reader fetches only the dimensions
+    it shows (App Home: channel and persona), and a person's own counts are six fields.
     """
     now = time.time() if now is None else now
     ws = keys.workspace(store.prefix, spend.team)
@@ -203,7 +202,7 @@ class Totals:
     cached: int = 0
     cost_micro: int = 0
     turns: int = 0
-    tokens: int = 0  # prompt + completion (the only token count kept per channel, persona…)
+    tokens: int = 0  # prompt + completion
 
     @property
     def cost(self) -> float:
@@ -228,7 +227,8 @@ _METRICS = {
     b"n": "turns",
     b"t": "tokens",
 }
-_BRIEF = (b"$", b"n", b"t")
+_ALL = (b"p", b"c", b"k", b"$", b"n", b"t")  # in Totals' field order
+_INDEX = {m: i for i, m in enumerate(_ALL)}
 
 
 def totals_of(raw: dict) -> Totals:
@@ -241,9 +241,9 @@ def totals_of(raw: dict) -> Totals:
     return Totals(**values)
 
 
-def _brief(values: list) -> Totals:
-    cost, turns, tokens = (int(v) if v is not None else 0 for v in values)
-    return Totals(cost_micro=cost, turns=turns, tokens=tokens)
+def _listed(values: list) -> Totals:
+    """Totals from an HMGET of `<id>|<metric>` for each of _ALL."""
+    return Totals(*(int(v) if v is not None else 0 for v in values))
 
 
 @dataclass
@@ -264,18 +264,23 @@ class Report:
         return sorted(m for m, t in self.by.get("model", {}).items() if t.tokens and not t.cost_micro)
 
 
-def add_dimension(rows: dict[tuple[str, bytes], list[int]], dimension: str, raw: dict) -> None:
-    """Add one day's `<id>|<metric>` hash of `dimension` to `rows` ((dim, id) -> cost,
-    turns, tokens). App Home reads 30 days of channels and personas (thousands of
-    fields), so this stays on bytes and plain lists; ids are decoded once, at the end."""
+def add_dimension(sums: dict[bytes, int], raw: dict) -> None:
+    """Add one day's `<id>|<metric>` hash of a dimension to `sums`. App Home reads 30 days
+    of channels and personas (thousands of fields): one dict update per field here, and
+    the few hundred distinct names are split once, in `rows_of`."""
     for name, value in raw.items():
+        sums[name] = sums.get(name, 0) + int(value)
+
+
+def rows_of(sums: dict[bytes | str, int]) -> dict[str, Totals]:
+    rows: dict[bytes, list[int]] = {}
+    for name, value in sums.items():
         name = name if isinstance(name, bytes) else name.encode()
         ident, _, metric = name.rpartition(b"|")
-        if metric in _BRIEF:
-            row = rows.get((dimension, ident))
-            if row is None:
-                row = rows[(dimension, ident)] = [0, 0, 0]
-            row[_BRIEF.index(metric)] += int(value)
+        i = _INDEX.get(metric)
+        if i is not None:
+            rows.setdefault(ident, [0] * len(_ALL))[i] += value
+    return {ident.decode(): Totals(*row) for ident, row in rows.items()}
 
 
 def last_days(now: float, n: int) -> list[str]:
@@ -308,7 +313,7 @@ class ReportQuery:
         for day in self.days:
             if self.user is not None:
                 key = keys.usage_day(store.prefix, self.team, day, "user")
-                pipe.hmget(key, *(f"{self.user}|{m.decode()}" for m in _BRIEF))
+                pipe.hmget(key, *(f"{self.user}|{m.decode()}" for m in _ALL))
                 continue
             pipe.hgetall(keys.usage_day(store.prefix, self.team, day))
             for dim in self.dims:
@@ -316,19 +321,17 @@ class ReportQuery:
 
     def parse(self, results: list) -> Report:
         report = Report()
-        rows: dict[tuple[str, bytes], list[int]] = {}
+        sums: dict[str, dict[bytes, int]] = {dim: {} for dim in self.dims}
         it = iter(results)
         for day in self.days:
-            totals = _brief(next(it)) if self.user is not None else totals_of(next(it))
+            totals = _listed(next(it)) if self.user is not None else totals_of(next(it))
             if self.user is None:
                 for dim in self.dims:
-                    add_dimension(rows, dim, next(it))
+                    add_dimension(sums[dim], next(it))
             report.days.append((day, totals))
             report.total = report.total.plus(totals)
-        for (dim, ident), (cost, turns, tokens) in rows.items():
-            report.by.setdefault(dim, {})[ident.decode()] = Totals(
-                cost_micro=cost, turns=turns, tokens=tokens
-            )
+        if self.user is None:
+            report.by = {dim: rows_of(sums[dim]) for dim in self.dims}
         return report
 
 
@@ -350,12 +353,12 @@ def month_queue(
         pipe.hgetall(keys.usage_month(store.prefix, team, month))
     else:
         pipe.hmget(
-            keys.usage_month(store.prefix, team, month, "user"), *(f"{user}|{m.decode()}" for m in _BRIEF)
+            keys.usage_month(store.prefix, team, month, "user"), *(f"{user}|{m.decode()}" for m in _ALL)
         )
 
 
 def month_parse(result: Any, *, user: str | None = None) -> Totals:
-    return _brief(result) if user is not None else totals_of(result)
+    return _listed(result) if user is not None else totals_of(result)
 
 
 async def month_so_far(

@@ -40,7 +40,8 @@ async def test_an_answer_is_counted_by_day_for_each_dimension_and_priced_from_th
     assert len(report.days) == 30 and report.days[0][1].turns == 0
     assert set(report.by["channel"]) == {"C1", "C2"}
     assert report.by["persona"]["engineer"].turns == 2
-    assert report.by["model"]["gpt-4.1-mini"].tokens == 3_000
+    model = report.by["model"]["gpt-4.1-mini"]
+    assert (model.prompt, model.completion, model.cached, model.tokens) == (2_000, 1_000, 400, 3_000)
     mine = await usage.report(store, "T1", user="U2", now=NOV_26)
     assert mine.total.turns == 1 and mine.by == {}
 
@@ -142,3 +143,4 @@ async def test_a_report_ranks_by_cost_and_keeps_odd_ids_whole(store):
     assert month.turns == 3 and month.prompt == 12_000 and month.cached == 600
     mine = await usage.month_so_far(store, "T1", user="U1", now=NOV_26)
     assert mine.turns == 3 and mine.tokens == 13_500 and mine.cost_micro == month.cost_micro
+    assert mine.cached == 600
