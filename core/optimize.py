@@ -57,9 +57,16 @@ SYSTEM = (
 
 
 async def propose(
-    client: AsyncOpenAI, *, model: str, persona: Persona, n: int = 3, attempts: int = 4
+    client: AsyncOpenAI,
+    *,
+    model: str,
+    persona: Persona,
+    n: int = 3,
+    attempts: int = 4,
+    spent: dict[str, int] | None = None,
 ) -> tuple[list[dict], str]:
-    """[original, variant 1..n], each {"prompt", "scores"}; or ([], error message)."""
+    """[original, variant 1..n], each {"prompt", "scores"}; or ([], error message).
+    `spent` gets the tokens used, for the usage counters."""
     answer = await structured.ask_json(
         client,
         model=model,
@@ -70,6 +77,8 @@ async def propose(
         schema=SCHEMA,
         attempts=attempts,
     )
+    if spent is not None:
+        spent.update(answer.usage)
     if not answer.ok:
         return [], answer.refusal or answer.error
     clamp = {c: 0 for c in CRITERIA}

@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core import keys
-from core.store import Store
+from core.store import Store, scripts_together
 from core.tokens import base_model
 
 DAY_TTL_SECONDS = 100 * 86400  # reports look back 30 days; a month's budget needs 31
@@ -193,6 +194,33 @@ async def record(store: Store, spend: Spend, *, now: float | None = None) -> int
     """Count one answer on its own (a model call that closes no turn)."""
     source, call_keys, args = record_call(store, spend, now=now)
     return int(await store.redis.register_script(source)(keys=call_keys, args=args))
+
+
+async def record_calls(
+    store: Store, *, team: str, channel: str, user: str, purpose: str, spent: dict[str, dict[str, int]]
+) -> None:
+    """Count model calls that answer no turn (an admin's evaluation or prompt
+    optimization), under `purpose` in place of a persona; `spent` is model -> usage."""
+    calls = [
+        record_call(
+            store,
+            Spend(
+                team=team,
+                channel=channel,
+                persona=purpose,
+                user=user,
+                model=model,
+                prompt=used.get("prompt_tokens", 0),
+                completion=used.get("completion_tokens", 0),
+                cached=used.get("cached_tokens", 0),
+                marker=uuid.uuid4().hex,
+            ),
+        )
+        for model, used in spent.items()
+        if used
+    ]
+    if calls:
+        await scripts_together(store, calls)
 
 
 @dataclass

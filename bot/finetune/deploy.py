@@ -13,7 +13,7 @@ from bot.errors import UserError
 from bot.finetune import cards
 from bot.finetune.args import channel_in, model_name
 from bot.finetune.jobs import job_or_error
-from core import audit, personas, tokens
+from core import audit, personas, tokens, usage
 from core.finetune import service
 from core.finetune import store as ft
 from core.finetune.jobs import JobStatus
@@ -71,6 +71,14 @@ async def evaluate(ctx: Ctx, args: Args) -> None:
     )
     report = await ev.compare(
         ctx.deps.core.openai, tuned=tuned, base=base, examples=held_out, n=n, judge_model=judge
+    )
+    await usage.record_calls(
+        ctx.deps.core.store,
+        team=ctx.team,
+        channel=ctx.channel,
+        user=ctx.user,
+        purpose="(fine-tune eval)",
+        spent=report.spent,
     )
     summary = ev.eval_summary(report)
     text = (

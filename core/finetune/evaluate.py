@@ -80,6 +80,14 @@ class EvalReport:
     tuned_mean_f1: float = 0.0
     base_mean_f1: float = 0.0
     errors: list[str] = field(default_factory=list)
+    # model -> token counts spent (answers and the judge), for the usage counters
+    spent: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _spend(spent: dict[str, dict[str, int]], model: str, used: dict[str, int]) -> None:
+    totals = spent.setdefault(model, {})
+    for name, value in used.items():
+        totals[name] = totals.get(name, 0) + value
 
 
 def _tokens(text: str) -> list[str]:
@@ -160,11 +168,20 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def _answer(client: AsyncOpenAI, model: str, prompt: list[dict], tools: Any, max_tokens: int) -> str:
+async def _answer(
+    client: AsyncOpenAI,
+    model: str,
+    prompt: list[dict],
+    tools: Any,
+    max_tokens: int,
+    spent: dict[str, dict[str, int]],
+) -> str:
     extra: dict[str, Any] = {"temperature": 0, "max_completion_tokens": max_tokens}
     if tools:
         extra["tools"] = tools
     response = await llm.complete(client, model=model, messages=prompt, **extra)
+    if response.usage:
+        _spend(spent, model, llm.usage_of(response.usage))
     return _text_of(response.choices[0].message)
 
 
@@ -175,6 +192,7 @@ async def _judge(
     reference: str,
     first: str,
     second: str,
+    spent: dict[str, dict[str, int]],
 ) -> tuple[str, str]:
     """("A"|"B"|"tie", reason) from the judge; raises RuntimeError when it gives no usable verdict."""
     content = (
@@ -192,6 +210,7 @@ async def _judge(
         temperature=0,
         max_tokens=512,
     )
+    _spend(spent, judge_model, answer.usage)
     if not answer.ok:
         raise RuntimeError(f"the judge refused: {answer.refusal}" if answer.refusal else answer.error)
     return answer.data["winner"], answer.data["reason"]
@@ -221,6 +240,7 @@ async def compare(
     chosen = examples[:n]
     gate = asyncio.Semaphore(max(1, concurrency))
     errors: dict[int, str] = {}
+    spent: dict[str, dict[str, int]] = {}
 
     async def one(index: int, example: dict) -> EvalRow | None:
         try:
@@ -233,8 +253,8 @@ async def compare(
         async with gate:
             try:
                 tuned_answer, base_answer = await asyncio.gather(
-                    _answer(client, tuned, prompt, tools, max_tokens),
-                    _answer(client, base, prompt, tools, max_tokens),
+                    _answer(client, tuned, prompt, tools, max_tokens, spent),
+                    _answer(client, base, prompt, tools, max_tokens, spent),
                 )
             except Exception as exc:  # one bad example must not sink the evaluation
                 errors[index] = f"example {index + 1}: {_describe(exc)}"
@@ -248,17 +268,19 @@ async def compare(
                 tuned_f1=token_f1(tuned_answer, reference),
                 base_f1=token_f1(base_answer, reference),
             )
-            if judge_model and (failure := await _judge_row(client, judge_model, prompt, row)):
+            if judge_model and (failure := await _judge_row(client, judge_model, prompt, row, spent)):
                 errors[index] = failure
         return row
 
     results = await asyncio.gather(*(one(i, ex) for i, ex in enumerate(chosen)))
-    report = EvalReport(tuned_model=tuned, base_model=base, n=len(chosen))
+    report = EvalReport(tuned_model=tuned, base_model=base, n=len(chosen), spent=spent)
     _tally(report, [row for row in results if row is not None], [errors[i] for i in sorted(errors)])
     return report
 
 
-async def _judge_row(client: AsyncOpenAI, judge_model: str, prompt: list[dict], row: EvalRow) -> str | None:
+async def _judge_row(
+    client: AsyncOpenAI, judge_model: str, prompt: list[dict], row: EvalRow, spent: dict[str, dict[str, int]]
+) -> str | None:
     """Ask the judge about one scored row and record its verdict as "tuned", "base" or "tie".
 
     The judge reads "A" and "B", with the tuned model first on even rows (`tuned_is_a`),
@@ -269,7 +291,7 @@ async def _judge_row(client: AsyncOpenAI, judge_model: str, prompt: list[dict], 
     answers = (row.tuned_answer, row.base_answer)
     first, second = answers if a_is_tuned else answers[::-1]
     try:
-        winner, reason = await _judge(client, judge_model, prompt, row.reference, first, second)
+        winner, reason = await _judge(client, judge_model, prompt, row.reference, first, second, spent)
     except Exception as exc:
         row.judge_reason = "judge failed"
         return f"example {row.index + 1}: judge failed: {_describe(exc)}"

@@ -9,7 +9,7 @@ import hmac
 import json
 import time
 
-from core import audit
+from core import audit, usage
 from core.finetune import store as ft
 from tests.scenarios.blockkit import assert_valid_blocks
 from tests.scenarios.harness import HttpBot, block_action, mention, message
@@ -340,6 +340,8 @@ async def test_eval_and_use_put_the_tuned_model_to_work(http_bot, slack, openai_
     assert "*Tuned*" in json.dumps(summary["blocks"]) and "*Base*" in json.dumps(summary["blocks"])
     assert b"tuned" in file.content.lower()
     assert any("Evaluation:" in m["text"] for m in slack.messages(channel="C1"))
+    spent = (await usage.report(bot.deps.core.store, "T1")).by["persona"]["(fine-tune eval)"]
+    assert spent.turns == 2 and spent.tokens > 0, "the evaluation's answers are counted in /usage"
 
     [used] = await command(bot, slack, f"use {tuned} <#C9|support>", "u")
     assert "now uses" in used["text"] and "o200k_base" in used["text"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from core import audit
+from core import audit, usage
 from tests.scenarios.blockkit import assert_valid_blocks
 from tests.scenarios.harness import block_action, mention, message
 from tests.standins.openai_api import Reply
@@ -212,6 +212,8 @@ async def test_optimize_posts_scored_variants_and_only_an_admin_click_adopts(htt
     buttons = [b["accessory"] for b in card if b.get("accessory", {}).get("type") == "button"]
     assert len(buttons) == 2  # the original has none
     assert "total 34/40" in json.dumps(card) and "total 23/40" in json.dumps(card)
+    counted = (await usage.report(bot.deps.core.store, "T1")).by["persona"]
+    assert counted["support (optimize)"].turns == 1, "the optimization's tokens are counted"
 
     def click(user: str, key: str) -> dict:
         action = {"action_id": buttons[0]["action_id"], "type": "button", "value": buttons[0]["value"]}

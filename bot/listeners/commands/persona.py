@@ -11,7 +11,7 @@ from bot.commands import Args, Ctx, Registry, Subcommand
 from bot.deps import BotDeps
 from bot.errors import UserError
 from bot.listeners.commands.options import parse_options
-from core import optimize, personas
+from core import optimize, personas, usage
 from core.personas import Choice, PersonaError
 
 log = logging.getLogger(__name__)
@@ -199,11 +199,21 @@ async def _optimize(ctx: Ctx, args: Args) -> None:
         return
     await ctx.say(f"_Asking the model for improved variants of *{name}*…_")
     settings = ctx.deps.settings
+    spent: dict[str, int] = {}
     variants, error = await optimize.propose(
         ctx.deps.core.openai,
         model=settings.openai_model,
         persona=persona,
         attempts=settings.openai_max_attempts,
+        spent=spent,
+    )
+    await usage.record_calls(
+        ctx.deps.core.store,
+        team=ctx.team,
+        channel=ctx.channel,
+        user=ctx.user,
+        purpose=f"{persona.name} (optimize)",
+        spent={settings.openai_model: spent},
     )
     if not variants:
         await ctx.say(
