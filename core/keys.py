@@ -132,6 +132,41 @@ def pending(prefix: str, team: str, token: str) -> str:
     return f"{prefix}:w:{{{team}}}:pending:{token}"
 
 
+@dataclass(frozen=True)
+class InstallationKeys:
+    """One installation's keys (core/installations.py), under the hash tag `{E-T}`."""
+
+    bot: str  # the latest bot (token, ids, scopes) as JSON
+    bots: str  # every bot saved: installed_at -> JSON (history)
+    installer: str  # the latest installation as JSON
+    installers: str  # every installation saved: "installed_at|user" -> JSON (history)
+    users: str  # users with an installation of their own
+    base: str
+
+    def installer_of(self, user: str) -> str:
+        """A user's latest installation ("" gives the prefix the delete script completes)."""
+        return f"{self.base}:installer:{user}"
+
+
+def installation(prefix: str, client_id: str, ids: str) -> InstallationKeys:
+    """Keys of the installation of one workspace or org (`ids` is "E-T", see
+    core/installations.py); a client id keeps two apps sharing one Redis apart."""
+    base = f"{prefix}:inst:{client_id + ':' if client_id else ''}{{{ids}}}"
+    return InstallationKeys(
+        bot=f"{base}:bot",
+        bots=f"{base}:bots",
+        installer=f"{base}:installer",
+        installers=f"{base}:installers",
+        users=f"{base}:users",
+        base=base,
+    )
+
+
+def oauth_state(prefix: str, state: str) -> str:
+    """An OAuth `state` issued for an install, consumed once (core/installations.py)."""
+    return f"{prefix}:oauth:state:{state}"
+
+
 def open_turns(prefix: str) -> str:
     """Conversations that may hold queued turns (conv id -> when to look at it next), across
     workspaces. Any process scans it for turns whose lease holder died (core/turn_queue.py)."""
