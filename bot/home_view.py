@@ -207,7 +207,14 @@ def channel_persona_modal(names: list[str]) -> dict:
                 },
                 hint="New threads there use the persona. You and Threadwise must both be in it.",
             ),
-            _input("persona", "Persona", {"type": "static_select", "action_id": "value", "options": options}),
+            _input(
+                "persona",
+                "Persona",
+                {"type": "static_select", "action_id": "value", "options": options},
+                hint="Only the first 100 are listed; /persona <name> in the channel sets any."
+                if len(names) > 100
+                else "",
+            ),
             _input(
                 "domain",
                 "Domain (optional)",

@@ -133,9 +133,8 @@ async def answer_in_channel(
     request_id: str,
 ) -> None:
     """Post the question in the channel, answer it there, and make that message a thread."""
-    if await limits.refused(
-        deps, Incoming(team=team, channel=channel, thread_ts="", user=user, text="", ts="")
-    ):
+    asker = Incoming(team=team, channel=channel, thread_ts="", user=user, text="", ts="")
+    if await limits.refused(deps, asker, kept=False):
         return
     head = blocks.asked_line(user=user, schema=schema.name, question=question)
     try:

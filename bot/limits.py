@@ -22,8 +22,9 @@ def defaults(deps: BotDeps) -> usage.Limits:
     return usage.Limits(budget_usd=s.monthly_budget_usd, user_turns_per_hour=s.user_turns_per_hour)
 
 
-async def refused(deps: BotDeps, incoming: Incoming) -> bool:
-    """True if a limit stops this turn; the member (and once, the admins) were told."""
+async def refused(deps: BotDeps, incoming: Incoming, *, kept: bool = True) -> bool:
+    """True if a limit stops this turn; the member (and once, the admins) were told.
+    `kept`: the question stays in the thread's memory (a queued turn's does)."""
     store = deps.core.store
     current = await usage.limits(store, incoming.team, defaults(deps))
     refusal = await usage.admit(store, incoming.team, incoming.user, current)
@@ -37,7 +38,7 @@ async def refused(deps: BotDeps, incoming: Incoming) -> bool:
     else:
         used, limit = f"{refusal.used:.0f}", f"{refusal.limit:.0f}"
         template, admin_template = messages.USER_LIMIT_HIT, messages.ADMIN_USER_LIMIT_HIT
-    text = template.format(used=used, limit=limit, until=until)
+    text = template.format(used=used, limit=limit, until=until, kept=messages.KEPT_IN_THREAD if kept else "")
     try:
         await deps.client.chat_postEphemeral(
             channel=incoming.channel, user=incoming.user, thread_ts=incoming.thread_ts or None, text=text

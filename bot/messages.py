@@ -149,12 +149,13 @@ SENT_TO_DM = "I sent it to you in a DM: it holds a private channel's conversatio
 BUDGET_HIT = (
     ":no_entry: This workspace has used its monthly Threadwise budget (about {used} of "
     "{limit}, estimated), so I'm not answering until {until}, or until an admin raises it "
-    "with `/usage budget`. Your message is kept in this thread."
+    "with `/usage budget`.{kept}"
 )
 USER_LIMIT_HIT = (
     ":hourglass: You've started {used} turns this hour, and the limit here is {limit} per "
-    "person per hour. Ask again after {until}; your message is kept in this thread."
+    "person per hour. Ask again after {until}.{kept}"
 )
+KEPT_IN_THREAD = " Your message is kept in this thread."
 ADMIN_BUDGET_HIT = (
     ":warning: Threadwise reached this workspace's monthly budget of {limit} "
     "(about {used} estimated so far), so members' questions go unanswered until {until}. "
@@ -177,3 +178,5 @@ STORE_DOWN_HOME = (
     ":warning: I couldn't reach my memory store (Redis), so this page is empty for now. "
     "Open the Home tab again in a minute; if this keeps happening, ask an admin to check the Redis server."
 )
+
+STORE_DOWN_SHORT = "My memory store (Redis) is down; try again in a minute."

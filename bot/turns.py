@@ -195,7 +195,9 @@ async def _answer(deps: BotDeps, opened: turn_queue.Opened) -> turn_queue.Step |
         return await conversations.skip(deps.core, opened)
     try:
         incoming = conversations.incoming_of(opened)
-        if opened.tries == 1 and await limits.refused(deps, incoming):  # a retry was admitted
+        # Checked on every try: a retry after a crash may count a turn twice against its
+        # person's hourly cap, but a Redis error during the check can't let it skip it.
+        if await limits.refused(deps, incoming):
             return await conversations.skip(deps.core, opened)
         if opened.record.get("kind") == "json":
             from bot.json_answers import answer_queued

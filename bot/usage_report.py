@@ -10,6 +10,7 @@ from bot.blocks import Block, context_line, escape, section
 from core import usage
 
 BAR_WIDTH = 16
+DMS = "(DMs)"
 TOP = 5
 
 
@@ -42,6 +43,8 @@ def tokens_text(n: int) -> str:
 
 
 def _label(dimension: str, ident: str) -> str:
+    if dimension == "channel" and ident == DMS:
+        return "_direct messages_"
     if dimension == "channel":
         return f"<#{ident}>"
     if dimension == "user":
@@ -49,8 +52,24 @@ def _label(dimension: str, ident: str) -> str:
     return f"`{escape(ident[:60])}`"
 
 
+def _dms_grouped(report: usage.Report) -> usage.Report:
+    """Channels by id, with every DM (`D…`) in one row: a DM's id tells nobody anything."""
+    channels = report.by.get("channel", {})
+    if not any(c.startswith("D") for c in channels):
+        return report
+    grouped = {c: t for c, t in channels.items() if not c.startswith("D")}
+    dms = usage.Totals()
+    for c, t in channels.items():
+        if c.startswith("D"):
+            dms = dms.plus(t)
+    grouped[DMS] = dms
+    return usage.Report(days=report.days, by={**report.by, "channel": grouped}, total=report.total)
+
+
 def ranking(report: usage.Report, dimension: str, title: str, n: int = TOP) -> Block | None:
     """The top `n` by cost (then tokens), each with a bar against the first."""
+    if dimension == "channel":
+        report = _dms_grouped(report)
     rows = report.top(dimension, n)
     if not rows:
         return None

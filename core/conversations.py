@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 
 from openai import AsyncOpenAI
+from redis.exceptions import RedisError
 
 from core import history, keys, llm, personas, structured, tokens, turn_queue, usage
 from core.schemas import NamedSchema
@@ -392,6 +393,10 @@ def attach_images(turn: Prepared, images: list[tuple[str, bytes]]) -> None:
     turn.messages[-1] = {**question, "content": parts}
 
 
+class Flagged(Exception):
+    """The content filter flagged the question (MODERATION_ENABLED)."""
+
+
 def _halve(messages: list[dict]) -> list[dict]:
     system, rest = messages[0], messages[1:]
     keep = max(1, len(rest) // 2)
@@ -492,7 +497,13 @@ async def aside(deps: CoreDeps, incoming: Incoming, earlier: list[dict], *, pers
     question nor the answer joins the thread's memory (others' turns would see it). The
     usage is counted like any answer's."""
     s = deps.settings
-    choice = personas.Choice(persona, scope="thread") if persona else None
+    if s.moderation_enabled and await llm.is_flagged(deps.openai, incoming.text):
+        raise Flagged
+    if persona:
+        choice = personas.Choice(persona, scope="thread")
+    else:  # the thread's own persona, as its next turn would use
+        meta = await history.get_meta(deps.store, incoming.conv_id)
+        choice = personas.Choice.from_json(meta.get("persona"), "thread")
     resolved = await personas.resolve(
         deps.store, incoming.team, incoming.channel, choice, default_team_prompt=s.workspace_persona_prompt
     )
@@ -513,7 +524,10 @@ async def aside(deps: CoreDeps, incoming: Incoming, earlier: list[dict], *, pers
     )
     used = llm.usage_of(response.usage) if response.usage else {}
     turn = Prepared(status="ok", incoming=incoming, model=model, resolved=resolved)
-    if counters := _spend(deps, turn, used):
-        await scripts_together(deps.store, counters)
+    try:
+        if counters := _spend(deps, turn, used):
+            await scripts_together(deps.store, counters)
+    except RedisError as exc:  # the answer is ready: its count is best effort
+        log.warning("Couldn't count a private answer's usage: %s", type(exc).__name__)
     message = response.choices[0].message if response.choices else None
     return (message.content or message.refusal or "") if message else ""

@@ -27,7 +27,6 @@ class Home:
     datasets: list[finetune_store.Dataset] = field(default_factory=list)
     jobs: list[finetune_store.JobRecord] = field(default_factory=list)
     workspace_usage: usage.Report = field(default_factory=usage.Report)
-    my_usage: usage.Report = field(default_factory=usage.Report)
     month: usage.Totals = field(default_factory=usage.Totals)
     my_month: usage.Totals = field(default_factory=usage.Totals)
     limits: usage.Limits = field(default_factory=usage.Limits)
@@ -51,8 +50,6 @@ async def load(
     for key in (ws.personas, ws.channel_personas, ws.settings, ws.schemas, ws.datasets, ws.jobs):
         pipe.hgetall(key)
     usage.month_queue(pipe, store, team, user=user, now=now)
-    mine = usage.ReportQuery.last(team, days=days, now=now, user=user)
-    mine.queue(pipe, store)
     everyone = usage.ReportQuery.last(team, days=days, now=now, dims=("channel", "persona"))
     if admin:
         usage.month_queue(pipe, store, team, now=now)
@@ -70,11 +67,10 @@ async def load(
         schemas=schemas.parse_saved(saved),
         datasets=finetune_store.parse_datasets(datasets) if admin else [],
         jobs=finetune_store.parse_jobs(jobs) if admin else [],
-        my_usage=mine.parse(rest[: mine.size]),
         my_month=usage.month_parse(my_month, user=user),
         limits=usage.limits_from(settings, defaults),
     )
     if admin:
-        data.month = usage.month_parse(rest[mine.size])
-        data.workspace_usage = everyone.parse(rest[mine.size + 1 :])
+        data.month = usage.month_parse(rest[0])
+        data.workspace_usage = everyone.parse(rest[1:])
     return data

@@ -34,7 +34,7 @@ from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, NoScriptError, RedisClusterException
+from redis.exceptions import MaxConnectionsError, NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.settings import ConfigError, Settings
@@ -377,10 +377,15 @@ async def scripts_together(store: Store, calls: list[tuple[str, list[str], list[
     """Run scripts whose keys sit under different hash tags in one round trip (one per
     node on a cluster, sent in parallel): a turn's close and its usage counters.
 
-    Not atomic together, on purpose: each script is atomic on its own slot, and a usage
-    count must stand even if the close finds its lease lost (the tokens were spent). A
-    script missing from a server (restart, new node) is loaded and run again alone;
-    NOSCRIPT means it never ran. Any other error is raised, after every call was tried.
+    The first call is the one that matters; the rest ride along, best effort. Not atomic
+    together, on purpose: each script is atomic on its own slot, and a usage count must
+    stand even if the close finds its lease lost (the tokens were spent), while a usage
+    write that fails (its node failing over) must not fail a turn that was saved. So:
+    - the first call's error is raised; the others' are logged and come back as None;
+    - a script missing from a server (restart, new node) is loaded and run again alone
+      (NOSCRIPT means it never ran);
+    - if the pipeline itself fails, the first call is run again alone: it must be safe
+      to run twice (ours are fenced or marked, so a repeat records nothing twice).
     """
     scripts = [store.redis.register_script(source) for source, _, _ in calls]
     pipe = store.redis.pipeline(transaction=False)
@@ -388,12 +393,25 @@ async def scripts_together(store: Store, calls: list[tuple[str, list[str], list[
         # execute_command: redis-py's cluster pipeline blocks its `evalsha` helper, not the
         # command (routed by its keys like any other)
         pipe.execute_command("EVALSHA", script.sha, len(call_keys), *call_keys, *args)
-    results = await pipe.execute(raise_on_error=False)
+    try:
+        results = await pipe.execute(raise_on_error=False)
+    except RedisError:
+        if len(calls) == 1:
+            raise
+        log.warning("A pipeline of %d scripts failed; running the first alone", len(calls))
+        _, call_keys, args = calls[0]
+        return [await scripts[0](keys=call_keys, args=args)] + [None] * (len(calls) - 1)
     for i, result in enumerate(results):
         if isinstance(result, NoScriptError):
             _, call_keys, args = calls[i]
-            results[i] = await scripts[i](keys=call_keys, args=args)
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
+            try:
+                results[i] = await scripts[i](keys=call_keys, args=args)
+            except RedisError as exc:
+                results[i] = exc
+    if isinstance(results[0], Exception):
+        raise results[0]
+    for i in range(1, len(results)):
+        if isinstance(results[i], Exception):
+            log.warning("A script sent with another failed (%s); it was dropped", type(results[i]).__name__)
+            results[i] = None
     return results

@@ -19,6 +19,7 @@ hour. `admit` checks and counts both in one script; with neither set it is never
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import uuid
@@ -27,9 +28,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from core import keys
 from core.store import Store, scripts_together
 from core.tokens import base_model
+
+log = logging.getLogger(__name__)
 
 DAY_TTL_SECONDS = 100 * 86400  # reports look back 30 days; a month's budget needs 31
 MONTH_TTL_SECONDS = 400 * 86400
@@ -87,6 +92,17 @@ def default_price(model: str) -> Price | None:
     return PRICES[match] if match else None
 
 
+def price_names(model: str) -> list[str]:
+    """The names an admin's price for `model` may be under, most specific first: the
+    name itself, then shorter dash-prefixes (`gpt-4.1-mini` covers
+    `gpt-4.1-mini-2025-04-14`). A fine-tuned model looks under `ft:<base>` names only:
+    it is billed at its own rates, not its base's."""
+    base = f"ft:{base_model(model)}" if model.startswith("ft:") else model
+    parts = base.split("-")
+    names = [model] + ["-".join(parts[:i]) for i in range(len(parts), 0, -1)]
+    return list(dict.fromkeys(n for n in names if n and n != "ft:gpt"))
+
+
 def check_price(values: Iterable[str]) -> Price:
     """`/usage price <model> <input> <cached> <output>`: three non-negative numbers."""
     values = list(values)
@@ -129,8 +145,10 @@ _RECORD = """
 if ARGV[2] ~= '' and not redis.call('SET', KEYS[9], '1', 'NX', 'EX', ARGV[5]) then return -1 end
 local f = cjson.decode(ARGV[1])
 local price = f.price
-local override = redis.call('HGET', KEYS[8], f.model)
-if override then price = cjson.decode(override) end
+local overrides = redis.call('HMGET', KEYS[8], unpack(f.names))
+for _, override in ipairs(overrides) do
+  if override then price = cjson.decode(override) break end
+end
 local cost = 0
 if price and price ~= cjson.null then
   cost = math.floor((f.p - f.k) * price[1] + f.k * price[2] + f.c * price[3] + 0.5)
@@ -173,7 +191,7 @@ def record_call(store: Store, spend: Spend, *, now: float | None = None) -> tupl
         "p": max(0, int(spend.prompt)),
         "c": max(0, int(spend.completion)),
         "k": max(0, min(int(spend.cached), int(spend.prompt))),
-        "model": spend.model,
+        "names": price_names(spend.model),
         "price": [price.input, price.cached, price.output] if price else None,
     }
     day, month = day_of(now), month_of(now)
@@ -219,8 +237,12 @@ async def record_calls(
         for model, used in spent.items()
         if used
     ]
-    if calls:
+    if not calls:
+        return
+    try:
         await scripts_together(store, calls)
+    except RedisError as exc:  # the work is done and shown; its count is best effort
+        log.warning("Couldn't count %s's usage: %s", purpose, type(exc).__name__)
 
 
 @dataclass
@@ -527,7 +549,8 @@ async def admit(
         keys=[
             keys.usage_month(store.prefix, team, month),
             keys.user_turns(store.prefix, team, user, hour),
-            keys.limit_notice(store.prefix, team, f"budget:{month}"),
+            # with the amount: an admin who raises the budget hears again if it's reached
+            keys.limit_notice(store.prefix, team, f"budget:{month}:{current.budget_usd:g}"),
             keys.limit_notice(store.prefix, team, f"user:{day_of(now)}"),
         ],
         args=[

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from redis.exceptions import ResponseError
 
 from core import store as store_mod
 from core import usage
@@ -63,6 +64,19 @@ async def test_an_admins_price_wins_and_an_unknown_model_is_reported_unpriced(st
     assert await usage.record(store, _spend(marker="t3"), now=NOV_26) == 1140
 
 
+async def test_an_admins_price_covers_dated_names_but_not_fine_tunes_of_the_model(store):
+    await usage.set_price(store, "T1", "gpt-4.1-mini", usage.Price(1.0, 1.0, 1.0))
+    assert await usage.record(store, _spend(model="gpt-4.1-mini-2025-04-14"), now=NOV_26) == 1_500
+    tuned = "ft:gpt-4.1-mini-2025-04-14:acme::x1"
+    assert await usage.record(store, _spend(model=tuned, marker="t2"), now=NOV_26) != 1_500
+    await usage.set_price(store, "T1", "ft:gpt-4.1-mini", usage.Price(2.0, 2.0, 2.0))
+    assert await usage.record(store, _spend(model=tuned, marker="t3"), now=NOV_26) == 3_000
+    assert usage.price_names("gpt-4.1-mini-2025-04-14")[:2] == [
+        "gpt-4.1-mini-2025-04-14",
+        "gpt-4.1-mini-2025-04",
+    ]
+
+
 def test_fine_tuned_and_dated_models_find_their_price():
     assert usage.default_price("ft:gpt-4.1-mini-2025-04-14:acme::abc") == usage.PRICES["ft:gpt-4.1-mini"]
     assert usage.default_price("gpt-4o-mini-2024-07-18") == usage.PRICES["gpt-4o-mini"]
@@ -117,17 +131,30 @@ async def test_a_usage_count_rides_with_another_script_and_survives_a_flushed_sc
     (restart, failover) still runs both, once."""
     echo = "return ARGV[1]"
     await store.redis.script_flush()
-    before = store_mod.RoundTrips.count
     call = usage.record_call(store, _spend(), now=NOV_26)
     results = await store_mod.scripts_together(store, [(echo, ["{T1}:x"], ["closed"]), call])
     assert results == [b"closed", 1140]
-    assert store_mod.RoundTrips.count > before
     trips = store_mod.RoundTrips.count
     call2 = usage.record_call(store, _spend(marker="turn-2"), now=NOV_26)
     await store_mod.scripts_together(store, [(echo, ["{T1}:x"], ["closed"]), call2])
     if not isinstance(store.redis, store_mod.Cluster):
         assert store_mod.RoundTrips.count - trips == 1
     assert (await usage.report(store, "T1", now=NOV_26)).total.turns == 2
+
+
+async def test_a_failing_usage_write_never_fails_the_close_it_rides_with(store):
+    broken = "return redis.call('INCR', KEYS[1])"  # the key holds a string: an error
+    await store.redis.set(f"{store.prefix}:w:{{T1}}:broken", "text")
+    results = await store_mod.scripts_together(
+        store,
+        [
+            ("return ARGV[1]", ["{T1:C1:1.0}:x"], ["closed"]),
+            (broken, [f"{store.prefix}:w:{{T1}}:broken"], []),
+        ],
+    )
+    assert results == [b"closed", None]
+    with pytest.raises(ResponseError):
+        await store_mod.scripts_together(store, [(broken, [f"{store.prefix}:w:{{T1}}:broken"], [])])
 
 
 async def test_a_report_ranks_by_cost_and_keeps_odd_ids_whole(store):

@@ -176,3 +176,13 @@ async def test_only_to_me_answers_ephemerally_over_the_thread_and_keeps_nothing(
     assert await history.messages(bot.deps.core.store, conv) == [], "the thread's memory holds nothing of it"
     report = await usage.report(bot.deps.core.store, "T1")
     assert report.total.turns == 1, "its tokens are counted"
+
+
+async def test_only_to_me_is_screened_like_any_question(http_bot, slack, openai_api):
+    bot = await http_bot(MODERATION_ENABLED="true")
+    view, _ = await _opened_about(bot, slack)
+    await bot.action(_submit(view, "FLAGME please", "ephemeral"))
+    await bot.idle()
+    assert not openai_api.chat_requests()
+    [shown] = slack.calls_to("chat.postEphemeral")
+    assert "flagged by the content filter" in shown.params["text"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from core import audit
+from core import audit, usage
 from tests.scenarios.blockkit import assert_valid_blocks
 from tests.scenarios.harness import mention
 from tests.standins.openai_api import Reply
@@ -131,3 +131,18 @@ async def test_an_admins_price_is_used_for_answers_from_then_on(http_bot, slack,
     assert "$0.15" in shown
     prices = await _usage(bot, slack, "prices")
     assert "`gpt-4.1-mini` (set by an admin): 100 / 100 / 100" in prices["text"]
+
+
+async def test_an_admin_sees_their_own_usage_with_usage_me(http_bot, slack, openai_api):
+    bot = await http_bot(ADMIN_USER_IDS="UADMIN")
+    await _ask(bot, openai_api, "mine", user="UADMIN")
+    await _ask(bot, openai_api, "theirs", user="U2", channel="C2")
+    mine = json.dumps((await _usage(bot, slack, "me"))["blocks"])
+    assert "Your usage" in mine and "1 turns" in mine and "<#C2>" not in mine
+
+
+async def test_a_limit_must_be_a_whole_number(http_bot, slack, openai_api):
+    bot = await http_bot(ADMIN_USER_IDS="UADMIN")
+    bad = await _usage(bot, slack, "limit 0.5")
+    assert "whole number" in bad["text"]
+    assert (await usage.limits(bot.deps.core.store, "T1", usage.Limits())).user_turns_per_hour == 0

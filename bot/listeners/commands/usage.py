@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot import limits, usage_report
 from bot.auth import is_admin
+from bot.blocks import escape
 from bot.commands import Args, Ctx, Registry, Subcommand
 from bot.errors import UserError
 from core import usage
@@ -16,12 +17,17 @@ async def show(ctx: Ctx, args: Args) -> None:
     """Admins (where admin commands work) get the workspace's report; others their own."""
     store = ctx.deps.core.store
     admin_here = not ctx.deps.settings.admin_channel_ids or ctx.channel in ctx.deps.settings.admin_channel_ids
-    if args.first().lower() != "me" and admin_here and await is_admin(ctx.deps, ctx.team, ctx.user):
+    if admin_here and await is_admin(ctx.deps, ctx.team, ctx.user):
         report = await usage.report(store, ctx.team, days=DAYS)
         month = await usage.month_so_far(store, ctx.team)
         current = await usage.limits(store, ctx.team, limits.defaults(ctx.deps))
         await ctx.say("Usage", usage_report.workspace_report(report, limits=current, month=month, days=DAYS))
         return
+    await show_mine(ctx, args)
+
+
+async def show_mine(ctx: Ctx, args: Args) -> None:
+    store = ctx.deps.core.store
     report = await usage.report(store, ctx.team, days=DAYS, user=ctx.user)
     month = await usage.month_so_far(store, ctx.team, user=ctx.user)
     await ctx.say("Your usage", usage_report.personal_report(report, month=month, days=DAYS))
@@ -52,6 +58,10 @@ async def set_budget(ctx: Ctx, args: Args) -> None:
 
 async def set_limit(ctx: Ctx, args: Args) -> None:
     raw = args.first().split("/")[0]
+    if raw.lower() not in ("off", "none") and not raw.isdigit():
+        raise UserError(
+            "Give the turns each person may start per hour as a whole number, or `off`: e.g. `/usage limit 30`."
+        )
     turns = int(_off_or_number(raw, "the turns each person may start per hour", "/usage limit 30"))
     await usage.set_limits(ctx.deps.core.store, ctx.team, user_turns_per_hour=turns)
     await ctx.say(
@@ -68,7 +78,7 @@ async def set_price(ctx: Ctx, args: Args) -> None:
     model = model[:200]
     if [v.lower() for v in values] == ["reset"]:
         await usage.set_price(ctx.deps.core.store, ctx.team, model, None)
-        await ctx.say(f"Done: `{model}` is priced from the built-in table again.")
+        await ctx.say(f"Done: `{escape(model)}` is priced from the built-in table again.")
         return
     try:
         price = usage.check_price(values)
@@ -76,7 +86,7 @@ async def set_price(ctx: Ctx, args: Args) -> None:
         raise UserError(f"Couldn't set the price: {exc}") from exc
     await usage.set_price(ctx.deps.core.store, ctx.team, model, price)
     await ctx.say(
-        f"Done: `{model}` now costs ${price.input:g} input, ${price.cached:g} cached input and "
+        f"Done: `{escape(model)}` now costs ${price.input:g} input, ${price.cached:g} cached input and "
         f"${price.output:g} output per 1M tokens, for answers from now on."
     )
 
@@ -91,7 +101,7 @@ async def list_prices(ctx: Ctx, args: Args) -> None:
             f"• `{model}` (the default model): {default.input:g} / {default.cached:g} / {default.output:g}"
         )
     for name, p in sorted(overrides.items()):
-        lines.append(f"• `{name}` (set by an admin): {p.input:g} / {p.cached:g} / {p.output:g}")
+        lines.append(f"• `{escape(name)}` (set by an admin): {p.input:g} / {p.cached:g} / {p.output:g}")
     lines.append("Other models use the built-in table; unknown models count at $0 until priced.")
     await ctx.say("\n".join(lines))
 
@@ -100,7 +110,7 @@ USAGE = Registry(
     "/usage",
     title="Usage and cost",
     entries=(
-        Subcommand(("me",), show, "`/usage me`: your own usage, last 30 days"),
+        Subcommand(("me",), show_mine, "`/usage me`: your own usage, last 30 days"),
         Subcommand(
             ("budget",), set_budget, "`/usage budget <USD>|off`: the workspace's monthly budget", admin=True
         ),

@@ -8,6 +8,7 @@ After a change the clicker's Home tab is published again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from redis.exceptions import RedisError
@@ -17,6 +18,7 @@ from bot import blocks, home_view, messages, visibility
 from bot.auth import check_admin
 from bot.deps import BotDeps
 from bot.listeners.home.publish import publish
+from bot.listeners.shortcuts.ask import picker_names
 from core import personas, schemas
 from core.personas import Choice, PersonaError
 
@@ -46,8 +48,7 @@ async def _refused(deps: BotDeps, team: str, user: str, action: str) -> str | No
 async def handle_set_channel_persona(ack, body: dict, client, deps: BotDeps) -> None:
     await ack()
     team, _ = _ids(body, deps)
-    custom = await personas.list_custom(deps.core.store, team)
-    names = list(personas.BUILTINS) + [p.name for p in custom]
+    names = await picker_names(deps, team)
     await client.views_open(trigger_id=body["trigger_id"], view=home_view.channel_persona_modal(names))
 
 
@@ -60,32 +61,54 @@ async def handle_channel_persona_submission(ack, body: dict, view: dict, deps: B
     except PersonaError as exc:
         await ack(response_action="errors", errors={"domain": blocks.cut(str(exc), 150)})
         return
-    persona = await personas.get(deps.core.store, team, name)
+    try:
+        persona = await personas.get(deps.core.store, team, name)
+    except RedisError:
+        await ack(response_action="errors", errors={"persona": messages.STORE_DOWN_SHORT})
+        return
     if persona is None:
         await ack(
             response_action="errors", errors={"persona": "That persona no longer exists; pick another."}
         )
         return
-    if not await visibility.is_member(deps, channel, user):
-        await ack(
-            response_action="errors",
-            errors={"channel": "You can only set the persona of a channel you're in."},
-        )
+    choice = Choice(persona.name, domain, by=user)
+    try:
+        # Slack wants the answer within 3 s; a huge channel's member list may take longer
+        async with asyncio.timeout(CHECK_SECONDS):
+            problem = await _channel_problem(deps, channel, user)
+    except TimeoutError:
+        await ack()  # checked after the modal closes; a refusal then comes by DM
+        deps.tasks.spawn(_set_channel(deps, team, user, channel, choice, checked=False), name="home:set")
         return
-    if not await visibility.bot_is_in(deps, channel):
-        await ack(
-            response_action="errors",
-            errors={"channel": "Invite @Threadwise to that channel first (/invite)."},
-        )
+    if problem:
+        await ack(response_action="errors", errors={"channel": problem})
         return
     await ack()
-    deps.tasks.spawn(
-        _set_channel(deps, team, user, channel, Choice(persona.name, domain, by=user)), name="home:set"
-    )
+    deps.tasks.spawn(_set_channel(deps, team, user, channel, choice), name="home:set")
 
 
-async def _set_channel(deps: BotDeps, team: str, user: str, channel: str, choice: Choice) -> None:
-    await personas.set_channel(deps.core.store, team, channel, choice)
+CHECK_SECONDS = 2.0
+
+
+async def _channel_problem(deps: BotDeps, channel: str, user: str) -> str | None:
+    if not await visibility.is_member(deps, channel, user):
+        return "You can only set the persona of a channel you're in."
+    if not await visibility.bot_is_in(deps, channel):
+        return "Invite @Threadwise to that channel first (/invite)."
+    return None
+
+
+async def _set_channel(
+    deps: BotDeps, team: str, user: str, channel: str, choice: Choice, *, checked: bool = True
+) -> None:
+    if not checked and (problem := await _channel_problem(deps, channel, user)):
+        await _tell(deps, user, f"I didn't set <#{channel}>'s persona: {problem}")
+        return
+    try:
+        await personas.set_channel(deps.core.store, team, channel, choice)
+    except RedisError:
+        await _tell(deps, user, f"I couldn't set <#{channel}>'s persona. {messages.STORE_DOWN_SHORT}")
+        return
     label = choice.name + (f" ({blocks.escape(choice.domain)})" if choice.domain else "")
     note = messages.PERSONA_SET_CHANNEL.format(user=user, persona=label)
     try:

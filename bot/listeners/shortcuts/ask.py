@@ -23,6 +23,7 @@ import uuid
 
 from openai import OpenAIError
 from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError
 
 from bot import blocks, messages, visibility
 from bot.deps import BotDeps
@@ -71,7 +72,11 @@ def ask_modal(
             "block_id": "persona",
             "optional": True,
             "label": {"type": "plain_text", "text": "Persona"},
-            "hint": {"type": "plain_text", "text": "Leave empty for the thread's or channel's persona."},
+            "hint": {
+                "type": "plain_text",
+                "text": "Leave empty for the thread's or channel's persona."
+                + (" Only the first 100 are listed; /persona lists all." if len(persona_names) > 100 else ""),
+            },
             "element": {
                 "type": "static_select",
                 "action_id": "name",
@@ -117,12 +122,11 @@ async def handle_ask_shortcut(ack, body: dict, client, deps: BotDeps) -> None:
         "excerpt": blocks.cut(message.get("text", ""), EXCERPT_CHARS),
     }
     team = (body.get("team") or {}).get("id", "") or deps.team_id
-    custom = await personas.list_custom(deps.core.store, team)
     view = ask_modal(
         excerpt=message.get("text", ""),
         metadata=metadata,
         can_answer_in_thread=bool(channel and message),
-        persona_names=list(personas.BUILTINS) + [p.name for p in custom],
+        persona_names=await picker_names(deps, team),
     )
     await client.views_open(trigger_id=body["trigger_id"], view=view)
 
@@ -143,7 +147,12 @@ async def handle_ask_submission(ack, body: dict, view: dict, deps: BotDeps) -> N
     persona = (((values.get("persona") or {}).get("name") or {}).get("selected_option") or {}).get(
         "value", ""
     )
-    if persona and await personas.get(deps.core.store, team, persona) is None:
+    try:
+        gone = bool(persona) and await personas.get(deps.core.store, team, persona) is None
+    except RedisError:
+        await ack(response_action="errors", errors={"persona": messages.STORE_DOWN_SHORT})
+        return
+    if gone:
         await ack(
             response_action="errors", errors={"persona": "That persona no longer exists; pick another."}
         )
@@ -195,19 +204,25 @@ async def _aside(deps: BotDeps, incoming: Incoming, persona: str) -> None:
     from bot.thread_import import thread_context
 
     async def tell(text: str, layout: list[dict]) -> None:
-        await deps.client.chat_postEphemeral(
-            channel=incoming.channel,
-            user=incoming.user,
-            thread_ts=incoming.thread_ts,
-            text=blocks.fallback_text(text),
-            blocks=layout,
-        )
+        try:
+            await deps.client.chat_postEphemeral(
+                channel=incoming.channel,
+                user=incoming.user,
+                thread_ts=incoming.thread_ts,
+                text=blocks.fallback_text(text),
+                blocks=layout,
+            )
+        except SlackApiError as exc:
+            log.warning("Couldn't show a private answer: %s", exc.response.get("error"))
 
-    if await limits.refused(deps, incoming):
-        return
     try:
+        if await limits.refused(deps, incoming, kept=False):
+            return
         earlier = await thread_context(deps, incoming)
         answer = await conversations.aside(deps.core, incoming, earlier, persona=persona)
+    except conversations.Flagged:
+        await tell(messages.FLAGGED, blocks.notice(messages.FLAGGED))
+        return
     except RedisError:
         await tell(messages.STORE_DOWN, blocks.notice(messages.STORE_DOWN))
         return
@@ -219,6 +234,17 @@ async def _aside(deps: BotDeps, incoming: Incoming, persona: str) -> None:
     shown = blocks.cut(answer, EPHEMERAL_CHARS)
     footer = blocks.context_line("Only you can see this answer; it isn't kept in the thread's memory.")
     await tell(shown, [blocks.markdown(shown), footer])
+
+
+async def picker_names(deps: BotDeps, team: str) -> list[str]:
+    """Every persona a picker offers; the built-ins alone while Redis is down (the modal
+    still opens: the question is what matters)."""
+    try:
+        custom = await personas.list_custom(deps.core.store, team)
+    except RedisError as exc:
+        log.warning("Couldn't list custom personas for a modal: %s", type(exc).__name__)
+        custom = []
+    return list(personas.BUILTINS) + [p.name for p in custom]
 
 
 def request_ts() -> str:
