@@ -17,8 +17,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.rate_limits import NATIVE, SlackRates
 from bot.tasks import TaskRunner
+from bot.workspaces import CURRENT, WorkspaceClient
 from core import tokens, turn_queue
 from core.conversations import CoreDeps
+from core.installations import RedisInstallationStore
 from core.llm import create_openai
 from core.rate_budget import Limit
 from core.settings import ConfigError, Settings
@@ -54,9 +56,12 @@ class BotDeps:
     instance_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
-    bot_user_id: str = ""
-    bot_id: str = ""
-    team_id: str = ""
+    # Who the bot is, from auth.test at start-up (one workspace). With many workspaces
+    # the properties below read the current workspace's (bot/workspaces.py).
+    own_bot_user_id: str = ""
+    own_bot_id: str = ""
+    own_team_id: str = ""
+    installations: RedisInstallationStore | None = None  # many workspaces (OAuth) only
     # Threads this process knows exist (so it never reads them from Slack again). Per
     # process on purpose: a miss costs one EXISTS, never a wrong answer.
     known_threads: OrderedDict[str, None] = field(default_factory=OrderedDict)
@@ -68,6 +73,21 @@ class BotDeps:
     # Per process, at most a minute old and bounded: see bot/auth.py.
     admin_cache: OrderedDict[tuple[str, str], tuple[float, bool]] = field(default_factory=OrderedDict)
 
+    @property
+    def bot_user_id(self) -> str:
+        current = CURRENT.get()
+        return current.bot_user_id if current is not None else self.own_bot_user_id
+
+    @property
+    def bot_id(self) -> str:
+        current = CURRENT.get()
+        return current.bot_id if current is not None else self.own_bot_id
+
+    @property
+    def team_id(self) -> str:
+        current = CURRENT.get()
+        return current.team_id if current is not None else self.own_team_id
+
 
 def slack_api_url(settings: Settings) -> str:
     url = settings.slack_api_url or DEFAULT_SLACK_API_URL
@@ -76,8 +96,8 @@ def slack_api_url(settings: Settings) -> str:
 
 def create_slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
     """One client on one shared session, honouring Slack's 429 Retry-After."""
-    client = AsyncWebClient(
-        token=settings.slack_bot_token,
+    client = WorkspaceClient(
+        token=settings.slack_bot_token or None,
         base_url=slack_api_url(settings),
         session=session,
         timeout=30,
@@ -103,16 +123,20 @@ async def create_deps(settings: Settings) -> BotDeps:
             native_limit=Limit(min(settings.native_streams_per_minute, NATIVE.per_minute), NATIVE.burst),
         ),
     )
+    # tiktoken loads its encodings on first use (~0.4 s of CPU): not on the first turn.
+    await asyncio.to_thread(tokens.encoding_for, settings.openai_model)
+    if settings.distributed:
+        deps.installations = RedisInstallationStore(store, client_id=settings.slack_client_id)
+        log.info("Many workspaces: each one's token comes from its installation (/slack/install)")
+        return deps
     try:
         auth = await _auth_test(client, settings)
     except ConfigError:
         await close_deps(deps)
         raise
-    # tiktoken loads its encodings on first use (~0.4 s of CPU): not on the first turn.
-    await asyncio.to_thread(tokens.encoding_for, settings.openai_model)
-    deps.bot_user_id = auth.get("user_id", "")
-    deps.bot_id = auth.get("bot_id", "")
-    deps.team_id = auth.get("team_id", "")
+    deps.own_bot_user_id = auth.get("user_id", "")
+    deps.own_bot_id = auth.get("bot_id", "")
+    deps.own_team_id = auth.get("team_id", "")
     log.info("Connected to Slack as %s (team %s)", deps.bot_user_id, deps.team_id)
     return deps
 
@@ -151,7 +175,9 @@ async def check_slack(settings: Settings) -> None:
     """Fail fast, with a clear message, when the token is rejected or Slack unreachable.
 
     HTTP mode runs this before uvicorn starts: inside uvicorn's lifespan the same error
-    would come out as a traceback.
+    would come out as a traceback. With many workspaces there is no token to check yet.
     """
+    if settings.distributed:
+        return
     async with aiohttp.ClientSession() as session:
         await _auth_test(create_slack_client(settings, session), settings)

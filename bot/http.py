@@ -226,6 +226,8 @@ def create_asgi_app(settings: Settings) -> Starlette:
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/openai/webhooks", openai_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/slack/install", slack_oauth, methods=["GET"]),
+            Route("/slack/oauth_redirect", slack_oauth, methods=["GET"]),
         ],
         exception_handlers={Refused: _refused},
         lifespan=_lifespan,
@@ -278,6 +280,21 @@ async def slack_events(request: Request) -> Response:
         deps.tasks.spawn(_after_burst(deps, bolt.async_dispatch(bolt_request)), name="dispatch")
         return Response(status_code=200)
     return to_starlette_response(await bolt.async_dispatch(bolt_request))
+
+
+async def slack_oauth(request: Request) -> Response:
+    """Slack's install flow, when the app is installed in many workspaces: the install
+    page (which sets the state cookie) and the redirect back from Slack (state checked
+    and consumed, code exchanged with oauth.v2.access, installation saved)."""
+    flow = request.app.state.bolt.oauth_flow
+    if flow is None:
+        return PlainTextResponse(
+            "This app is installed with a token (SLACK_BOT_TOKEN): nothing to install here.", 404
+        )
+    bolt_request = AsyncBoltRequest(body="", query=request.url.query, headers=dict(request.headers))
+    if request.url.path == flow.install_path:
+        return to_starlette_response(await flow.handle_installation(bolt_request))
+    return to_starlette_response(await flow.handle_callback(bolt_request))
 
 
 async def openai_webhook(request: Request) -> Response:

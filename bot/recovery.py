@@ -14,10 +14,10 @@ import logging
 
 from redis.exceptions import RedisError
 
-from bot import intake
+from bot import intake, workspaces
 from bot.deps import BotDeps
 from bot.turns import hold, take_turns
-from core import conversations, turn_queue
+from core import conversations, turn_queue, workspace_data
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,18 @@ async def recover_once(deps: BotDeps) -> int:
     adopted = 0
     for conv_id, score in await turn_queue.due(store):
         try:
-            adopted += await _look_at(deps, conv_id, score)
+            async with workspaces.acting_for(deps.installations, conv_id.split(":", 1)[0]) as installed:
+                if not installed:  # uninstalled since: nobody to answer with
+                    await turn_queue.forget(store, conv_id, score)
+                    continue
+                adopted += await _look_at(deps, conv_id, score)
         except RedisError:
             raise
         except Exception:  # one bad entry must not stop every scan after it
             log.exception("Recovery of %s failed; looking again later", conv_id)
             await turn_queue.look_later(store, conv_id, 10 * deps.settings.turn_lease_ms)
+    if deps.installations is not None:  # uninstalled workspaces past their grace period
+        await workspace_data.forget_due(store)
     return adopted
 
 

@@ -167,6 +167,17 @@ def oauth_state(prefix: str, state: str) -> str:
     return f"{prefix}:oauth:state:{state}"
 
 
+def forget_queue(prefix: str) -> str:
+    """Uninstalled workspaces whose data is to be deleted: "E-T ids" -> when (core/workspace_data.py)."""
+    return f"{prefix}:forget"
+
+
+def workspace_patterns(prefix: str, team: str) -> list[str]:
+    """SCAN patterns matching every key of one workspace: its workspace keys, and its
+    conversations (whose hash tags start with the team id)."""
+    return [f"{prefix}:w:{{{team}}}:*", f"{prefix}:c:{{{team}:*"]
+
+
 def open_turns(prefix: str) -> str:
     """Conversations that may hold queued turns (conv id -> when to look at it next), across
     workspaces. Any process scans it for turns whose lease holder died (core/turn_queue.py)."""

@@ -75,6 +75,34 @@ def _check_cluster(url: str, prefix: str) -> None:
         raise ConfigError(f"REDIS_URL names database {database}, but a Redis Cluster only has database 0.")
 
 
+# The bot scopes of manifest.yml, asked for at /slack/install unless SLACK_SCOPES says otherwise
+DEFAULT_SCOPES = (
+    "app_mentions:read",
+    "assistant:write",
+    "channels:history",
+    "channels:read",
+    "chat:write",
+    "commands",
+    "files:read",
+    "files:write",
+    "groups:history",
+    "groups:read",
+    "im:history",
+    "im:write",
+    "mpim:history",
+    "mpim:read",
+    "reactions:read",
+    "users:read",
+)
+
+
+def _install_kind(value: str | None) -> str:
+    kind = (value or "internal").strip().lower() or "internal"
+    if kind not in ("internal", "marketplace", "distributed"):
+        raise ConfigError(f"SLACK_INSTALL_KIND must be internal, marketplace or distributed, got {kind!r}")
+    return kind
+
+
 def _ids(value: str | None) -> frozenset[str]:
     return frozenset(part.strip() for part in (value or "").replace(" ", ",").split(",") if part.strip())
 
@@ -86,6 +114,16 @@ class Settings:
     slack_signing_secret: str = ""
     slack_app_token: str = ""
     slack_api_url: str = ""
+    # Distributed installs (OAuth, HTTP mode): with a client id and secret and no bot token,
+    # each workspace installs the app at /slack/install and gets its own token (issue 11).
+    slack_client_id: str = ""
+    slack_client_secret: str = ""
+    slack_scopes: tuple[str, ...] = ()
+    slack_redirect_uri: str = ""
+    # "internal" | "marketplace" | "distributed": how the app is distributed, which sets
+    # Slack's limits on reading history (conversations.replies/history, see README)
+    slack_install_kind: str = "internal"
+    uninstall_grace_days: float = 30.0
     # Streaming: "auto" tries Slack's native chat streaming, then falls back to
     # a placeholder edited with chat.update; "update" always uses the fallback.
     streaming_mode: str = "auto"
@@ -132,6 +170,11 @@ class Settings:
     finetune_prices: dict[str, float] = field(default_factory=dict)  # USD per 1M training tokens
 
     @property
+    def distributed(self) -> bool:
+        """Many workspaces through OAuth, rather than one through SLACK_BOT_TOKEN."""
+        return bool(self.slack_client_id and self.slack_client_secret and not self.slack_bot_token)
+
+    @property
     def turn_lease_ms(self) -> int:
         return int(self.turn_lease_seconds * 1000)
 
@@ -163,6 +206,12 @@ class Settings:
             slack_signing_secret=g("SLACK_SIGNING_SECRET", "").strip(),
             slack_app_token=g("SLACK_APP_TOKEN", "").strip(),
             slack_api_url=g("SLACK_API_URL", "").strip(),
+            slack_client_id=g("SLACK_CLIENT_ID", "").strip(),
+            slack_client_secret=g("SLACK_CLIENT_SECRET", "").strip(),
+            slack_scopes=tuple(sorted(_ids(g("SLACK_SCOPES")))) or DEFAULT_SCOPES,
+            slack_redirect_uri=g("SLACK_REDIRECT_URI", "").strip(),
+            slack_install_kind=_install_kind(g("SLACK_INSTALL_KIND")),
+            uninstall_grace_days=max(0.0, _float(env, "UNINSTALL_GRACE_DAYS", 30.0)),
             streaming_mode=(g("STREAMING_MODE", "auto").strip() or "auto").lower(),
             native_streams_per_minute=_int(env, "NATIVE_STREAMS_PER_MINUTE", 18),
             openai_api_key=g("OPENAI_API_KEY", "").strip(),
@@ -210,8 +259,32 @@ class Settings:
             "Get one at https://platform.openai.com/api-keys, "
             "or set OPENAI_BASE_URL to a local OpenAI-compatible server."
         )
+        if self.distributed:
+            self._require_oauth(mode, signing_secret_source)
+        else:
+            self._require_token(mode, bot_token_source, app_token_source, signing_secret_source)
+        if self.openai_api_key and not self.openai_base_url:
+            # Local servers (llama.cpp, vLLM, LM Studio) take any key: `sk-xxx` is fine there.
+            _require_real("OPENAI_API_KEY", self.openai_api_key, openai_key_source)
+        elif not self.openai_base_url:
+            raise ConfigError("OPENAI_API_KEY is not set. " + openai_key_source)
+        if self.openai_webhook_secret:
+            _require_real(
+                "OPENAI_WEBHOOK_SECRET",
+                self.openai_webhook_secret,
+                "Copy the signing secret (whsec_...) shown when you create the webhook at "
+                "https://platform.openai.com/settings/organization/webhooks, or leave it empty.",
+            )
+
+    def _require_token(
+        self, mode: str, bot_token_source: str, app_token_source: str, signing_secret_source: str
+    ) -> None:
+        """One workspace: its bot token, and Socket Mode's app token or HTTP's secret."""
         if not self.slack_bot_token:
-            raise ConfigError("SLACK_BOT_TOKEN is not set. " + bot_token_source)
+            raise ConfigError(
+                "SLACK_BOT_TOKEN is not set. " + bot_token_source + " Or, to let many workspaces "
+                "install the app, set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET and run in HTTP mode."
+            )
         _require_real("SLACK_BOT_TOKEN", self.slack_bot_token, bot_token_source, prefix="xoxb-")
         if self.slack_app_token:
             _require_real(
@@ -228,18 +301,23 @@ class Settings:
             raise ConfigError(
                 "SLACK_SIGNING_SECRET is not set (needed for HTTP mode). " + signing_secret_source
             )
-        if self.openai_api_key and not self.openai_base_url:
-            # Local servers (llama.cpp, vLLM, LM Studio) take any key: `sk-xxx` is fine there.
-            _require_real("OPENAI_API_KEY", self.openai_api_key, openai_key_source)
-        elif not self.openai_base_url:
-            raise ConfigError("OPENAI_API_KEY is not set. " + openai_key_source)
-        if self.openai_webhook_secret:
-            _require_real(
-                "OPENAI_WEBHOOK_SECRET",
-                self.openai_webhook_secret,
-                "Copy the signing secret (whsec_...) shown when you create the webhook at "
-                "https://platform.openai.com/settings/organization/webhooks, or leave it empty.",
+
+    def _require_oauth(self, mode: str, signing_secret_source: str) -> None:
+        """Many workspaces: the app's OAuth credentials, in HTTP mode."""
+        where = "Copy it from your app's 'Basic Information' -> 'App Credentials'."
+        _require_real("SLACK_CLIENT_ID", self.slack_client_id, where)
+        _require_real("SLACK_CLIENT_SECRET", self.slack_client_secret, where)
+        if mode != "http":
+            raise ConfigError(
+                "Installs in many workspaces (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET without "
+                "SLACK_BOT_TOKEN) need HTTP mode, where Slack sends installers back to "
+                "/slack/oauth_redirect: run `./tw run --mode http`."
             )
+        if not self.slack_signing_secret:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET is not set (needed for HTTP mode). " + signing_secret_source
+            )
+        _require_real("SLACK_SIGNING_SECRET", self.slack_signing_secret, signing_secret_source)
 
 
 # What a copied example or a half-edited .env looks like. Real tokens and keys are

@@ -11,6 +11,7 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
+from bot import workspaces
 from bot.deps import BotDeps
 from bot.finetune import cards
 from core.finetune import jobs
@@ -73,7 +74,9 @@ async def refresh(deps: BotDeps, team: str, job_id: str) -> None:
     async with ft.refresh_lock(deps.core.store, job_id, deps.instance_id, REFRESH_LOCK_MS) as held:
         if not held:
             return  # someone is refreshing it right now; the next poll sees the result
-        await _refresh(deps, team, job_id)
+        async with workspaces.acting_for(deps.installations, team) as installed:
+            if installed:  # an uninstalled workspace's card can't be edited any more
+                await _refresh(deps, team, job_id)
 
 
 async def _refresh(deps: BotDeps, team: str, job_id: str) -> None:

@@ -14,6 +14,7 @@ from bot.listeners.events.assistant import (
 )
 from bot.listeners.events.message import handle_message
 from bot.listeners.events.reaction import handle_reaction_added
+from bot.listeners.events.uninstall import handle_app_uninstalled, handle_tokens_revoked
 
 
 def register(app: AsyncApp, deps: BotDeps) -> None:
@@ -22,3 +23,5 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
     app.event("reaction_added")(partial(handle_reaction_added, deps=deps))
     app.event("assistant_thread_started")(partial(handle_assistant_thread_started, deps=deps))
     app.event("assistant_thread_context_changed")(partial(handle_assistant_thread_context_changed, deps=deps))
+    app.event("app_uninstalled")(partial(handle_app_uninstalled, deps=deps))
+    app.event("tokens_revoked")(partial(handle_tokens_revoked, deps=deps))

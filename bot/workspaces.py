@@ -1,0 +1,154 @@
+"""Which workspace a piece of work is for: its bot's token and identity.
+
+With one workspace (SLACK_BOT_TOKEN) nothing here is set, and the identity learnt from
+auth.test at start-up is used. With many (OAuth installs), each request's authorization
+reads the workspace's installation from Redis (no Slack call, so the ack isn't delayed)
+and sets `CURRENT` for the request and every task it starts: asyncio tasks copy the
+context they were created in. So `deps.client` calls Slack with that workspace's token,
+`deps.bot_user_id` is that workspace's bot, and nothing from one workspace can go out
+with another's token. Work that starts from Redis rather than from a request (recovery
+of a dead process's turns, the fine-tune watcher) enters its workspace with `acting_for`.
+
+The installation cache is per process on purpose: a copy of Redis at most
+`CACHE_SECONDS` old. An uninstall clears it in the process that receives the event; the
+others stop using a revoked token within that time (Slack refuses it meanwhile).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
+from slack_sdk.web.async_client import AsyncWebClient
+
+from core.installations import RedisInstallationStore
+
+log = logging.getLogger(__name__)
+
+CACHE_SECONDS = 30.0
+CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class Workspace:
+    team_id: str
+    enterprise_id: str
+    bot_token: str
+    bot_user_id: str
+    bot_id: str
+    is_enterprise_install: bool = False
+
+
+CURRENT: ContextVar[Workspace | None] = ContextVar("threadwise_workspace", default=None)
+
+
+class WorkspaceClient(AsyncWebClient):
+    """An AsyncWebClient whose token is the current workspace's, else the one it was made with."""
+
+    @property  # type: ignore[override]
+    def token(self) -> str | None:
+        current = CURRENT.get()
+        return current.bot_token if current is not None else self._default_token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._default_token = value
+
+
+_cache: dict[tuple[str, str, bool], tuple[float, Workspace | None]] = {}
+
+
+def forget(team_id: str, enterprise_id: str = "") -> None:
+    """Drop a workspace from this process's cache (it was uninstalled or its tokens revoked)."""
+    for key in [k for k in _cache if k[1] == (team_id or "") and k[0] in ("", enterprise_id or "")]:
+        _cache.pop(key, None)
+    for key in [k for k in _cache if k[0] == (enterprise_id or "") and k[2]]:
+        _cache.pop(key, None)
+
+
+async def lookup(
+    installations: RedisInstallationStore,
+    *,
+    enterprise_id: str | None,
+    team_id: str | None,
+    is_enterprise_install: bool = False,
+) -> Workspace | None:
+    key = (enterprise_id or "", "" if is_enterprise_install else (team_id or ""), bool(is_enterprise_install))
+    cached = _cache.get(key)
+    if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    found = await installations.async_find_installation(
+        enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install
+    )
+    workspace = None
+    if found is not None and found.bot_token:
+        workspace = Workspace(
+            team_id=found.team_id or team_id or "",
+            enterprise_id=found.enterprise_id or "",
+            bot_token=found.bot_token,
+            bot_user_id=found.bot_user_id or "",
+            bot_id=found.bot_id or "",
+            is_enterprise_install=bool(found.is_enterprise_install),
+        )
+    _cache[key] = (time.monotonic(), workspace)
+    while len(_cache) > CACHE_SIZE:
+        _cache.pop(next(iter(_cache)))
+    return workspace
+
+
+class RedisAuthorize(AsyncAuthorize):
+    """Bolt's authorization from our installation store: one Redis read at most (cached),
+    never auth.test (the installation already holds the bot's ids)."""
+
+    def __init__(self, installations: RedisInstallationStore) -> None:
+        self.installations = installations
+
+    async def __call__(
+        self,
+        *,
+        context,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        **_: object,
+    ) -> AuthorizeResult | None:
+        workspace = await lookup(
+            self.installations,
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            is_enterprise_install=bool(context.is_enterprise_install),
+        )
+        if workspace is None:
+            log.info("An event from a workspace without an installation (team %s): ignored", team_id)
+            return None
+        CURRENT.set(workspace)
+        return AuthorizeResult(
+            enterprise_id=workspace.enterprise_id or enterprise_id,
+            team_id=team_id or workspace.team_id,
+            bot_token=workspace.bot_token,
+            bot_id=workspace.bot_id,
+            bot_user_id=workspace.bot_user_id,
+            user_id=user_id,
+        )
+
+
+@contextlib.asynccontextmanager
+async def acting_for(installations: RedisInstallationStore | None, team_id: str) -> AsyncIterator[bool]:
+    """Work for `team_id` outside a request: its token for the block. Yields False when
+    the workspace has no installation (uninstalled): the caller drops the work. With one
+    workspace (no installation store) it does nothing and yields True."""
+    if installations is None:
+        yield True
+        return
+    workspace = await lookup(installations, enterprise_id=None, team_id=team_id)
+    token = CURRENT.set(workspace)
+    try:
+        yield workspace is not None
+    finally:
+        CURRENT.reset(token)
