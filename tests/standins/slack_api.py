@@ -264,6 +264,11 @@ class SlackStandIn(LocalServer):
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
         #: user id -> the Home tab last published for them (views.publish)
         self.home_views: dict[str, dict[str, Any]] = {}
+        #: OAuth codes a test hands to /slack/oauth_redirect: code -> the install it stands for
+        self.oauth_codes: dict[str, dict[str, Any]] = {}
+        #: tokens oauth.v2.access issued (and auth.revoke didn't revoke): token -> team id
+        self.issued_tokens: dict[str, str] = {}
+        self._call: Call | None = None
         self.responses: dict[str, list[dict[str, Any]]] = {}
         self.uploads: list[Upload] = []
         #: every GET of a url_private(_download) link: (file_id, headers)
@@ -294,6 +299,15 @@ class SlackStandIn(LocalServer):
     def url(self) -> str:
         """Base URL for AsyncWebClient(base_url=...)."""
         return f"{self.base}/api/"
+
+    def add_install(self, code: str, *, team: str, user: str = "U1", rotation: bool = False) -> None:
+        """Make `code` what Slack would send back after `user` installs the app in `team`."""
+        self.oauth_codes[code] = {"team": team, "user": user, "rotation": rotation}
+
+    @staticmethod
+    def token_of(call: Call) -> str:
+        """The bearer token a call was made with."""
+        return call.headers.get("Authorization", "").removeprefix("Bearer ").strip()
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -610,13 +624,53 @@ class SlackStandIn(LocalServer):
                 )
                 return self._err(failure.error, failure.status, headers)
             handler = getattr(self, "_api_" + method.replace(".", "_"), None)
+            self._call = call
             return handler(call.params) if handler else self._ok()
         finally:
             self._notify()
 
     # -- Web API methods (named after the method, dots -> underscores) ----------------------
 
+    def _api_oauth_v2_access(self, p: dict[str, Any]) -> web.Response:
+        """A code from `add_install` becomes that workspace's bot token (once)."""
+        install = self.oauth_codes.pop(str(p.get("code", "")), None)
+        if install is None:
+            return self._err("invalid_code")
+        team = install["team"]
+        token = f"xoxb-{team}-{self._new_file_id()}"
+        extra: dict[str, Any] = {}
+        if install["rotation"]:
+            token = "xoxe." + token
+            extra = {"refresh_token": f"xoxe-1-{team}-{self._new_file_id()}", "expires_in": 43_200}
+        self.issued_tokens[token] = team
+        return self._ok(
+            access_token=token,
+            token_type="bot",
+            scope="app_mentions:read,chat:write,commands",
+            bot_user_id=self.bot_user_id,
+            app_id="A1",
+            team={"id": team, "name": f"Team {team}"},
+            enterprise=None,
+            is_enterprise_install=False,
+            authed_user={"id": install["user"]},
+            **extra,
+        )
+
+    def _api_auth_revoke(self, p: dict[str, Any]) -> web.Response:
+        token = self.token_of(self._call) if self._call else ""
+        return self._ok(revoked=self.issued_tokens.pop(token, None) is not None)
+
     def _api_auth_test(self, p: dict[str, Any]) -> web.Response:
+        issued = self.issued_tokens.get(self.token_of(self._call)) if self._call else None
+        if issued is not None:  # a token oauth.v2.access gave a workspace
+            return self._ok(
+                url=f"https://{issued.lower()}.slack.com/",
+                team=f"Team {issued}",
+                user="threadwise",
+                team_id=issued,
+                user_id=self.bot_user_id,
+                bot_id=f"B{issued}",
+            )
         return self._ok(
             url="https://example.slack.com/",
             team="Example",

@@ -1,0 +1,108 @@
+"""Many workspaces: installed through the real OAuth redirect flow, each answered with its
+own token and memory, and forgotten after an uninstall's grace period."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+from core import keys
+from tests.scenarios.harness import mention
+from tests.standins.openai_api import Reply
+
+DISTRIBUTED = dict(
+    SLACK_BOT_TOKEN="",
+    SLACK_CLIENT_ID="111.222",
+    SLACK_CLIENT_SECRET="client-secret-abc",
+    UNINSTALL_GRACE_DAYS="0.00002",  # under 2 s
+    TURN_LEASE_SECONDS="1",  # the scan (every lease/4) also deletes what is due
+)
+
+
+async def _install(bot, slack, team: str, code: str) -> str:
+    """What a browser does: open /slack/install, follow Slack back to the redirect."""
+    slack.add_install(code, team=team)
+    async with bot.session.get(bot.url + "/slack/install", allow_redirects=False) as page:
+        assert page.status in (200, 302)
+        cookie = page.headers["Set-Cookie"].split(";", 1)[0]
+        body = await page.text()
+        location = page.headers.get("Location", "") + body
+    state = re.search(r"state=([\w-]+)", location).group(1)
+    assert cookie.endswith(state)
+    url = f"{bot.url}/slack/oauth_redirect?code={code}&state={state}"
+    async with bot.session.get(url, headers={"Cookie": cookie}, allow_redirects=False) as done:
+        return f"{done.status} {await done.text()}"
+
+
+async def _ask(bot, openai_api, text: str, team: str, **kw):
+    openai_api.enqueue(Reply(text=f"answer to {text}"))
+    event = mention(text, **kw)
+    await bot.event(event, team=team)
+    await bot.idle()
+    return event
+
+
+async def test_two_installed_workspaces_are_answered_with_their_own_token_and_memory(
+    http_bot, slack, openai_api
+):
+    bot = await http_bot(**DISTRIBUTED)
+    assert (await _install(bot, slack, "T1", "code-1")).startswith("200")
+    assert (await _install(bot, slack, "T2", "code-2")).startswith("200")
+    tokens = {team: token for token, team in slack.issued_tokens.items()}
+
+    first = await _ask(bot, openai_api, "T1 secret plan", "T1", channel="C1")
+    second = await _ask(bot, openai_api, "T2 question", "T2", channel="C2")
+    [a1] = slack.messages(thread_ts=first["ts"])
+    [a2] = slack.messages(thread_ts=second["ts"])
+    assert "answer to T1 secret plan" in a1["text"] and "answer to T2 question" in a2["text"]
+    by_channel = {}
+    for call in slack.calls_to("chat.postMessage") + slack.calls_to("chat.update"):
+        by_channel.setdefault(call.params.get("channel"), set()).add(slack.token_of(call))
+    assert by_channel["C1"] == {tokens["T1"]} and by_channel["C2"] == {tokens["T2"]}
+    assert "T1 secret plan" not in str(openai_api.chat_requests()[-1]["messages"]), "nothing of T1 in T2"
+
+    # A workspace that never installed the app gets nothing, with no token to use.
+    stray = mention("hello?", channel="C3")
+    await bot.event(stray, team="T3")
+    await bot.idle()
+    assert not slack.messages(thread_ts=stray["ts"])
+
+
+async def test_a_state_works_once_and_a_forged_one_installs_nothing(http_bot, slack, openai_api):
+    bot = await http_bot(**DISTRIBUTED)
+    slack.add_install("code-x", team="T9")
+    async with bot.session.get(bot.url + "/slack/oauth_redirect?code=code-x&state=forged") as done:
+        assert done.status >= 400
+    assert "code-x" in slack.oauth_codes, "the code was never exchanged"
+    assert not slack.issued_tokens
+
+
+async def test_an_uninstalled_workspace_is_forgotten_after_its_grace_period(http_bot, slack, openai_api):
+    bot = await http_bot(**DISTRIBUTED)
+    await _install(bot, slack, "T1", "code-1")
+    await _install(bot, slack, "T2", "code-2")
+    await _ask(bot, openai_api, "keep me", "T1", channel="C1")
+    await _ask(bot, openai_api, "forget me", "T2", channel="C2")
+    store = bot.deps.core.store
+
+    async def keys_of(team: str) -> list:
+        found = []
+        for pattern in keys.workspace_patterns(store.prefix, team):
+            found += [k async for k in store.redis.scan_iter(match=pattern)]
+        return found
+
+    assert await keys_of("T2")
+    await bot.event({"type": "app_uninstalled", "event_ts": "1.0"}, team="T2")
+    await bot.idle()
+    after = mention("still there?", channel="C2")
+    await bot.event(after, team="T2")
+    await bot.idle()
+    assert not slack.messages(thread_ts=after["ts"]), "no answer once uninstalled"
+    deadline = time.monotonic() + 10
+    while await keys_of("T2") and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert await keys_of("T2") == [], "T2's data was deleted after the grace period"
+    assert await keys_of("T1"), "T1's was not"
+    assert await bot.deps.installations.async_find_bot(enterprise_id=None, team_id="T2") is None
+    assert await bot.deps.installations.async_find_bot(enterprise_id=None, team_id="T1") is not None
