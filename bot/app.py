@@ -42,7 +42,7 @@ def create_app(deps: BotDeps) -> AsyncApp:
     if deps.installations is not None:
         app = AsyncApp(
             client=deps.client,
-            authorize=RedisAuthorize(deps.installations),
+            authorize=RedisAuthorize(deps.installations, deps.workspace_cache, deps.rotator),
             oauth_flow=oauth_flow(deps),
             signing_secret=deps.settings.slack_signing_secret,
             logger=logging.getLogger("slack_bolt"),
@@ -81,7 +81,7 @@ def _installed(deps: BotDeps):
         installation = args.installation
         team = installation.team_id or installation.enterprise_id or ""
         await workspace_data.cancel_forget(deps.core.store, team)
-        workspaces.forget(installation.team_id or "", installation.enterprise_id or "")
+        workspaces.forget(deps.workspace_cache, installation.team_id or "", installation.enterprise_id or "")
         log.info("Installed in workspace %s", team)
         return await args.default.success(args)
 

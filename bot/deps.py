@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.rate_limits import NATIVE, SlackRates
@@ -62,6 +63,9 @@ class BotDeps:
     own_bot_id: str = ""
     own_team_id: str = ""
     installations: RedisInstallationStore | None = None  # many workspaces (OAuth) only
+    rotator: AsyncTokenRotator | None = None  # refreshes tokens of installs with token rotation
+    # Installations read from Redis, per process on purpose (bot/workspaces.py)
+    workspace_cache: dict = field(default_factory=dict)
     # Threads this process knows exist (so it never reads them from Slack again). Per
     # process on purpose: a miss costs one EXISTS, never a wrong answer.
     known_threads: OrderedDict[str, None] = field(default_factory=OrderedDict)
@@ -127,6 +131,9 @@ async def create_deps(settings: Settings) -> BotDeps:
     await asyncio.to_thread(tokens.encoding_for, settings.openai_model)
     if settings.distributed:
         deps.installations = RedisInstallationStore(store, client_id=settings.slack_client_id)
+        deps.rotator = AsyncTokenRotator(
+            client_id=settings.slack_client_id, client_secret=settings.slack_client_secret, client=client
+        )
         log.info("Many workspaces: each one's token comes from its installation (/slack/install)")
         return deps
     try:

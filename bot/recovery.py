@@ -36,7 +36,7 @@ async def recover_once(deps: BotDeps) -> int:
     adopted = 0
     for conv_id, score in await turn_queue.due(store):
         try:
-            async with workspaces.acting_for(deps.installations, conv_id.split(":", 1)[0]) as installed:
+            async with workspaces.acting_for(deps, conv_id.split(":", 1)[0]) as installed:
                 if not installed:  # uninstalled since: nobody to answer with
                     await turn_queue.forget(store, conv_id, score)
                     continue

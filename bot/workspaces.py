@@ -16,23 +16,32 @@ others stop using a revoked token within that time (Slack refuses it meanwhile).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
+from slack_sdk.oauth.installation_store.models.installation import Installation
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from core.installations import RedisInstallationStore
+
+if TYPE_CHECKING:
+    from bot.deps import BotDeps
 
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 30.0
 CACHE_SIZE = 10_000
+ROTATE_BEFORE_MINUTES = 120  # as Bolt's token rotator: refresh a token two hours before it expires
+ROTATION_WAITS = 50  # 5 s for another process's rotation
 
 
 @dataclass(frozen=True)
@@ -61,15 +70,49 @@ class WorkspaceClient(AsyncWebClient):
         self._default_token = value
 
 
-_cache: dict[tuple[str, str, bool], tuple[float, Workspace | None]] = {}
+# (enterprise, team, org-wide) -> (valid until, on the monotonic clock; the workspace).
+# One per process (BotDeps.workspace_cache).
+Cache = dict[tuple[str, str, bool], tuple[float, "Workspace | None"]]
 
 
-def forget(team_id: str, enterprise_id: str = "") -> None:
+def forget(cache: Cache, team_id: str, enterprise_id: str = "") -> None:
     """Drop a workspace from this process's cache (it was uninstalled or its tokens revoked)."""
-    for key in [k for k in _cache if k[1] == (team_id or "") and k[0] in ("", enterprise_id or "")]:
-        _cache.pop(key, None)
-    for key in [k for k in _cache if k[0] == (enterprise_id or "") and k[2]]:
-        _cache.pop(key, None)
+    for key in [k for k in cache if k[1] == (team_id or "") and k[0] in ("", enterprise_id or "")]:
+        cache.pop(key, None)
+    for key in [k for k in cache if k[0] == (enterprise_id or "") and k[2]]:
+        cache.pop(key, None)
+
+
+def _expiring(found: Installation, now: float) -> bool:
+    expires = found.bot_token_expires_at
+    return expires is not None and expires <= now + ROTATE_BEFORE_MINUTES * 60
+
+
+async def _rotated(
+    installations: RedisInstallationStore, rotator: AsyncTokenRotator, found: Installation, ids: dict
+) -> Installation:
+    """The installation with a fresh token, refreshed by one process: whoever holds the
+    installation's rotation lock re-reads it (another may have just rotated), refreshes
+    and saves it in one script; the others wait for the saved result."""
+    for _ in range(ROTATION_WAITS):
+        async with installations.rotation_lock(**ids) as held:
+            if held:
+                current = await installations.async_find_installation(**ids) or found
+                if not _expiring(current, time.time()):
+                    return current
+                refreshed = await rotator.perform_token_rotation(
+                    installation=current, minutes_before_expiration=ROTATE_BEFORE_MINUTES
+                )
+                if refreshed is None:
+                    return current
+                await installations.async_save(refreshed)
+                log.info("Rotated the bot token of %s", ids.get("team_id") or ids.get("enterprise_id"))
+                return refreshed
+        await asyncio.sleep(0.1)  # another process is rotating it
+        current = await installations.async_find_installation(**ids)
+        if current is not None and not _expiring(current, time.time()):
+            return current
+    return found  # still valid for a while: the next request tries again
 
 
 async def lookup(
@@ -77,16 +120,20 @@ async def lookup(
     *,
     enterprise_id: str | None,
     team_id: str | None,
+    cache: Cache,
     is_enterprise_install: bool = False,
+    rotator: AsyncTokenRotator | None = None,
 ) -> Workspace | None:
     key = (enterprise_id or "", "" if is_enterprise_install else (team_id or ""), bool(is_enterprise_install))
-    cached = _cache.get(key)
-    if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+    cached = cache.get(key)
+    if cached and time.monotonic() < cached[0]:
         return cached[1]
-    found = await installations.async_find_installation(
-        enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install
-    )
+    ids = {"enterprise_id": enterprise_id, "team_id": team_id, "is_enterprise_install": is_enterprise_install}
+    found = await installations.async_find_installation(**ids)
+    if found is not None and rotator is not None and _expiring(found, time.time()):
+        found = await _rotated(installations, rotator, found, ids)
     workspace = None
+    ttl = CACHE_SECONDS
     if found is not None and found.bot_token:
         workspace = Workspace(
             team_id=found.team_id or team_id or "",
@@ -96,9 +143,11 @@ async def lookup(
             bot_id=found.bot_id or "",
             is_enterprise_install=bool(found.is_enterprise_install),
         )
-    _cache[key] = (time.monotonic(), workspace)
-    while len(_cache) > CACHE_SIZE:
-        _cache.pop(next(iter(_cache)))
+        if found.bot_token_expires_at is not None:  # never cached past its rotation time
+            ttl = min(ttl, found.bot_token_expires_at - ROTATE_BEFORE_MINUTES * 60 - time.time())
+    cache[key] = (time.monotonic() + max(0.0, ttl), workspace)
+    while len(cache) > CACHE_SIZE:
+        cache.pop(next(iter(cache)))
     return workspace
 
 
@@ -106,8 +155,12 @@ class RedisAuthorize(AsyncAuthorize):
     """Bolt's authorization from our installation store: one Redis read at most (cached),
     never auth.test (the installation already holds the bot's ids)."""
 
-    def __init__(self, installations: RedisInstallationStore) -> None:
+    def __init__(
+        self, installations: RedisInstallationStore, cache: Cache, rotator: AsyncTokenRotator | None = None
+    ) -> None:
         self.installations = installations
+        self.cache = cache
+        self.rotator = rotator
 
     async def __call__(
         self,
@@ -122,7 +175,9 @@ class RedisAuthorize(AsyncAuthorize):
             self.installations,
             enterprise_id=enterprise_id,
             team_id=team_id,
+            cache=self.cache,
             is_enterprise_install=bool(context.is_enterprise_install),
+            rotator=self.rotator,
         )
         if workspace is None:
             log.info("An event from a workspace without an installation (team %s): ignored", team_id)
@@ -139,14 +194,20 @@ class RedisAuthorize(AsyncAuthorize):
 
 
 @contextlib.asynccontextmanager
-async def acting_for(installations: RedisInstallationStore | None, team_id: str) -> AsyncIterator[bool]:
+async def acting_for(deps: BotDeps, team_id: str) -> AsyncIterator[bool]:
     """Work for `team_id` outside a request: its token for the block. Yields False when
     the workspace has no installation (uninstalled): the caller drops the work. With one
     workspace (no installation store) it does nothing and yields True."""
-    if installations is None:
+    if deps.installations is None:
         yield True
         return
-    workspace = await lookup(installations, enterprise_id=None, team_id=team_id)
+    workspace = await lookup(
+        deps.installations,
+        enterprise_id=None,
+        team_id=team_id,
+        cache=deps.workspace_cache,
+        rotator=deps.rotator,
+    )
     token = CURRENT.set(workspace)
     try:
         yield workspace is not None

@@ -14,10 +14,12 @@ Only the SDK's installation types are imported here: core/ knows nothing else of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 from logging import Logger
 from typing import Any
 
@@ -74,6 +76,12 @@ for _, field in ipairs(rows) do
 end
 if user == '' then redis.call('DEL', KEYS[1]) end
 return 1
+"""
+
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -176,6 +184,27 @@ class RedisInstallationStore(AsyncInstallationStore):
     async def async_delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         await self.async_delete_bot(enterprise_id=enterprise_id, team_id=team_id)
         await self.async_delete_installation(enterprise_id=enterprise_id, team_id=team_id)
+
+    @contextlib.asynccontextmanager
+    async def rotation_lock(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+        ttl_ms: int = 30_000,
+    ) -> AsyncIterator[bool]:
+        """Held by one process at a time while it refreshes the installation's token, so
+        two processes never spend one refresh token (Slack honours it once). Yields
+        whether this process holds it; it expires on its own if the holder dies."""
+        key = self._keys(enterprise_id, team_id, is_enterprise_install).rotating
+        owner = secrets.token_hex(8)
+        held = bool(await self.store.redis.set(key, owner, nx=True, px=ttl_ms))
+        try:
+            yield held
+        finally:
+            if held:
+                await self.store.redis.register_script(_RELEASE)(keys=[key], args=[owner])
 
     async def async_history(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False

@@ -141,6 +141,7 @@ class InstallationKeys:
     installer: str  # the latest installation as JSON
     installers: str  # every installation saved: "installed_at|user" -> JSON (history)
     users: str  # users with an installation of their own
+    rotating: str  # held by the process refreshing this installation's token
     base: str
 
     def installer_of(self, user: str) -> str:
@@ -158,6 +159,7 @@ def installation(prefix: str, client_id: str, ids: str) -> InstallationKeys:
         installer=f"{base}:installer",
         installers=f"{base}:installers",
         users=f"{base}:users",
+        rotating=f"{base}:rotating",
         base=base,
     )
 

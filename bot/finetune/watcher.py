@@ -74,7 +74,7 @@ async def refresh(deps: BotDeps, team: str, job_id: str) -> None:
     async with ft.refresh_lock(deps.core.store, job_id, deps.instance_id, REFRESH_LOCK_MS) as held:
         if not held:
             return  # someone is refreshing it right now; the next poll sees the result
-        async with workspaces.acting_for(deps.installations, team) as installed:
+        async with workspaces.acting_for(deps, team) as installed:
             if installed:  # an uninstalled workspace's card can't be edited any more
                 await _refresh(deps, team, job_id)
 

@@ -20,9 +20,9 @@ DISTRIBUTED = dict(
 )
 
 
-async def _install(bot, slack, team: str, code: str) -> str:
+async def _install(bot, slack, team: str, code: str, *, rotation: bool = False) -> str:
     """What a browser does: open /slack/install, follow Slack back to the redirect."""
-    slack.add_install(code, team=team)
+    slack.add_install(code, team=team, rotation=rotation)
     async with bot.session.get(bot.url + "/slack/install", allow_redirects=False) as page:
         assert page.status in (200, 302)
         cookie = page.headers["Set-Cookie"].split(";", 1)[0]
@@ -106,3 +106,28 @@ async def test_an_uninstalled_workspace_is_forgotten_after_its_grace_period(http
     assert await keys_of("T1"), "T1's was not"
     assert await bot.deps.installations.async_find_bot(enterprise_id=None, team_id="T2") is None
     assert await bot.deps.installations.async_find_bot(enterprise_id=None, team_id="T1") is not None
+
+
+async def test_a_rotating_token_is_refreshed_once_though_two_processes_need_it(http_bot, slack, openai_api):
+    one = await http_bot(**DISTRIBUTED)
+    two = await http_bot(**DISTRIBUTED)
+    slack.token_lifetime = 3_600  # under the two hours before expiry when tokens are refreshed
+    assert (await _install(one, slack, "T1", "code-r", rotation=True)).startswith("200")
+    [installed] = slack.issued_tokens
+    slack.token_lifetime = 43_200
+    openai_api.enqueue(Reply(text="from one"), Reply(text="from two"))
+    a, b = mention("first", channel="C1"), mention("second", channel="C1")
+    await asyncio.gather(one.event(a, team="T1"), two.event(b, team="T1"))
+    await one.idle()
+    await two.idle()
+    refreshes = [
+        c for c in slack.calls_to("oauth.v2.access") if c.params.get("grant_type") == "refresh_token"
+    ]
+    assert len(refreshes) == 1, "one refresh token, spent once"
+    [rotated] = slack.issued_tokens
+    assert rotated != installed and installed in slack.retired_tokens
+    assert slack.messages(thread_ts=a["ts"]) and slack.messages(thread_ts=b["ts"]), "both answered"
+    posted = [c for c in slack.calls_to("chat.postMessage") + slack.calls_to("chat.update") if not c.failed]
+    assert posted and {slack.token_of(c) for c in posted} == {rotated}
+    saved = await one.deps.installations.async_find_bot(enterprise_id=None, team_id="T1")
+    assert saved.bot_token == rotated and saved.bot_token_expires_at > time.time() + 40_000

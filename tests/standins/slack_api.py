@@ -268,6 +268,12 @@ class SlackStandIn(LocalServer):
         self.oauth_codes: dict[str, dict[str, Any]] = {}
         #: tokens oauth.v2.access issued (and auth.revoke didn't revoke): token -> team id
         self.issued_tokens: dict[str, str] = {}
+        #: refresh tokens issued, each usable once: refresh token -> team id
+        self.refresh_tokens: dict[str, str] = {}
+        #: tokens replaced by a rotation or revoked: calls with them get `token_revoked`
+        self.retired_tokens: set[str] = set()
+        #: seconds a rotating token lives (oauth.v2.access `expires_in`)
+        self.token_lifetime = 43_200
         self._call: Call | None = None
         self.responses: dict[str, list[dict[str, Any]]] = {}
         self.uploads: list[Upload] = []
@@ -609,6 +615,9 @@ class SlackStandIn(LocalServer):
             if not request.headers.get("Authorization", "").strip():
                 call.failed = True
                 return self._err("not_authed")
+            if self.token_of(call) in self.retired_tokens:
+                call.failed = True
+                return self._err("token_revoked")
             # Tier enforcement comes before injected failures and the handler: like Slack, a
             # throttled call has no effect, and a queued fail() waits for the next call through.
             if wait := self._rate_limit_wait(call):
@@ -632,7 +641,10 @@ class SlackStandIn(LocalServer):
     # -- Web API methods (named after the method, dots -> underscores) ----------------------
 
     def _api_oauth_v2_access(self, p: dict[str, Any]) -> web.Response:
-        """A code from `add_install` becomes that workspace's bot token (once)."""
+        """A code from `add_install` becomes that workspace's bot token (once); a refresh
+        token becomes a new token (once), and the token it replaces stops working."""
+        if p.get("grant_type") == "refresh_token":
+            return self._refresh(str(p.get("refresh_token", "")))
         install = self.oauth_codes.pop(str(p.get("code", "")), None)
         if install is None:
             return self._err("invalid_code")
@@ -641,7 +653,9 @@ class SlackStandIn(LocalServer):
         extra: dict[str, Any] = {}
         if install["rotation"]:
             token = "xoxe." + token
-            extra = {"refresh_token": f"xoxe-1-{team}-{self._new_file_id()}", "expires_in": 43_200}
+            refresh = f"xoxe-1-{team}-{self._new_file_id()}"
+            self.refresh_tokens[refresh] = team
+            extra = {"refresh_token": refresh, "expires_in": self.token_lifetime}
         self.issued_tokens[token] = team
         return self._ok(
             access_token=token,
@@ -656,9 +670,31 @@ class SlackStandIn(LocalServer):
             **extra,
         )
 
+    def _refresh(self, refresh: str) -> web.Response:
+        team = self.refresh_tokens.pop(refresh, None)
+        if team is None:
+            return self._err("invalid_refresh_token")
+        for old in [t for t, owner in self.issued_tokens.items() if owner == team]:
+            del self.issued_tokens[old]
+            self.retired_tokens.add(old)
+        token, new_refresh = f"xoxe.xoxb-{team}-{self._new_file_id()}", f"xoxe-1-{team}-{self._new_file_id()}"
+        self.issued_tokens[token] = team
+        self.refresh_tokens[new_refresh] = team
+        return self._ok(
+            access_token=token,
+            token_type="bot",
+            refresh_token=new_refresh,
+            expires_in=self.token_lifetime,
+            team={"id": team},
+            enterprise=None,
+        )
+
     def _api_auth_revoke(self, p: dict[str, Any]) -> web.Response:
         token = self.token_of(self._call) if self._call else ""
-        return self._ok(revoked=self.issued_tokens.pop(token, None) is not None)
+        revoked = self.issued_tokens.pop(token, None) is not None
+        if revoked:
+            self.retired_tokens.add(token)
+        return self._ok(revoked=revoked)
 
     def _api_auth_test(self, p: dict[str, Any]) -> web.Response:
         issued = self.issued_tokens.get(self.token_of(self._call)) if self._call else None

@@ -38,7 +38,7 @@ async def _leave(deps: BotDeps, body: dict, *, why: str) -> None:
         log.warning("The app was %s in %s; its data is kept (one-workspace mode)", why, team)
         return
     await deps.installations.async_delete_all(enterprise_id=enterprise or None, team_id=team or None)
-    workspaces.forget(team, enterprise)
+    workspaces.forget(deps.workspace_cache, team, enterprise)
     grace = deps.settings.uninstall_grace_days * 86400
     await workspace_data.schedule_forget(deps.core.store, team or enterprise, after_seconds=grace)
     log.info(
