@@ -16,7 +16,7 @@ from bot import workspaces
 from bot.deps import BotDeps
 from bot.listeners import register_listeners
 from bot.workspaces import RedisAuthorize
-from core import workspace_data
+from core import admins, audit, workspace_data
 from core.installations import RedisOAuthStateStore
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,15 @@ def _installed(deps: BotDeps):
         installation = args.installation
         team = installation.team_id or installation.enterprise_id or ""
         await workspace_data.cancel_forget(deps.core.store, team)
+        if installation.user_id and installation.team_id:  # whoever installs it is its first admin
+            await admins.add(deps.core.store, installation.team_id, installation.user_id)
+            await audit.record(
+                deps.core.store,
+                installation.team_id,
+                user=installation.user_id,
+                action="install",
+                allowed=True,
+            )
         workspaces.forget(deps.workspace_cache, installation.team_id or "", installation.enterprise_id or "")
         log.info("Installed in workspace %s", team)
         return await args.default.success(args)

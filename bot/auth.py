@@ -1,8 +1,9 @@
 """Who may run admin actions: one helper for personas, schemas and fine-tuning.
 
-Admins are the users in ADMIN_USER_IDS plus the workspace's admins and owners (from
-users.info, cached per process for at most a minute, so a demoted admin loses access
-within 60 s; the cache is bounded so a flood of distinct users can't grow it).
+Admins are the users in ADMIN_USER_IDS, the ones the workspace named (its installer,
+and `/finetune admins add`, core/admins.py), and the workspace's admins and owners (from
+users.info). The answer is cached per process for at most a minute, so a demoted admin
+loses access within 60 s; the cache is bounded so a flood of distinct users can't grow it.
 ADMIN_CHANNEL_IDS, if set, limits where admin commands work. Every decision, allowed or
 refused, goes to the audit log. Only a person's own command or button click reaches
 here, never model output.
@@ -13,10 +14,11 @@ from __future__ import annotations
 import logging
 import time
 
+from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
 from bot.deps import BotDeps
-from core import audit
+from core import admins, audit
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +41,17 @@ async def is_admin(deps: BotDeps, team: str, user: str) -> bool:
     if cached and _clock() - cached[0] < CACHE_SECONDS:
         return cached[1]
     try:
-        info = (await deps.client.users_info(user=user))["user"]
-    except SlackApiError as exc:
-        log.warning("users.info failed for an admin check: %s", exc.response.get("error"))
-        return False
-    allowed = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+        allowed = await admins.is_named(deps.core.store, team, user)
+    except RedisError as exc:  # Slack's own admins still count
+        log.warning("Couldn't read the workspace's admins: %s", type(exc).__name__)
+        allowed = False
+    if not allowed:
+        try:
+            info = (await deps.client.users_info(user=user))["user"]
+        except SlackApiError as exc:
+            log.warning("users.info failed for an admin check: %s", exc.response.get("error"))
+            return False
+        allowed = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
     cache[(team, user)] = (_clock(), allowed)
     cache.move_to_end((team, user))
     while len(cache) > CACHE_SIZE:
@@ -68,3 +76,8 @@ async def check_admin(
         deps.core.store, team, user=user, action=action, allowed=refusal is None, detail=detail
     )
     return refusal
+
+
+def clear_cached(deps: BotDeps, team: str, user: str) -> None:
+    """Forget this process's answer for `user` (their role just changed here)."""
+    deps.admin_cache.pop((team, user), None)

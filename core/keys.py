@@ -71,6 +71,7 @@ class WorkspaceKeys:
     rated: str  # conversations with ratings, scored by time
     channel_models: str  # channel -> fine-tuned model (`/finetune use`)
     prices: str  # admins' model price overrides: model -> [input, cached, output] USD per 1M
+    admins: str  # users made admins here: the installer, and `/finetune admins add`
 
 
 def workspace(prefix: str, team: str) -> WorkspaceKeys:
@@ -88,6 +89,7 @@ def workspace(prefix: str, team: str) -> WorkspaceKeys:
         rated=f"{base}:rated",
         channel_models=f"{base}:channel_models",
         prices=f"{base}:prices",
+        admins=f"{base}:admins",
     )
 
 

@@ -36,6 +36,7 @@ def test_workspace_keys_share_the_team_hash_tag():
         "rated",
         "channel_models",
         "prices",
+        "admins",
     ]
     assert all(getattr(k, name) == f"tw:w:{{T1}}:{name}" for name in names)
     assert keys.dataset("tw", "T1", "faq", "train") == "tw:w:{T1}:dataset:faq:train"

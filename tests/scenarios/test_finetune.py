@@ -402,3 +402,25 @@ async def test_large_dataset_file_is_read_completely(http_bot, slack, openai_api
     assert "saved as dataset `big`" in reply["text"]
     ds, train, valid = await ft.load_dataset(bot.deps.core.store, "T1", "big")
     assert len((train + valid).splitlines()) == 3000
+
+
+async def test_admins_name_other_admins_and_it_is_audited(http_bot, slack, openai_api):
+    bot = await http_bot(ADMIN_USER_IDS=ADMIN)
+    slack.users["U5"] = {"id": "U5", "is_admin": False}
+    [refused] = await command(bot, slack, "list", "before", user="U5")
+    assert "for admins only" in refused["text"]
+    [done] = await command(bot, slack, "admins add <@U5|dana>", "add")
+    assert "<@U5> is an admin here" in done["text"]
+    [allowed] = await command(bot, slack, "list", "after", user="U5")
+    assert "for admins only" not in allowed["text"]
+    [listed] = await command(bot, slack, "admins", "who", user="U5")
+    assert "<@U5>" in listed["text"]
+    [self_removal] = await command(bot, slack, "admins remove <@U5|dana>", "self", user="U5")
+    assert "can't remove yourself" in self_removal["text"]
+    [removed] = await command(bot, slack, "admins remove <@U5|dana>", "rm")
+    assert "no longer named an admin" in removed["text"]
+    [again] = await command(bot, slack, "list", "again", user="U5")
+    assert "for admins only" in again["text"]
+    entries = await audit.recent(bot.deps.core.store, "T1", 50)
+    assert any(e["action"] == "admins add" and e["detail"] == "U5" and e["user"] == ADMIN for e in entries)
+    assert any(e["action"] == "admins remove" and e["detail"] == "U5" for e in entries)

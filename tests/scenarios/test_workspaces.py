@@ -20,9 +20,9 @@ DISTRIBUTED = dict(
 )
 
 
-async def _install(bot, slack, team: str, code: str, *, rotation: bool = False) -> str:
+async def _install(bot, slack, team: str, code: str, *, rotation: bool = False, user: str = "U1") -> str:
     """What a browser does: open /slack/install, follow Slack back to the redirect."""
-    slack.add_install(code, team=team, rotation=rotation)
+    slack.add_install(code, team=team, rotation=rotation, user=user)
     async with bot.session.get(bot.url + "/slack/install", allow_redirects=False) as page:
         assert page.status in (200, 302)
         cookie = page.headers["Set-Cookie"].split(";", 1)[0]
@@ -131,3 +131,21 @@ async def test_a_rotating_token_is_refreshed_once_though_two_processes_need_it(h
     assert posted and {slack.token_of(c) for c in posted} == {rotated}
     saved = await one.deps.installations.async_find_bot(enterprise_id=None, team_id="T1")
     assert saved.bot_token == rotated and saved.bot_token_expires_at > time.time() + 40_000
+
+
+async def test_the_installer_is_the_workspaces_first_admin_and_only_there(http_bot, slack, openai_api):
+    bot = await http_bot(**DISTRIBUTED)
+    await _install(bot, slack, "T1", "code-1", user="UINST")
+    await _install(bot, slack, "T2", "code-2", user="UOTHER")
+    slack.users["UINST"] = {"id": "UINST", "is_admin": False}
+    slack.users["UOTHER"] = {"id": "UOTHER", "is_admin": False}
+
+    async def admins_command(user: str, team: str) -> str:
+        key = f"{user}-{team}"
+        await bot.command("/finetune", "admins", user=user, team=team, response_url=slack.response_url(key))
+        await bot.idle()
+        [reply] = await slack.wait_response(key)
+        return reply["text"]
+
+    assert "<@UINST>" in await admins_command("UINST", "T1")
+    assert "for admins only" in await admins_command("UINST", "T2")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.commands import Registry, Subcommand
 from bot.finetune import datasets, deploy, jobs
+from bot.listeners.commands import admins
 
 FINETUNE = Registry(
     "/finetune",
@@ -35,5 +36,8 @@ FINETUNE = Registry(
         ),
         Subcommand(("use",), deploy.use, "`/finetune use <model> [persona=<name> | #channel]`"),
         Subcommand(("audit",), deploy.audit_log, "`/finetune audit`: the admin audit log"),
+        Subcommand(("admins", "add"), admins.add, "`/finetune admins add @person`: name an admin"),
+        Subcommand(("admins", "remove"), admins.remove, "`/finetune admins remove @person`"),
+        Subcommand(("admins",), admins.listing, "`/finetune admins`: who is named an admin here"),
     ),
 )
