@@ -180,3 +180,14 @@ STORE_DOWN_HOME = (
 )
 
 STORE_DOWN_SHORT = "My memory store (Redis) is down; try again in a minute."
+
+THREAD_CUT = (
+    "I read only the first {n} messages of this thread: Slack lets apps distributed outside "
+    "the Marketplace read 15 at a time"
+)
+THREAD_NOT_READ = (
+    "I couldn't read this thread's earlier messages just now: Slack lets apps distributed outside "
+    "the Marketplace read a thread once a minute. Mention me again in a minute to include them"
+)
+VIEW_CUT = "I can see only the latest {n} messages of <#{channel}> (Slack's limit for apps distributed outside the Marketplace)."
+VIEW_NOT_READ = "I couldn't read <#{channel}> just now (Slack allows one read a minute here); switch channels again in a minute."

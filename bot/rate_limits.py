@@ -42,6 +42,9 @@ APPEND = Limit(per_minute=90, burst=16)  # chat.appendStream, Tier 4 (100/min)
 EDIT = Limit(per_minute=45, burst=8)  # chat.update, Tier 3 (50/min)
 POST = Limit(per_minute=54, burst=10)  # chat.postMessage, per channel: 1/s, "generous bursts"
 POST_WORKSPACE = Limit(per_minute=270, burst=45)  # and "several hundred a minute" per workspace
+# Apps distributed outside the Marketplace (SLACK_INSTALL_KIND=distributed) may call
+# conversations.replies and conversations.history once a minute per workspace, 15 messages a call
+HISTORY_READ = Limit(per_minute=1, burst=1)
 EDIT_RESERVE = 3  # intermediate edits leave this many for new answers
 MAX_WAIT = 30.0
 
@@ -81,6 +84,11 @@ class SlackRates:
 
     async def before_post(self, team: str, channel: str) -> None:
         await self._required(team, {f"chat.postMessage:{channel}": POST, "chat.postMessage": POST_WORKSPACE})
+
+    async def history_read(self, team: str, method: str) -> bool:
+        """May this workspace read `method` (conversations.replies/history) now? Only
+        asked for distributed installs; a refusal means: go without, and say so."""
+        return not await self._optional(team, {method: HISTORY_READ}, keep=0)
 
     async def _optional(self, team: str, buckets: dict[str, Limit], *, keep: int) -> int:
         try:

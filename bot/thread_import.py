@@ -11,6 +11,7 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
+from bot import messages
 from bot.deps import BotDeps
 from core import history, tokens
 from core.conversations import Incoming, speaker_line
@@ -18,6 +19,7 @@ from core.conversations import Incoming, speaker_line
 log = logging.getLogger(__name__)
 
 MAX_IMPORTED = 100
+LIMITED_READ = 15  # messages per conversations.replies call for distributed installs
 KNOWN_LIMIT = 10_000
 
 
@@ -29,19 +31,29 @@ def _remember(deps: BotDeps, conv_id: str) -> None:
         known.popitem(last=False)
 
 
-async def _read_thread(deps: BotDeps, channel: str, thread_ts: str, max_pages: int = 10) -> list[dict]:
-    """The whole thread, oldest first: replies come in pages, and the newest matter most."""
-    messages: list[dict] = []
+async def _read_thread(
+    deps: BotDeps, team: str, channel: str, thread_ts: str, max_pages: int = 10
+) -> tuple[list[dict], str]:
+    """The whole thread, oldest first (replies come in pages), and a note of what was left
+    out. A distributed install (outside the Marketplace) may read one page of 15 messages a
+    minute per workspace: it reads at most that, or nothing when the minute's read is spent."""
+    if deps.settings.slack_install_kind == "distributed":
+        if not await deps.rates.history_read(team, "conversations.replies"):
+            return [], messages.THREAD_NOT_READ
+        page = await deps.client.conversations_replies(channel=channel, ts=thread_ts, limit=LIMITED_READ)
+        found = page.get("messages", [])[:LIMITED_READ]
+        return found, messages.THREAD_CUT.format(n=len(found)) if page.get("has_more") else ""
+    found: list[dict] = []
     cursor = None
     for _ in range(max_pages):
         page = await deps.client.conversations_replies(
             channel=channel, ts=thread_ts, limit=1000, cursor=cursor
         )
-        messages += page.get("messages", [])
+        found += page.get("messages", [])
         cursor = (page.get("response_metadata") or {}).get("next_cursor")
         if not page.get("has_more") or not cursor:
             break
-    return messages
+    return found, ""
 
 
 def as_history(deps: BotDeps, thread: list[dict], *, skip_ts: str = "") -> list[dict]:
@@ -68,33 +80,38 @@ def as_history(deps: BotDeps, thread: list[dict], *, skip_ts: str = "") -> list[
     return earlier
 
 
-async def thread_context(deps: BotDeps, incoming: Incoming) -> list[dict]:
+async def thread_context(deps: BotDeps, incoming: Incoming) -> tuple[list[dict], str]:
     """A thread's history without keeping anything: ours from Redis if we have it, else
-    read once from Slack (for a private aside that must leave no trace in the thread)."""
+    read once from Slack (for a private aside that must leave no trace in the thread);
+    and a note of what was left out."""
     stored = await history.messages(deps.core.store, incoming.conv_id, -MAX_IMPORTED, -1)
     if stored:
-        return stored
+        return stored, ""
     try:
-        return as_history(deps, await _read_thread(deps, incoming.channel, incoming.thread_ts))
+        thread, note = await _read_thread(deps, incoming.team, incoming.channel, incoming.thread_ts)
     except SlackApiError as exc:
         log.info("Could not read the thread for a private answer: %s", exc.response.get("error"))
-        return []
+        return [], ""
+    return as_history(deps, thread), note
 
 
-async def import_thread_once(deps: BotDeps, incoming: Incoming) -> None:
+async def import_thread_once(deps: BotDeps, incoming: Incoming) -> str:
+    """Read the thread into memory if we never saw it; a note of what was left out."""
     conv_id = incoming.conv_id
     if conv_id in deps.known_threads:
-        return
+        return ""
     store = deps.core.store
     if await history.exists(store, conv_id):
         _remember(deps, conv_id)
-        return
+        return ""
     try:
-        thread = await _read_thread(deps, incoming.channel, incoming.thread_ts)
+        thread, note = await _read_thread(deps, incoming.team, incoming.channel, incoming.thread_ts)
     except SlackApiError as exc:
         log.info("Could not read the thread to join it: %s", exc.response.get("error"))
-        return
+        return ""
     earlier = as_history(deps, thread, skip_ts=incoming.ts)
     if earlier:
         await history.seed(store, conv_id, earlier, ttl=deps.settings.conversation_ttl_seconds)
-    _remember(deps, conv_id)
+    if thread:  # a thread not read now (the minute's read was spent) is tried again next time
+        _remember(deps, conv_id)
+    return note

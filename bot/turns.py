@@ -51,8 +51,8 @@ async def run_turn(
     messages it never saw; they are read once, before the turn is queued. `fields` travel
     with the queued turn (`kind="json"` and its schema for `@bot json`).
     """
-    if joined_thread:
-        await join_thread(deps, incoming)
+    if joined_thread and (note := await join_thread(deps, incoming)):
+        fields["file_notes"] = [*fields.get("file_notes", []), note]
     if files:
         await _with_files(deps, incoming, files, fields)
     try:
@@ -93,7 +93,7 @@ async def _with_files(deps: BotDeps, incoming: Incoming, files: list[dict], fiel
     read = await read_files(deps, files)
     left_out = "".join(f"\n[{n}]" for n in read.notes)
     incoming.text = f"{incoming.text}\n\n{read.text}{left_out}".strip()
-    fields["file_notes"] = read.notes
+    fields["file_notes"] = [*fields.get("file_notes", []), *read.notes]
     if read.images:
         fields["images"] = read.images
 
@@ -176,13 +176,15 @@ async def _still_ours(deps: BotDeps, lease: turn_queue.Lease) -> bool:
     return await turn_queue.renew(deps.core.store, lease, deps.settings.turn_lease_ms) == 1
 
 
-async def join_thread(deps: BotDeps, incoming: Incoming) -> None:
+async def join_thread(deps: BotDeps, incoming: Incoming) -> str:
+    """Read a thread the bot was just brought into; a note for the answer's footer when
+    part of it was left out."""
     from bot.thread_import import import_thread_once
 
     try:
-        await import_thread_once(deps, incoming)
+        return await import_thread_once(deps, incoming)
     except RedisError:
-        pass  # the turn itself reports Redis being down
+        return ""  # the turn itself reports Redis being down
 
 
 async def _answer(deps: BotDeps, opened: turn_queue.Opened) -> turn_queue.Step | None:

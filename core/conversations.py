@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from openai import AsyncOpenAI
 from redis.exceptions import RedisError
 
-from core import history, keys, llm, personas, structured, tokens, turn_queue, usage
+from core import feedback, history, keys, llm, personas, structured, tokens, turn_queue, usage
 from core.schemas import NamedSchema
 from core.settings import Settings
 from core.store import Store, scripts_together
@@ -464,6 +464,25 @@ def _spend(deps: CoreDeps, turn: Prepared, used: dict[str, int]) -> list[tuple[s
     return [usage.record_call(deps.store, spend)]
 
 
+def _also(deps: CoreDeps, turn: Prepared, message: dict | None, used: dict[str, int]) -> list:
+    """What rides with a turn's close, in its round trip: the usage counters, and where
+    the answer's messages are (so a reaction finds its thread without asking Slack)."""
+    calls = _spend(deps, turn, used)
+    if message and message.get("slack_ts"):
+        incoming = turn.incoming
+        calls.append(
+            feedback.index_answer_call(
+                deps.store,
+                incoming.team,
+                incoming.channel,
+                list(message["slack_ts"]),
+                incoming.thread_ts,
+                ttl=deps.settings.conversation_ttl_seconds,
+            )
+        )
+    return calls
+
+
 async def _close(
     deps: CoreDeps, turn: Prepared, message: dict | None, *, used: dict[str, int]
 ) -> turn_queue.Step | None:
@@ -476,7 +495,7 @@ async def _close(
             ttl=s.conversation_ttl_seconds,
             usage=used,
             meta=_turn_meta(turn),
-            also=_spend(deps, turn, used),
+            also=_also(deps, turn, message, used),
         )
         return None
     return await turn_queue.close(
@@ -488,7 +507,7 @@ async def _close(
         ttl=s.conversation_ttl_seconds,
         budget=history_budget(s, s.openai_model),
         lease_ms=s.turn_lease_ms,
-        also=_spend(deps, turn, used),
+        also=_also(deps, turn, message, used),
     )
 
 

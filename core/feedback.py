@@ -77,3 +77,26 @@ async def good_replies(store: Store, conv_id: str) -> tuple[list[dict], list[int
         if m.get("role") == "assistant" and good_ts.intersection(m.get("slack_ts") or ())
     ]
     return messages, indexes, meta
+
+
+_INDEX_ANSWER = """
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2]) end
+return #KEYS
+"""
+
+
+def index_answer_call(
+    store: Store, team: str, channel: str, message_ts: list[str], thread_ts: str, *, ttl: int
+) -> tuple[str, list[str], list]:
+    """Where an answer's messages are, for `thread_of`: sent with the turn's close."""
+    return (
+        _INDEX_ANSWER,
+        [keys.answer_thread(store.prefix, team, channel, ts) for ts in message_ts],
+        [thread_ts, int(ttl)],
+    )
+
+
+async def thread_of(store: Store, team: str, channel: str, ts: str) -> str | None:
+    """The thread of one of our answers' messages, if it is known."""
+    found = await store.redis.get(keys.answer_thread(store.prefix, team, channel, ts))
+    return found.decode() if found else None

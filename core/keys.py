@@ -98,6 +98,12 @@ def dataset(prefix: str, team: str, name: str, part: str) -> str:
     return f"{prefix}:w:{{{team}}}:dataset:{name}:{part}"
 
 
+def answer_thread(prefix: str, team: str, channel: str, ts: str) -> str:
+    """The thread an answer of ours was posted in, by its message: a reaction names only
+    the message, and this spares a conversations.replies call to find the thread."""
+    return f"{prefix}:w:{{{team}}}:answer:{channel}:{ts}"
+
+
 def rate_bucket(prefix: str, team: str, name: str) -> str:
     """A token bucket of one of Slack's per-workspace rate limits (core/rate_budget.py)."""
     return f"{prefix}:w:{{{team}}}:rate:{name}"

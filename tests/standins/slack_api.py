@@ -855,7 +855,8 @@ class SlackStandIn(LocalServer):
 
     def _api_conversations_replies(self, p: dict[str, Any]) -> web.Response:
         messages = self.threads.get((str(p.get("channel", "")), str(p.get("ts", ""))), [])
-        return self._ok(messages=messages, has_more=False)
+        limit = int(p.get("limit") or 1000)
+        return self._ok(messages=messages[:limit], has_more=len(messages) > limit)
 
     def _api_conversations_history(self, p: dict[str, Any]) -> web.Response:
         """Newest first, as Slack returns them; `not_in_channel` where `members` says the bot
@@ -864,7 +865,8 @@ class SlackStandIn(LocalServer):
         if ch in self.members and self.bot_user_id not in self.members[ch]:
             return self._err("not_in_channel")
         newest_first = list(reversed(self.history.get(ch, [])))
-        return self._ok(messages=newest_first[: int(p.get("limit") or 100)], has_more=False)
+        limit = int(p.get("limit") or 100)
+        return self._ok(messages=newest_first[:limit], has_more=len(newest_first) > limit)
 
     def _api_apps_connections_open(self, p: dict[str, Any]) -> web.Response:
         return self._ok(url=f"ws://{self.host}:{self.port}/socket")

@@ -28,7 +28,10 @@ from core import history, personas
 log = logging.getLogger(__name__)
 
 VIEW_MESSAGES = 30  # one conversations.history call (Tier 3) per context change
-VIEW_CHARS = 4_000  # about a thousand tokens of the system prompt
+VIEW_CHARS = 4_000
+LIMITED_VIEW = (
+    15  # a distributed install's conversations.history page  # about a thousand tokens of the system prompt
+)
 
 
 async def handle_assistant_thread_started(body: dict, event: dict, deps: BotDeps) -> None:
@@ -41,7 +44,7 @@ async def handle_assistant_thread_started(body: dict, event: dict, deps: BotDeps
 
 async def _greet(deps: BotDeps, team: str, channel: str, thread_ts: str, context: dict) -> None:
     looking_at = context.get("channel_id", "")
-    view = await read_view(deps, looking_at)
+    view = await read_view(deps, looking_at, team)
     try:
         await history.set_meta(
             deps.core.store,
@@ -84,7 +87,7 @@ async def handle_assistant_thread_context_changed(body: dict, event: dict, deps:
 
 
 async def _remember_context(deps: BotDeps, conv_id: str, looking_at: str) -> None:
-    view = await read_view(deps, looking_at)
+    view = await read_view(deps, looking_at, conv_id.split(":", 1)[0])
     try:
         await history.set_meta(
             deps.core.store,
@@ -102,12 +105,18 @@ class View:
     note: str  # what the user is told about it (our own Slack markup)
 
 
-async def read_view(deps: BotDeps, channel: str) -> View:
-    """The latest messages of the channel in view, read once, with the bot's membership."""
+async def read_view(deps: BotDeps, channel: str, team: str = "") -> View:
+    """The latest messages of the channel in view, read once, with the bot's membership.
+    A distributed install (outside the Marketplace) reads 15, once a minute per workspace."""
     if not channel or channel.startswith("D"):
         return View("", "")
+    limited = deps.settings.slack_install_kind == "distributed"
+    if limited and not await deps.rates.history_read(team or deps.team_id, "conversations.history"):
+        return View("", messages.VIEW_NOT_READ.format(channel=channel))
     try:
-        page = await deps.client.conversations_history(channel=channel, limit=VIEW_MESSAGES)
+        page = await deps.client.conversations_history(
+            channel=channel, limit=LIMITED_VIEW if limited else VIEW_MESSAGES
+        )
     except SlackApiError as exc:
         if exc.response.get("error") == "not_in_channel":
             return View("", messages.VIEW_NOT_MEMBER.format(channel=channel))
@@ -121,6 +130,8 @@ async def read_view(deps: BotDeps, channel: str) -> View:
     text = "\n".join(lines)[-VIEW_CHARS:]
     if not text:
         return View("", "")
+    if limited and page.get("has_more"):
+        return View(text, messages.VIEW_CUT.format(channel=channel, n=len(lines)))
     return View(text, messages.VIEW_READ.format(channel=channel, n=len(lines)))
 
 

@@ -27,14 +27,22 @@ async def handle_reaction_added(body: dict, event: dict, deps: BotDeps) -> None:
 
 
 async def _rate(deps: BotDeps, team: str, channel: str, ts: str, rating: str, user: str) -> None:
-    # A reaction names only the message; one read of it tells which thread it is in.
-    try:
-        found = await deps.client.conversations_replies(channel=channel, ts=ts, limit=1)
-    except SlackApiError as exc:
-        log.info("Could not look up a rated message: %s", exc.response.get("error"))
-        return
-    msgs = found.get("messages") or [{}]
-    thread_ts = msgs[0].get("thread_ts") or ts
+    # A reaction names only the message. Our answers' threads are kept in Redis when they
+    # are saved; only older answers need one read of the message to tell its thread.
+    thread_ts = await feedback.thread_of(deps.core.store, team, channel, ts)
+    if thread_ts is None:
+        if deps.settings.slack_install_kind == "distributed" and not await deps.rates.history_read(
+            team, "conversations.replies"
+        ):
+            log.info("A rating of an old answer was dropped: Slack's one read a minute is spent")
+            return
+        try:
+            found = await deps.client.conversations_replies(channel=channel, ts=ts, limit=1)
+        except SlackApiError as exc:
+            log.info("Could not look up a rated message: %s", exc.response.get("error"))
+            return
+        msgs = found.get("messages") or [{}]
+        thread_ts = msgs[0].get("thread_ts") or ts
     conv = history.conversation_id(team, channel, thread_ts)
     await feedback.rate(
         deps.core.store, team, conv, ts, rating, user, ttl=deps.settings.conversation_ttl_seconds

@@ -218,7 +218,7 @@ async def _aside(deps: BotDeps, incoming: Incoming, persona: str) -> None:
     try:
         if await limits.refused(deps, incoming, kept=False):
             return
-        earlier = await thread_context(deps, incoming)
+        earlier, left_out = await thread_context(deps, incoming)
         answer = await conversations.aside(deps.core, incoming, earlier, persona=persona)
     except conversations.Flagged:
         await tell(messages.FLAGGED, blocks.notice(messages.FLAGGED))
@@ -232,7 +232,10 @@ async def _aside(deps: BotDeps, incoming: Incoming, persona: str) -> None:
         return
     answer = blocks.defang(answer) or messages.EMPTY_ANSWER
     shown = blocks.cut(answer, EPHEMERAL_CHARS)
-    footer = blocks.context_line("Only you can see this answer; it isn't kept in the thread's memory.")
+    footer = blocks.context_line(
+        "Only you can see this answer; it isn't kept in the thread's memory."
+        + (f" {left_out}." if left_out else "")
+    )
     await tell(shown, [blocks.markdown(shown), footer])
 
 
