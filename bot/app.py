@@ -42,7 +42,7 @@ def create_app(deps: BotDeps) -> AsyncApp:
     if deps.installations is not None:
         app = AsyncApp(
             client=deps.client,
-            authorize=RedisAuthorize(deps.installations, deps.workspace_cache, deps.rotator),
+            authorize=RedisAuthorize(deps),
             oauth_flow=oauth_flow(deps),
             signing_secret=deps.settings.slack_signing_secret,
             logger=logging.getLogger("slack_bolt"),

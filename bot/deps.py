@@ -66,6 +66,8 @@ class BotDeps:
     rotator: AsyncTokenRotator | None = None  # refreshes tokens of installs with token rotation
     # Installations read from Redis, per process on purpose (bot/workspaces.py)
     workspace_cache: dict = field(default_factory=dict)
+    # Workspaces' own OpenAI clients, by key fingerprint -> (fingerprint, client); per process
+    openai_clients: dict = field(default_factory=dict)
     # Threads this process knows exist (so it never reads them from Slack again). Per
     # process on purpose: a miss costs one EXISTS, never a wrong answer.
     known_threads: OrderedDict[str, None] = field(default_factory=OrderedDict)
@@ -117,7 +119,7 @@ async def create_deps(settings: Settings) -> BotDeps:
     client = create_slack_client(settings, session)
     deps = BotDeps(
         settings=settings,
-        core=CoreDeps(settings=settings, store=store, openai=create_openai(settings)),
+        core=CoreDeps(settings=settings, store=store, default_openai=create_openai(settings)),
         client=client,
         session=session,
         tasks=TaskRunner(settings.max_concurrent_turns),
@@ -157,7 +159,9 @@ async def close_deps(deps: BotDeps) -> None:
         # ends those loops anyway, and shutdown never waits more than a few seconds.
         await asyncio.wait(deps.background, timeout=5)
     await deps.tasks.drain()
-    await deps.core.openai.close()
+    await deps.core.default_openai.close()
+    for _, client in deps.openai_clients.values():
+        await client.close()
     await deps.session.close()
     await close_store(deps.core.store)
 

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from slack_bolt.authorization import AuthorizeResult
@@ -31,6 +31,7 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
+from core import llm, openai_keys
 from core.installations import RedisInstallationStore
 
 if TYPE_CHECKING:
@@ -48,10 +49,13 @@ ROTATION_WAITS = 50  # 5 s for another process's rotation
 class Workspace:
     team_id: str
     enterprise_id: str
-    bot_token: str
+    bot_token: str = field(repr=False)
     bot_user_id: str
     bot_id: str
     is_enterprise_install: bool = False
+    openai_key: str = field(
+        default="", repr=False
+    )  # its own, decrypted (core/openai_keys.py); "" for the deployment's
 
 
 CURRENT: ContextVar[Workspace | None] = ContextVar("threadwise_workspace", default=None)
@@ -116,22 +120,23 @@ async def _rotated(
 
 
 async def lookup(
-    installations: RedisInstallationStore,
+    deps: BotDeps,
     *,
     enterprise_id: str | None,
     team_id: str | None,
-    cache: Cache,
     is_enterprise_install: bool = False,
-    rotator: AsyncTokenRotator | None = None,
 ) -> Workspace | None:
+    """The installed workspace, from this process's cache or Redis (its installation, then
+    its own OpenAI key if it set one); its token refreshed first when due."""
+    cache, installations = deps.workspace_cache, deps.installations
     key = (enterprise_id or "", "" if is_enterprise_install else (team_id or ""), bool(is_enterprise_install))
     cached = cache.get(key)
     if cached and time.monotonic() < cached[0]:
         return cached[1]
     ids = {"enterprise_id": enterprise_id, "team_id": team_id, "is_enterprise_install": is_enterprise_install}
     found = await installations.async_find_installation(**ids)
-    if found is not None and rotator is not None and _expiring(found, time.time()):
-        found = await _rotated(installations, rotator, found, ids)
+    if found is not None and deps.rotator is not None and _expiring(found, time.time()):
+        found = await _rotated(installations, deps.rotator, found, ids)
     workspace = None
     ttl = CACHE_SECONDS
     if found is not None and found.bot_token:
@@ -142,6 +147,7 @@ async def lookup(
             bot_user_id=found.bot_user_id or "",
             bot_id=found.bot_id or "",
             is_enterprise_install=bool(found.is_enterprise_install),
+            openai_key=await _openai_key(deps, found.team_id or team_id or ""),
         )
         if found.bot_token_expires_at is not None:  # never cached past its rotation time
             ttl = min(ttl, found.bot_token_expires_at - ROTATE_BEFORE_MINUTES * 60 - time.time())
@@ -151,16 +157,38 @@ async def lookup(
     return workspace
 
 
+async def _openai_key(deps: BotDeps, team: str) -> str:
+    try:
+        return (
+            await openai_keys.load(deps.core.store, team, secret=deps.settings.openai_key_encryption_key)
+            or ""
+        )
+    except openai_keys.OpenAIKeyError as exc:
+        log.error("Workspace %s: %s Using the deployment's key.", team, exc)
+        return ""
+
+
+def enter(deps: BotDeps, workspace: Workspace | None) -> None:
+    """Make `workspace` the current one for this task and the tasks it starts: its Slack
+    token, and its own OpenAI client if it set a key (one client per key, per process)."""
+    CURRENT.set(workspace)
+    client = None
+    if workspace is not None and workspace.openai_key:
+        mark = openai_keys.fingerprint(workspace.openai_key)
+        entry = deps.openai_clients.get(workspace.team_id)
+        if entry is None or entry[0] != mark:
+            entry = (mark, llm.create_openai(deps.settings, api_key=workspace.openai_key))
+            deps.openai_clients[workspace.team_id] = entry  # the replaced client closes with the process
+        client = entry[1]
+    llm.WORKSPACE_CLIENT.set(client)
+
+
 class RedisAuthorize(AsyncAuthorize):
     """Bolt's authorization from our installation store: one Redis read at most (cached),
     never auth.test (the installation already holds the bot's ids)."""
 
-    def __init__(
-        self, installations: RedisInstallationStore, cache: Cache, rotator: AsyncTokenRotator | None = None
-    ) -> None:
-        self.installations = installations
-        self.cache = cache
-        self.rotator = rotator
+    def __init__(self, deps: BotDeps) -> None:
+        self.deps = deps
 
     async def __call__(
         self,
@@ -172,17 +200,15 @@ class RedisAuthorize(AsyncAuthorize):
         **_: object,
     ) -> AuthorizeResult | None:
         workspace = await lookup(
-            self.installations,
+            self.deps,
             enterprise_id=enterprise_id,
             team_id=team_id,
-            cache=self.cache,
             is_enterprise_install=bool(context.is_enterprise_install),
-            rotator=self.rotator,
         )
         if workspace is None:
             log.info("An event from a workspace without an installation (team %s): ignored", team_id)
             return None
-        CURRENT.set(workspace)
+        enter(self.deps, workspace)
         return AuthorizeResult(
             enterprise_id=workspace.enterprise_id or enterprise_id,
             team_id=team_id or workspace.team_id,
@@ -201,15 +227,11 @@ async def acting_for(deps: BotDeps, team_id: str) -> AsyncIterator[bool]:
     if deps.installations is None:
         yield True
         return
-    workspace = await lookup(
-        deps.installations,
-        enterprise_id=None,
-        team_id=team_id,
-        cache=deps.workspace_cache,
-        rotator=deps.rotator,
-    )
-    token = CURRENT.set(workspace)
+    workspace = await lookup(deps, enterprise_id=None, team_id=team_id)
+    saved = (CURRENT.get(), llm.WORKSPACE_CLIENT.get())
+    enter(deps, workspace)
     try:
         yield workspace is not None
     finally:
-        CURRENT.reset(token)
+        CURRENT.set(saved[0])
+        llm.WORKSPACE_CLIENT.set(saved[1])

@@ -33,7 +33,13 @@ class CoreDeps:
 
     settings: Settings
     store: Store
-    openai: AsyncOpenAI
+    default_openai: AsyncOpenAI  # the deployment's key
+
+    @property
+    def openai(self) -> AsyncOpenAI:
+        """The current workspace's own OpenAI client if it set a key, else the deployment's
+        (`llm.WORKSPACE_CLIENT`, set per request by bot/workspaces.py)."""
+        return llm.WORKSPACE_CLIENT.get() or self.default_openai
 
 
 @dataclass

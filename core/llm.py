@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,14 +27,15 @@ MODERATION_MODEL = "omni-moderation-latest"
 MAX_RETRY_AFTER = 30.0  # honour Retry-After, but never park a Slack reply for minutes
 
 
-def create_openai(settings: Settings) -> AsyncOpenAI:
-    """The one client, on the SDK's aiohttp transport; call inside the running loop.
+def create_openai(settings: Settings, *, api_key: str | None = None) -> AsyncOpenAI:
+    """The deployment's client (or, with `api_key`, a workspace's own), on the SDK's
+    aiohttp transport; call inside the running loop.
 
     httpx's pool scans every connection on each request, which showed up as the top cost
     with hundreds of answers streaming at once; aiohttp's connector does not.
     """
     return AsyncOpenAI(
-        api_key=settings.openai_api_key or "not-needed",
+        api_key=api_key or settings.openai_api_key or "not-needed",
         base_url=settings.openai_base_url or None,
         timeout=settings.openai_timeout,
         max_retries=0,
@@ -154,6 +156,11 @@ async def _post_chat(client: AsyncOpenAI, body: dict[str, Any], *, stream: bool)
             stream_cls=AsyncStream[ChatCompletionChunk],
         )
     return await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+
+
+# The current workspace's own client, when it set an OpenAI key (core/openai_keys.py);
+# None: the deployment's. Set per request (bot/workspaces.py); tasks inherit it.
+WORKSPACE_CLIENT: ContextVar[AsyncOpenAI | None] = ContextVar("threadwise_openai", default=None)
 
 
 @dataclass

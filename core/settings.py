@@ -124,6 +124,8 @@ class Settings:
     # Slack's limits on reading history (conversations.replies/history, see README)
     slack_install_kind: str = "internal"
     uninstall_grace_days: float = 30.0
+    # Fernet key(s) that encrypt workspaces' own OpenAI keys in Redis (core/openai_keys.py)
+    openai_key_encryption_key: str = ""
     # Streaming: "auto" tries Slack's native chat streaming, then falls back to
     # a placeholder edited with chat.update; "update" always uses the fallback.
     streaming_mode: str = "auto"
@@ -212,6 +214,7 @@ class Settings:
             slack_redirect_uri=g("SLACK_REDIRECT_URI", "").strip(),
             slack_install_kind=_install_kind(g("SLACK_INSTALL_KIND")),
             uninstall_grace_days=max(0.0, _float(env, "UNINSTALL_GRACE_DAYS", 30.0)),
+            openai_key_encryption_key=g("OPENAI_KEY_ENCRYPTION_KEY", "").strip(),
             streaming_mode=(g("STREAMING_MODE", "auto").strip() or "auto").lower(),
             native_streams_per_minute=_int(env, "NATIVE_STREAMS_PER_MINUTE", 18),
             openai_api_key=g("OPENAI_API_KEY", "").strip(),

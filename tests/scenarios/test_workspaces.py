@@ -4,6 +4,7 @@ own token and memory, and forgotten after an uninstall's grace period."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 
@@ -149,3 +150,44 @@ async def test_the_installer_is_the_workspaces_first_admin_and_only_there(http_b
 
     assert "<@UINST>" in await admins_command("UINST", "T1")
     assert "for admins only" in await admins_command("UINST", "T2")
+
+
+async def test_a_workspaces_own_openai_key_is_checked_kept_encrypted_and_used_only_there(
+    http_bot, slack, openai_api
+):
+    from cryptography.fernet import Fernet
+
+    from core import audit
+
+    bot = await http_bot(**DISTRIBUTED, OPENAI_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode())
+    await _install(bot, slack, "T1", "code-1", user="UINST")
+    await _install(bot, slack, "T2", "code-2", user="UOTHER")
+
+    async def finetune(text: str, key: str) -> str:
+        await bot.command("/finetune", text, user="UINST", team="T1", response_url=slack.response_url(key))
+        await bot.idle()
+        [reply] = await slack.wait_response(key)
+        return reply["text"]
+
+    own = "sk-workspace-one-0123456789abcdef"
+    openai_api.rejected_keys.add("sk-revoked-0123456789abcdef")
+    assert "OpenAI rejected that key" in await finetune("openai-key sk-revoked-0123456789abcdef", "bad")
+    assert "doesn't look like an OpenAI API key" in await finetune("openai-key hunter2", "silly")
+    done = await finetune(f"openai-key {own}", "set")
+    assert "sk-…cdef" in done and own not in done
+
+    redis = bot.deps.core.store.redis
+    stored = [k async for k in redis.scan_iter(match=f"{bot.deps.core.store.prefix}:*")]
+    raw = b"".join([await redis.dump(k) or b"" for k in stored])
+    assert own.encode() not in raw, "the key is not in Redis in clear"
+    entries = await audit.recent(bot.deps.core.store, "T1")
+    assert any(e["action"] == "openai-key set" and own not in json.dumps(e) for e in entries)
+
+    await _ask(bot, openai_api, "with my key", "T1", channel="C1")
+    assert openai_api.requests[-1].headers["Authorization"] == f"Bearer {own}"
+    await _ask(bot, openai_api, "with theirs", "T2", channel="C2")
+    assert openai_api.requests[-1].headers["Authorization"] == "Bearer sk-test"
+
+    assert "deployment's OpenAI key again" in await finetune("openai-key clear", "clear")
+    await _ask(bot, openai_api, "back to default", "T1", channel="C1")
+    assert openai_api.requests[-1].headers["Authorization"] == "Bearer sk-test"

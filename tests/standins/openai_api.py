@@ -187,6 +187,8 @@ class OpenAIStandIn(LocalServer):
         #: category reported for flagged moderation inputs
         self.moderation_category = "harassment"
         self.json_schema_supported = True
+        #: API keys answered 401, as OpenAI answers a revoked or mistyped key
+        self.rejected_keys: set[str] = set()
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.job_script: list[str] = ["validating_files", "queued", "running", "running", "succeeded"]
@@ -318,8 +320,13 @@ class OpenAIStandIn(LocalServer):
         )
         request[_JSON_BODY] = body
         self._notify()
-        if not request.headers.get("Authorization", "").startswith("Bearer "):
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
             return error_response(401, "You didn't provide an API key.", type="invalid_request_error")
+        if auth.removeprefix("Bearer ") in self.rejected_keys:
+            return error_response(
+                401, "Incorrect API key provided.", code="invalid_api_key", type="invalid_request_error"
+            )
         fault = next((f for f in self._faults if self._path_matches(request.path, f.prefix)), None)
         if fault is not None:
             self._faults.remove(fault)

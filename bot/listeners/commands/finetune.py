@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.commands import Registry, Subcommand
 from bot.finetune import datasets, deploy, jobs
-from bot.listeners.commands import admins
+from bot.listeners.commands import admins, openai_key
 
 FINETUNE = Registry(
     "/finetune",
@@ -39,5 +39,10 @@ FINETUNE = Registry(
         Subcommand(("admins", "add"), admins.add, "`/finetune admins add @person`: name an admin"),
         Subcommand(("admins", "remove"), admins.remove, "`/finetune admins remove @person`"),
         Subcommand(("admins",), admins.listing, "`/finetune admins`: who is named an admin here"),
+        Subcommand(
+            ("openai-key",),
+            openai_key.set_key,
+            "`/finetune openai-key <sk-…>|clear`: this workspace's own OpenAI key (many-workspace installs)",
+        ),
     ),
 )
