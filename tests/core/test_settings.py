@@ -103,3 +103,23 @@ def test_a_dummy_key_for_a_local_openai_server_is_accepted():
         dotenv=False,
     )
     settings.require_slack("socket")
+
+
+def test_many_workspaces_need_oauth_credentials_and_http_mode():
+    env = {
+        "SLACK_CLIENT_ID": "111.222",
+        "SLACK_CLIENT_SECRET": "abcdef0123456789",
+        "SLACK_SIGNING_SECRET": "0123456789abcdef",
+        "OPENAI_API_KEY": "sk-real-looking-key-123",
+    }
+    settings = Settings.from_env(env, dotenv=False)
+    assert settings.distributed and "chat:write" in settings.slack_scopes
+    settings.require_slack("http")
+    with pytest.raises(ConfigError, match="need HTTP mode"):
+        settings.require_slack("socket")
+    with pytest.raises(ConfigError, match="SLACK_CLIENT_SECRET"):
+        Settings.from_env({**env, "SLACK_CLIENT_SECRET": "your-secret"}, dotenv=False).require_slack("http")
+    with_token = Settings.from_env({**env, "SLACK_BOT_TOKEN": "xoxb-1-2-abc"}, dotenv=False)
+    assert not with_token.distributed, "a bot token keeps single-workspace mode"
+    with pytest.raises(ConfigError, match="SLACK_INSTALL_KIND"):
+        Settings.from_env({**env, "SLACK_INSTALL_KIND": "public"}, dotenv=False)
