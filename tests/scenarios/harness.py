@@ -53,6 +53,18 @@ def mention(
     return event
 
 
+def reaction(name: str, *, on_ts: str, user: str = "U3", channel: str = "C1") -> dict:
+    """`user` reacting with `name` to the bot's message `on_ts`."""
+    return {
+        "type": "reaction_added",
+        "user": user,
+        "reaction": name,
+        "item_user": "UBOT",
+        "item": {"type": "message", "channel": channel, "ts": on_ts},
+        "event_ts": next_ts(),
+    }
+
+
 def message(
     text: str,
     *,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from tests.scenarios.harness import mention, next_ts
+from tests.scenarios.harness import mention, next_ts, reaction
 from tests.standins.openai_api import Reply
 
 
@@ -59,16 +59,7 @@ async def test_a_reaction_on_an_answer_finds_its_thread_without_reading_slack(ht
     await bot.event(question)
     await bot.idle()
     [reply] = slack.messages(thread_ts=question["ts"])
-    await bot.event(
-        {
-            "type": "reaction_added",
-            "user": "U3",
-            "reaction": "+1",
-            "item_user": "UBOT",
-            "item": {"type": "message", "channel": "C1", "ts": reply["ts"]},
-            "event_ts": "1.1",
-        }
-    )
+    await bot.event(reaction("+1", on_ts=reply["ts"]))
     await bot.idle()
     assert not slack.calls_to("conversations.replies")
     from core import feedback, keys

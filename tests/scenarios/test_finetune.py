@@ -12,7 +12,7 @@ import time
 from core import audit, usage
 from core.finetune import store as ft
 from tests.scenarios.blockkit import assert_valid_blocks
-from tests.scenarios.harness import HttpBot, block_action, mention, message
+from tests.scenarios.harness import HttpBot, block_action, mention, message, reaction
 
 ADMIN = "UADMIN"
 
@@ -109,16 +109,7 @@ async def test_rated_conversations_become_a_dataset(http_bot, slack, openai_api)
     )
     # a 👎 reaction from someone else outweighs the 👍
     slack.threads[("C1", reply["ts"])] = [{"ts": bad["ts"], "thread_ts": bad["ts"]}]
-    await bot.event(
-        {
-            "type": "reaction_added",
-            "user": "U3",
-            "reaction": "-1",
-            "item_user": "UBOT",
-            "item": {"type": "message", "channel": "C1", "ts": reply["ts"]},
-            "event_ts": "1.1",
-        }
-    )
+    await bot.event(reaction("-1", on_ts=reply["ts"]))
     await bot.idle()
     assert "recorded" in (await slack.wait_response("fb0"))[0]["text"]
 

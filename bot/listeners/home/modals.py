@@ -118,13 +118,22 @@ async def _set_channel(
     await publish(deps, team, user)
 
 
-async def handle_create_persona(ack, body: dict, client, deps: BotDeps) -> None:
-    await ack()
-    team, user = _ids(body, deps)
-    if refusal := await _refused(deps, team, user, "home: create persona"):
-        await _tell(deps, user, refusal)
-        return
-    await client.views_open(trigger_id=body["trigger_id"], view=home_view.create_persona_modal())
+def _admin_modal(action: str, make_view):
+    """A Home button that opens an admin's modal: refused (by DM, audited) for others."""
+
+    async def handler(ack, body: dict, client, deps: BotDeps) -> None:
+        await ack()
+        team, user = _ids(body, deps)
+        if refusal := await _refused(deps, team, user, action):
+            await _tell(deps, user, refusal)
+            return
+        await client.views_open(trigger_id=body["trigger_id"], view=make_view())
+
+    return handler
+
+
+handle_create_persona = _admin_modal("home: create persona", home_view.create_persona_modal)
+handle_add_schema = _admin_modal("home: add schema", home_view.add_schema_modal)
 
 
 async def handle_create_persona_submission(ack, body: dict, view: dict, deps: BotDeps) -> None:
@@ -143,10 +152,7 @@ async def handle_create_persona_submission(ack, body: dict, view: dict, deps: Bo
     try:
         created = await personas.create(deps.core.store, team, persona)
     except RedisError:
-        await ack(
-            response_action="errors",
-            errors={"name": "My memory store (Redis) is down; try again in a minute."},
-        )
+        await ack(response_action="errors", errors={"name": messages.STORE_DOWN_SHORT})
         return
     if not created:
         await ack(
@@ -155,15 +161,6 @@ async def handle_create_persona_submission(ack, body: dict, view: dict, deps: Bo
         return
     await ack()
     deps.tasks.spawn(publish(deps, team, user), name="home:publish")
-
-
-async def handle_add_schema(ack, body: dict, client, deps: BotDeps) -> None:
-    await ack()
-    team, user = _ids(body, deps)
-    if refusal := await _refused(deps, team, user, "home: add schema"):
-        await _tell(deps, user, refusal)
-        return
-    await client.views_open(trigger_id=body["trigger_id"], view=home_view.add_schema_modal())
 
 
 async def handle_add_schema_submission(ack, body: dict, view: dict, deps: BotDeps) -> None:
@@ -185,10 +182,7 @@ async def handle_add_schema_submission(ack, body: dict, view: dict, deps: BotDep
         await ack(response_action="errors", errors={"schema": blocks.cut(str(exc), 150)})
         return
     except RedisError:
-        await ack(
-            response_action="errors",
-            errors={"schema": "My memory store (Redis) is down; try again in a minute."},
-        )
+        await ack(response_action="errors", errors={"schema": messages.STORE_DOWN_SHORT})
         return
     await ack()
     deps.tasks.spawn(publish(deps, team, user), name="home:publish")
