@@ -35,6 +35,15 @@ async def _own_model(ctx: Ctx, model: str) -> ft.JobRecord | None:
     return record
 
 
+def _eval_text(tuned: str, base: str, report) -> str:
+    return (
+        f"*Evaluation:* `{_e(tuned)}` vs base `{_e(base)}` on {report.n} held-out examples\n"
+        f"Judge wins — tuned {report.tuned_wins} · base {report.base_wins} · ties {report.ties}\n"
+        f"Token F1 vs reference — tuned {report.tuned_mean_f1:.3f} · base {report.base_mean_f1:.3f}"
+        + (f"\n_{len(report.errors)} example(s) failed; see the file._" if report.errors else "")
+    )
+
+
 async def evaluate(ctx: Ctx, args: Args) -> None:
     from core.finetune import evaluate as ev
 
@@ -73,7 +82,7 @@ async def evaluate(ctx: Ctx, args: Args) -> None:
         ctx.deps.core.openai, tuned=tuned, base=base, examples=held_out, n=n, judge_model=judge
     )
     await usage.record_calls(
-        ctx.deps.core.store,
+        store,
         team=ctx.team,
         channel=ctx.channel,
         user=ctx.user,
@@ -81,12 +90,7 @@ async def evaluate(ctx: Ctx, args: Args) -> None:
         spent=report.spent,
     )
     summary = ev.eval_summary(report)
-    text = (
-        f"*Evaluation:* `{_e(tuned)}` vs base `{_e(base)}` on {report.n} held-out examples\n"
-        f"Judge wins — tuned {report.tuned_wins} · base {report.base_wins} · ties {report.ties}\n"
-        f"Token F1 vs reference — tuned {report.tuned_mean_f1:.3f} · base {report.base_mean_f1:.3f}"
-        + (f"\n_{len(report.errors)} example(s) failed; see the file._" if report.errors else "")
-    )
+    text = _eval_text(tuned, base, report)
     posted = await ctx.deps.client.chat_postMessage(
         channel=target, text=text, blocks=cards.eval_side_by_side(text, report.rows)
     )

@@ -41,6 +41,28 @@ EPHEMERAL_CHARS = 11_000  # one ephemeral message; a longer answer is cut (it ca
 EXCERPT_CHARS = 2_000
 
 
+def persona_input(names: list[str]) -> dict:
+    """An optional persona picker: the first 100 (Slack's limit for a static menu)."""
+    hint = "Leave empty for the thread's or channel's persona."
+    if len(names) > 100:
+        hint += " Only the first 100 are listed; /persona lists all."
+    options = [
+        {"text": {"type": "plain_text", "text": blocks.cut(n, 75)}, "value": n} for n in list(names)[:100]
+    ]
+    return {
+        "type": "input",
+        "block_id": "persona",
+        "optional": True,
+        "label": {"type": "plain_text", "text": "Persona"},
+        "hint": {"type": "plain_text", "text": hint},
+        "element": {
+            "type": "static_select",
+            "action_id": "name",
+            "options": options or [{"text": {"type": "plain_text", "text": "default"}, "value": "default"}],
+        },
+    }
+
+
 def ask_modal(
     *, excerpt: str, metadata: dict, can_answer_in_thread: bool, persona_names: list[str] = ()
 ) -> dict:
@@ -67,26 +89,7 @@ def ask_modal(
                 "max_length": MAX_QUESTION,
             },
         },
-        {
-            "type": "input",
-            "block_id": "persona",
-            "optional": True,
-            "label": {"type": "plain_text", "text": "Persona"},
-            "hint": {
-                "type": "plain_text",
-                "text": "Leave empty for the thread's or channel's persona."
-                + (" Only the first 100 are listed; /persona lists all." if len(persona_names) > 100 else ""),
-            },
-            "element": {
-                "type": "static_select",
-                "action_id": "name",
-                "options": [
-                    {"text": {"type": "plain_text", "text": blocks.cut(n, 75)}, "value": n}
-                    for n in list(persona_names)[:100]
-                ]
-                or [{"text": {"type": "plain_text", "text": "default"}, "value": "default"}],
-            },
-        },
+        persona_input(persona_names),
         {
             "type": "input",
             "block_id": "where",
