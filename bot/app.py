@@ -81,14 +81,15 @@ def _installed(deps: BotDeps):
         installation = args.installation
         team = installation.team_id or installation.enterprise_id or ""
         await workspace_data.cancel_forget(deps.core.store, team)
-        if installation.user_id and installation.team_id:  # whoever installs it is its first admin
-            await admins.add(deps.core.store, installation.team_id, installation.user_id)
+        if installation.user_id and installation.team_id:  # its first installer is its first admin
+            named = await admins.name_installer(deps.core.store, installation.team_id, installation.user_id)
             await audit.record(
                 deps.core.store,
                 installation.team_id,
                 user=installation.user_id,
                 action="install",
                 allowed=True,
+                detail="first install: named admin" if named else "reinstall",
             )
         workspaces.forget(deps.workspace_cache, installation.team_id or "", installation.enterprise_id or "")
         log.info("Installed in workspace %s", team)

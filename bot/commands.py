@@ -100,6 +100,7 @@ class Subcommand:
     handler: Handler
     usage: str  # shown in help, e.g. "`/persona delete <name>`: remove a custom persona"
     admin: bool = False
+    secret: bool = False  # its text is a credential: never audited, logged or echoed
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ async def _refused(ctx: Ctx, registry: Registry, entry: Subcommand | None, text:
         user=ctx.user,
         channel=ctx.channel,
         action=registry.action(entry, text),
-        detail=rest[:200],
+        detail="" if entry is not None and entry.secret else rest[:200],
     )
     if refusal:
         await ctx.say(refusal)

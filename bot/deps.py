@@ -66,6 +66,8 @@ class BotDeps:
     rotator: AsyncTokenRotator | None = None  # refreshes tokens of installs with token rotation
     # Installations read from Redis, per process on purpose (bot/workspaces.py)
     workspace_cache: dict = field(default_factory=dict)
+    rotating: set = field(default_factory=set)  # installations this process is refreshing now
+    forgetting: bool = False  # this process is deleting uninstalled workspaces' data
     # Workspaces' own OpenAI clients, by key fingerprint -> (fingerprint, client); per process
     openai_clients: dict = field(default_factory=dict)
     # Threads this process knows exist (so it never reads them from Slack again). Per

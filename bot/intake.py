@@ -54,7 +54,9 @@ async def accept(deps: BotDeps, body: dict, raw: str) -> None:
     """Keep `body` (an Events API payload) if it may start a turn. Redis being down is
     reported by the turn itself, so it doesn't hold up the ack."""
     event = body.get("event") if body.get("type") == "event_callback" else None
-    if not isinstance(event, dict) or not may_start_turn(event, deps.bot_user_id):
+    # The bot's id from the payload: with many workspaces the request isn't authorized yet
+    bot_user = ((body.get("authorizations") or [{}])[0] or {}).get("user_id") or deps.bot_user_id
+    if not isinstance(event, dict) or not may_start_turn(event, bot_user):
         return
     batch = deps.accepting
     if batch is None:

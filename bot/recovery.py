@@ -46,8 +46,18 @@ async def recover_once(deps: BotDeps) -> int:
         except Exception:  # one bad entry must not stop every scan after it
             log.exception("Recovery of %s failed; looking again later", conv_id)
             await turn_queue.look_later(store, conv_id, 10 * deps.settings.turn_lease_ms)
-    if deps.installations is not None:  # uninstalled workspaces past their grace period
-        await workspace_data.forget_due(store)
+    if deps.installations is not None and not deps.forgetting:  # uninstalled, past their grace
+        deps.forgetting = True  # in its own task: a big workspace's SCAN mustn't hold up recovery
+
+        async def forget() -> None:
+            try:
+                await workspace_data.forget_due(store, client_id=deps.settings.slack_client_id)
+            except RedisError as exc:
+                log.warning("Forgetting uninstalled workspaces failed: %s (retried)", type(exc).__name__)
+            finally:
+                deps.forgetting = False
+
+        deps.tasks.spawn(forget(), name="forget-workspaces")
     return adopted
 
 

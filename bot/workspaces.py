@@ -43,6 +43,8 @@ CACHE_SECONDS = 30.0
 CACHE_SIZE = 10_000
 ROTATE_BEFORE_MINUTES = 120  # as Bolt's token rotator: refresh a token two hours before it expires
 ROTATION_WAITS = 50  # 5 s for another process's rotation
+EXPIRED_MARGIN = 60  # seconds: a token this close to its end is refreshed before it is used
+ROTATING_CACHE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -127,34 +129,60 @@ async def lookup(
     is_enterprise_install: bool = False,
 ) -> Workspace | None:
     """The installed workspace, from this process's cache or Redis (its installation, then
-    its own OpenAI key if it set one); its token refreshed first when due."""
+    its own OpenAI key if it set one). Cached per team, also under an org-wide install
+    (each workspace of the org has its own id and may have its own key).
+
+    A token due for rotation (two hours before it expires) is still good: it is used, and
+    refreshed in the background, so no Slack call delays an ack; only an expired token
+    makes the request wait for its refresh."""
     cache, installations = deps.workspace_cache, deps.installations
-    key = (enterprise_id or "", "" if is_enterprise_install else (team_id or ""), bool(is_enterprise_install))
+    key = (enterprise_id or "", team_id or "", bool(is_enterprise_install))
     cached = cache.get(key)
     if cached and time.monotonic() < cached[0]:
         return cached[1]
     ids = {"enterprise_id": enterprise_id, "team_id": team_id, "is_enterprise_install": is_enterprise_install}
     found = await installations.async_find_installation(**ids)
-    if found is not None and deps.rotator is not None and _expiring(found, time.time()):
-        found = await _rotated(installations, deps.rotator, found, ids)
-    workspace = None
     ttl = CACHE_SECONDS
+    if found is not None and deps.rotator is not None and _expiring(found, time.time()):
+        if (found.bot_token_expires_at or 0) <= time.time() + EXPIRED_MARGIN:
+            found = await _rotated(installations, deps.rotator, found, ids)
+        else:
+            _rotate_soon(deps, found, ids, key)
+            ttl = ROTATING_CACHE_SECONDS  # pick up the refreshed token soon
+    workspace = None
     if found is not None and found.bot_token:
+        team = team_id or found.team_id or ""
         workspace = Workspace(
-            team_id=found.team_id or team_id or "",
-            enterprise_id=found.enterprise_id or "",
+            team_id=team,
+            enterprise_id=found.enterprise_id or enterprise_id or "",
             bot_token=found.bot_token,
             bot_user_id=found.bot_user_id or "",
             bot_id=found.bot_id or "",
             is_enterprise_install=bool(found.is_enterprise_install),
-            openai_key=await _openai_key(deps, found.team_id or team_id or ""),
+            openai_key=await _openai_key(deps, team),
         )
-        if found.bot_token_expires_at is not None:  # never cached past its rotation time
-            ttl = min(ttl, found.bot_token_expires_at - ROTATE_BEFORE_MINUTES * 60 - time.time())
-    cache[key] = (time.monotonic() + max(0.0, ttl), workspace)
+    cache[key] = (time.monotonic() + ttl, workspace)
     while len(cache) > CACHE_SIZE:
         cache.pop(next(iter(cache)))
     return workspace
+
+
+def _rotate_soon(deps: BotDeps, found: Installation, ids: dict, key: tuple) -> None:
+    """Refresh a token that is due but still good, once per process at a time."""
+    if key in deps.rotating:
+        return
+    deps.rotating.add(key)
+
+    async def rotate() -> None:
+        try:
+            await _rotated(deps.installations, deps.rotator, found, ids)
+        except Exception:
+            log.exception("Couldn't rotate a bot token; the next request tries again")
+        finally:
+            deps.rotating.discard(key)
+            deps.workspace_cache.pop(key, None)
+
+    deps.tasks.spawn(rotate(), name="token-rotation")
 
 
 async def _openai_key(deps: BotDeps, team: str) -> str:
@@ -177,8 +205,10 @@ def enter(deps: BotDeps, workspace: Workspace | None) -> None:
         mark = openai_keys.fingerprint(workspace.openai_key)
         entry = deps.openai_clients.get(workspace.team_id)
         if entry is None or entry[0] != mark:
+            if entry is not None:  # the workspace changed its key: the old client goes
+                deps.tasks.spawn(entry[1].close(), name="openai-client-close")
             entry = (mark, llm.create_openai(deps.settings, api_key=workspace.openai_key))
-            deps.openai_clients[workspace.team_id] = entry  # the replaced client closes with the process
+            deps.openai_clients[workspace.team_id] = entry
         client = entry[1]
     llm.WORKSPACE_CLIENT.set(client)
 
@@ -189,6 +219,7 @@ class RedisAuthorize(AsyncAuthorize):
 
     def __init__(self, deps: BotDeps) -> None:
         self.deps = deps
+        self.placed: set[str] = set()  # Grid teams whose placement this process recorded
 
     async def __call__(
         self,
@@ -208,6 +239,10 @@ class RedisAuthorize(AsyncAuthorize):
         if workspace is None:
             log.info("An event from a workspace without an installation (team %s): ignored", team_id)
             return None
+        if enterprise_id and team_id and team_id not in self.placed:
+            # work that starts without a request (recovery, the watcher) knows only the team
+            await self.deps.installations.async_place(team_id, enterprise_id, workspace.is_enterprise_install)
+            self.placed.add(team_id)
         enter(self.deps, workspace)
         return AuthorizeResult(
             enterprise_id=workspace.enterprise_id or enterprise_id,
@@ -228,6 +263,12 @@ async def acting_for(deps: BotDeps, team_id: str) -> AsyncIterator[bool]:
         yield True
         return
     workspace = await lookup(deps, enterprise_id=None, team_id=team_id)
+    if workspace is None:  # a workspace of an Enterprise Grid org: where it was installed
+        placed = await deps.installations.async_placement(team_id)
+        if placed is not None:
+            workspace = await lookup(
+                deps, enterprise_id=placed[0], team_id=team_id, is_enterprise_install=placed[1]
+            )
     saved = (CURRENT.get(), llm.WORKSPACE_CLIENT.get())
     enter(deps, workspace)
     try:

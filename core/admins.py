@@ -14,6 +14,15 @@ async def add(store: Store, team: str, user: str) -> bool:
     return bool(await store.redis.sadd(keys.workspace(store.prefix, team).admins, user))
 
 
+async def name_installer(store: Store, team: str, user: str) -> bool:
+    """Make the workspace's first installer an admin: only the first (a later reinstall by
+    a member must not make them one). True if `user` was named."""
+    settings = keys.workspace(store.prefix, team).settings
+    if not await store.redis.hsetnx(settings, "first_installer", user):
+        return False
+    return await add(store, team, user)
+
+
 async def remove(store: Store, team: str, user: str) -> bool:
     return bool(await store.redis.srem(keys.workspace(store.prefix, team).admins, user))
 

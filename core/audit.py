@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from core import keys
 from core.store import Store
 
 KEEP = 1000
+# An API key typed into a command is never kept, whatever the command: only its end
+_SECRET = re.compile(r"\b(sk-|xox[abpre]-|xapp-)[A-Za-z0-9_\-.]{8,}")
+
+
+def _redacted(found: re.Match) -> str:
+    return f"{found.group(1)}…{found.group(0)[-4:]}"
+
 
 # A script, not MULTI/EXEC (core/ uses none on a Redis Cluster, see core/store.py).
 _RECORD = """
@@ -24,7 +32,7 @@ async def record(store: Store, team: str, *, user: str, action: str, allowed: bo
         "user": user,
         "action": action,
         "allowed": allowed,
-        "detail": detail[:300],
+        "detail": _SECRET.sub(_redacted, detail)[:300],
     }
     key = keys.workspace(store.prefix, team).audit
     await store.redis.register_script(_RECORD)(keys=[key], args=[json.dumps(entry), KEEP])

@@ -206,6 +206,19 @@ class RedisInstallationStore(AsyncInstallationStore):
             if held:
                 await self.store.redis.register_script(_RELEASE)(keys=[key], args=[owner])
 
+    async def async_place(self, team_id: str, enterprise_id: str, is_enterprise_install: bool) -> None:
+        """Remember under which Grid installation a workspace's events come (recovery and
+        the fine-tune watcher know only the team)."""
+        value = json.dumps([enterprise_id, bool(is_enterprise_install)])
+        await self.store.redis.set(keys.team_placement(self.store.prefix, self.client_id, team_id), value)
+
+    async def async_placement(self, team_id: str) -> tuple[str, bool] | None:
+        raw = await self.store.redis.get(keys.team_placement(self.store.prefix, self.client_id, team_id))
+        if not raw:
+            return None
+        enterprise, org = json.loads(raw)
+        return enterprise, bool(org)
+
     async def async_history(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> list[Installation]:

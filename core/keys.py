@@ -172,6 +172,11 @@ def installation(prefix: str, client_id: str, ids: str) -> InstallationKeys:
     )
 
 
+def team_placement(prefix: str, client_id: str, team: str) -> str:
+    """The Enterprise Grid installation a workspace's events are authorized by."""
+    return f"{prefix}:inst:{client_id + ':' if client_id else ''}team:{{{team}}}"
+
+
 def oauth_state(prefix: str, state: str) -> str:
     """An OAuth `state` issued for an install, consumed once (core/installations.py)."""
     return f"{prefix}:oauth:state:{state}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 import time
 
@@ -35,22 +36,48 @@ async def cancel_forget(store: Store, team: str) -> None:
     await store.redis.zrem(keys.forget_queue(store.prefix), team)
 
 
-async def forget_due(store: Store, *, now: float | None = None) -> list[str]:
-    """Forget every workspace whose grace period is over; the teams forgotten."""
+_CLAIM = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+"""
+
+
+async def forget_due(
+    store: Store, *, now: float | None = None, client_id: str = "", lease_seconds: float = 600
+) -> list[str]:
+    """Forget every workspace whose grace period is over; the teams forgotten.
+
+    An entry is claimed by moving its time a lease ahead, and removed only once its data
+    is gone: two processes never forget one workspace at once, and one that fails or dies
+    halfway is retried after the lease, so the data policy holds."""
     now = time.time() if now is None else now
-    due = await store.redis.zrangebyscore(keys.forget_queue(store.prefix), "-inf", now, start=0, num=10)
+    queue = keys.forget_queue(store.prefix)
+    due = await store.redis.zrangebyscore(queue, "-inf", now, start=0, num=10)
     done = []
+    claim = store.redis.register_script(_CLAIM)
     for raw in due:
         team = raw.decode() if isinstance(raw, bytes) else raw
-        # whoever removes it from the queue forgets it: two processes never both do
-        if await store.redis.zrem(keys.forget_queue(store.prefix), team):
-            await forget(store, team)
-            done.append(team)
+        if not await claim(keys=[queue], args=[team, now, now + lease_seconds]):
+            continue  # another process took it
+        try:
+            await forget(store, team, client_id=client_id)
+        except ValueError:
+            log.error("Dropped a forget request for %r: not a team id", team)
+        await store.redis.zrem(queue, team)
+        done.append(team)
     return done
 
 
+TEAM_ID = re.compile(r"^[TE][A-Z0-9]{1,30}$")
+
+
 async def forget(store: Store, team: str, *, client_id: str = "") -> int:
-    """Delete everything of `team`; the number of keys deleted."""
+    """Delete everything of `team`; the number of keys deleted. `team` must be a Slack
+    team (or enterprise) id: it goes into SCAN patterns, where `*` would match every team."""
+    if not TEAM_ID.match(team):
+        raise ValueError(f"{team!r} is not a Slack team id (T… or E…)")
     deleted = 0
     batch: list = []
 
@@ -72,6 +99,7 @@ async def forget(store: Store, team: str, *, client_id: str = "") -> int:
     installation = keys.installation(store.prefix, client_id, f"*-{team}")
     async for key in store.redis.scan_iter(match=f"{installation.base}:*", count=BATCH):
         batch.append(key)
+    batch.append(keys.team_placement(store.prefix, client_id, team))
     await flush()
     index = keys.open_turns(store.prefix)
     stale = [m async for m, _ in store.redis.zscan_iter(index, match=f"{team}:*")]
@@ -93,6 +121,10 @@ async def _main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     store = await create_store(settings)
+    bad = [t for t in args.teams if not TEAM_ID.match(t)]
+    if bad:
+        print(f"Not Slack team ids (T… or E…): {', '.join(bad)}", file=sys.stderr)
+        return 2
     try:
         for team in args.teams:
             n = await forget(store, team, client_id=settings.slack_client_id)

@@ -8,8 +8,8 @@ import json
 import re
 import time
 
-from core import keys
-from tests.scenarios.harness import mention
+from core import admins, audit, keys
+from tests.scenarios.harness import mention, message
 from tests.standins.openai_api import Reply
 
 DISTRIBUTED = dict(
@@ -72,11 +72,26 @@ async def test_two_installed_workspaces_are_answered_with_their_own_token_and_me
 
 async def test_a_state_works_once_and_a_forged_one_installs_nothing(http_bot, slack, openai_api):
     bot = await http_bot(**DISTRIBUTED)
+    slack.client_credentials = ("111.222", "client-secret-abc")  # and the app's credentials are sent
     slack.add_install("code-x", team="T9")
     async with bot.session.get(bot.url + "/slack/oauth_redirect?code=code-x&state=forged") as done:
         assert done.status >= 400
     assert "code-x" in slack.oauth_codes, "the code was never exchanged"
     assert not slack.issued_tokens
+
+    # a real state, used twice: the second time installs nothing
+    slack.add_install("code-y", team="T9")
+    async with bot.session.get(bot.url + "/slack/install", allow_redirects=False) as page:
+        cookie = page.headers["Set-Cookie"].split(";", 1)[0]
+        state = re.search(r"state=([\w-]+)", page.headers.get("Location", "") + await page.text()).group(1)
+    url = f"{bot.url}/slack/oauth_redirect?code=code-y&state={state}"
+    async with bot.session.get(url, headers={"Cookie": cookie}) as first:
+        assert first.status == 200
+    slack.add_install("code-z", team="T8")
+    url = f"{bot.url}/slack/oauth_redirect?code=code-z&state={state}"
+    async with bot.session.get(url, headers={"Cookie": cookie}) as replayed:
+        assert replayed.status >= 400
+    assert "code-z" in slack.oauth_codes and set(slack.issued_tokens.values()) == {"T9"}
 
 
 async def test_an_uninstalled_workspace_is_forgotten_after_its_grace_period(http_bot, slack, openai_api):
@@ -121,17 +136,25 @@ async def test_a_rotating_token_is_refreshed_once_though_two_processes_need_it(h
     await asyncio.gather(one.event(a, team="T1"), two.event(b, team="T1"))
     await one.idle()
     await two.idle()
+    assert slack.messages(thread_ts=a["ts"]) and slack.messages(thread_ts=b["ts"]), "both answered at once"
     refreshes = [
         c for c in slack.calls_to("oauth.v2.access") if c.params.get("grant_type") == "refresh_token"
     ]
     assert len(refreshes) == 1, "one refresh token, spent once"
-    [rotated] = slack.issued_tokens
-    assert rotated != installed and installed in slack.retired_tokens
-    assert slack.messages(thread_ts=a["ts"]) and slack.messages(thread_ts=b["ts"]), "both answered"
-    posted = [c for c in slack.calls_to("chat.postMessage") + slack.calls_to("chat.update") if not c.failed]
-    assert posted and {slack.token_of(c) for c in posted} == {rotated}
+    rotated = next(t for t in slack.issued_tokens if t != installed)
     saved = await one.deps.installations.async_find_bot(enterprise_id=None, team_id="T1")
     assert saved.bot_token == rotated and saved.bot_token_expires_at > time.time() + 40_000
+
+    later = mention("third", channel="C1")
+    await one.event(later, team="T1")
+    await one.idle()
+    [answer] = slack.messages(thread_ts=later["ts"])
+    posted = [
+        c
+        for c in slack.calls_to("chat.postMessage") + slack.calls_to("chat.update")
+        if c.params.get("ts") == answer["ts"] or c.params.get("thread_ts") == later["ts"]
+    ]
+    assert posted and {slack.token_of(c) for c in posted} == {rotated}, "the refreshed token from then on"
 
 
 async def test_the_installer_is_the_workspaces_first_admin_and_only_there(http_bot, slack, openai_api):
@@ -157,8 +180,6 @@ async def test_a_workspaces_own_openai_key_is_checked_kept_encrypted_and_used_on
 ):
     from cryptography.fernet import Fernet
 
-    from core import audit
-
     bot = await http_bot(**DISTRIBUTED, OPENAI_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode())
     await _install(bot, slack, "T1", "code-1", user="UINST")
     await _install(bot, slack, "T2", "code-2", user="UOTHER")
@@ -176,12 +197,10 @@ async def test_a_workspaces_own_openai_key_is_checked_kept_encrypted_and_used_on
     done = await finetune(f"openai-key {own}", "set")
     assert "sk-…cdef" in done and own not in done
 
-    redis = bot.deps.core.store.redis
-    stored = [k async for k in redis.scan_iter(match=f"{bot.deps.core.store.prefix}:*")]
-    raw = b"".join([await redis.dump(k) or b"" for k in stored])
-    assert own.encode() not in raw, "the key is not in Redis in clear"
-    entries = await audit.recent(bot.deps.core.store, "T1")
-    assert any(e["action"] == "openai-key set" and own not in json.dumps(e) for e in entries)
+    assert own not in await _everything_in_redis(bot), "the key is nowhere in Redis in clear"
+    entries = await audit.recent(bot.deps.core.store, "T1", 100)
+    assert any(e["action"] == "openai-key set" for e in entries)
+    assert own not in json.dumps(entries) and "sk-revoked-0123456789abcdef" not in json.dumps(entries)
 
     await _ask(bot, openai_api, "with my key", "T1", channel="C1")
     assert openai_api.requests[-1].headers["Authorization"] == f"Bearer {own}"
@@ -191,3 +210,49 @@ async def test_a_workspaces_own_openai_key_is_checked_kept_encrypted_and_used_on
     assert "deployment's OpenAI key again" in await finetune("openai-key clear", "clear")
     await _ask(bot, openai_api, "back to default", "T1", channel="C1")
     assert openai_api.requests[-1].headers["Authorization"] == "Bearer sk-test"
+
+
+async def _everything_in_redis(bot) -> str:
+    """Every value under the bot's prefix, read by type (DUMP output is encoded)."""
+    redis, out = bot.deps.core.store.redis, []
+    async for key in redis.scan_iter(match=f"{bot.deps.core.store.prefix}:*"):
+        kind = (await redis.type(key)).decode()
+        if kind == "string":
+            out.append(await redis.get(key))
+        elif kind == "hash":
+            out += list((await redis.hgetall(key)).values())
+        elif kind == "list":
+            out += await redis.lrange(key, 0, -1)
+        elif kind == "set":
+            out += list(await redis.smembers(key))
+        elif kind == "zset":
+            out += await redis.zrange(key, 0, -1)
+    return b"\n".join(v for v in out if isinstance(v, bytes)).decode(errors="replace")
+
+
+async def test_a_reinstall_by_a_member_makes_them_no_admin(http_bot, slack, openai_api):
+    bot = await http_bot(**DISTRIBUTED)
+    await _install(bot, slack, "T1", "code-1", user="UFIRST")
+    await _install(bot, slack, "T1", "code-2", user="UMEMBER")
+    assert await admins.named(bot.deps.core.store, "T1") == ["UFIRST"]
+    entries = await audit.recent(bot.deps.core.store, "T1")
+    assert [e["detail"] for e in entries if e["action"] == "install"] == [
+        "reinstall",
+        "first install: named admin",
+    ]
+
+
+async def test_a_thread_reply_that_mentions_the_bot_leaves_nothing_in_the_inbox(http_bot, slack, openai_api):
+    """Before the ack the request isn't authorized yet: the bot's id comes from the payload."""
+    bot = await http_bot(**DISTRIBUTED)
+    await _install(bot, slack, "T1", "code-1")
+    first = await _ask(bot, openai_api, "start", "T1", channel="C1")
+    reply = message("<@UBOT> and a follow-up", thread_ts=first["ts"], channel="C1")
+    await bot.event(reply, team="T1")
+    await bot.event(
+        {**mention("and a follow-up", thread_ts=first["ts"], channel="C1"), "ts": reply["ts"]}, team="T1"
+    )
+    await bot.idle()
+    conv = keys.conversation_id("T1", "C1", first["ts"])
+    inbox = keys.conversation(bot.deps.core.store.prefix, conv).inbox
+    assert await bot.deps.core.store.redis.hlen(inbox) == 0

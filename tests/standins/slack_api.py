@@ -8,6 +8,7 @@ stand-in records every call and keeps just enough state (messages, streams, file
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import mimetypes
@@ -272,8 +273,12 @@ class SlackStandIn(LocalServer):
         self.refresh_tokens: dict[str, str] = {}
         #: tokens replaced by a rotation or revoked: calls with them get `token_revoked`
         self.retired_tokens: set[str] = set()
-        #: seconds a rotating token lives (oauth.v2.access `expires_in`)
+        #: seconds a rotating token lives (oauth.v2.access `expires_in`); a refresh leaves the
+        #: old token working until then, as Slack does
         self.token_lifetime = 43_200
+        self.token_expiry: dict[str, float] = {}
+        #: (client id, client secret) oauth.v2.access insists on, when set
+        self.client_credentials: tuple[str, str] | None = None
         self._call: Call | None = None
         self.responses: dict[str, list[dict[str, Any]]] = {}
         self.uploads: list[Upload] = []
@@ -618,6 +623,9 @@ class SlackStandIn(LocalServer):
             if self.token_of(call) in self.retired_tokens:
                 call.failed = True
                 return self._err("token_revoked")
+            if time.time() > self.token_expiry.get(self.token_of(call), math.inf):
+                call.failed = True
+                return self._err("token_expired")
             # Tier enforcement comes before injected failures and the handler: like Slack, a
             # throttled call has no effect, and a queued fail() waits for the next call through.
             if wait := self._rate_limit_wait(call):
@@ -643,6 +651,8 @@ class SlackStandIn(LocalServer):
     def _api_oauth_v2_access(self, p: dict[str, Any]) -> web.Response:
         """A code from `add_install` becomes that workspace's bot token (once); a refresh
         token becomes a new token (once), and the token it replaces stops working."""
+        if self.client_credentials is not None and not self._client_authenticated(p):
+            return self._err("invalid_client_id")
         if p.get("grant_type") == "refresh_token":
             return self._refresh(str(p.get("refresh_token", "")))
         install = self.oauth_codes.pop(str(p.get("code", "")), None)
@@ -656,6 +666,7 @@ class SlackStandIn(LocalServer):
             refresh = f"xoxe-1-{team}-{self._new_file_id()}"
             self.refresh_tokens[refresh] = team
             extra = {"refresh_token": refresh, "expires_in": self.token_lifetime}
+            self.token_expiry[token] = time.time() + self.token_lifetime
         self.issued_tokens[token] = team
         return self._ok(
             access_token=token,
@@ -674,11 +685,9 @@ class SlackStandIn(LocalServer):
         team = self.refresh_tokens.pop(refresh, None)
         if team is None:
             return self._err("invalid_refresh_token")
-        for old in [t for t, owner in self.issued_tokens.items() if owner == team]:
-            del self.issued_tokens[old]
-            self.retired_tokens.add(old)
         token, new_refresh = f"xoxe.xoxb-{team}-{self._new_file_id()}", f"xoxe-1-{team}-{self._new_file_id()}"
         self.issued_tokens[token] = team
+        self.token_expiry[token] = time.time() + self.token_lifetime
         self.refresh_tokens[new_refresh] = team
         return self._ok(
             access_token=token,
@@ -688,6 +697,17 @@ class SlackStandIn(LocalServer):
             team={"id": team},
             enterprise=None,
         )
+
+    def _client_authenticated(self, p: dict[str, Any]) -> bool:
+        expected = self.client_credentials
+        header = self._call.headers.get("Authorization", "") if self._call else ""
+        if header.startswith("Basic "):
+            try:
+                given = tuple(base64.b64decode(header[6:]).decode().split(":", 1))
+            except ValueError:
+                return False
+            return given == expected
+        return (p.get("client_id"), p.get("client_secret")) == expected
 
     def _api_auth_revoke(self, p: dict[str, Any]) -> web.Response:
         token = self.token_of(self._call) if self._call else ""

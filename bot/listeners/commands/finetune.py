@@ -43,6 +43,7 @@ FINETUNE = Registry(
             ("openai-key",),
             openai_key.set_key,
             "`/finetune openai-key <sk-…>|clear`: this workspace's own OpenAI key (many-workspace installs)",
+            secret=True,
         ),
     ),
 )

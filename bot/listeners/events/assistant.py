@@ -28,10 +28,8 @@ from core import history, personas
 log = logging.getLogger(__name__)
 
 VIEW_MESSAGES = 30  # one conversations.history call (Tier 3) per context change
-VIEW_CHARS = 4_000
-LIMITED_VIEW = (
-    15  # a distributed install's conversations.history page  # about a thousand tokens of the system prompt
-)
+VIEW_CHARS = 4_000  # about a thousand tokens of the system prompt
+LIMITED_VIEW = 15  # a distributed install's conversations.history page
 
 
 async def handle_assistant_thread_started(body: dict, event: dict, deps: BotDeps) -> None:

@@ -37,7 +37,11 @@ async def _leave(deps: BotDeps, body: dict, *, why: str) -> None:
     if deps.installations is None:
         log.warning("The app was %s in %s; its data is kept (one-workspace mode)", why, team)
         return
-    await deps.installations.async_delete_all(enterprise_id=enterprise or None, team_id=team or None)
+    org_wide = bool(((body.get("authorizations") or [{}])[0] or {}).get("is_enterprise_install"))
+    # an org-wide installation is kept under the org alone (core/installations.py)
+    await deps.installations.async_delete_all(
+        enterprise_id=enterprise or None, team_id=None if org_wide else (team or None)
+    )
     workspaces.forget(deps.workspace_cache, team, enterprise)
     grace = deps.settings.uninstall_grace_days * 86400
     await workspace_data.schedule_forget(deps.core.store, team or enterprise, after_seconds=grace)
