@@ -282,6 +282,24 @@ async def slack_events(request: Request) -> Response:
     return to_starlette_response(await bolt.async_dispatch(bolt_request))
 
 
+class _Window:
+    """At most `limit` events per `seconds`, per process (install pages: states in Redis)."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit, self.seconds, self.times = limit, seconds, deque()
+
+    def take(self, now: float) -> bool:
+        while self.times and self.times[0] <= now - self.seconds:
+            self.times.popleft()
+        if len(self.times) >= self.limit:
+            return False
+        self.times.append(now)
+        return True
+
+
+_install_pages = _Window(limit=120, seconds=60.0)
+
+
 async def slack_oauth(request: Request) -> Response:
     """Slack's install flow, when the app is installed in many workspaces: the install
     page (which sets the state cookie) and the redirect back from Slack (state checked
@@ -293,6 +311,10 @@ async def slack_oauth(request: Request) -> Response:
         )
     bolt_request = AsyncBoltRequest(body="", query=request.url.query, headers=dict(request.headers))
     if request.url.path == flow.install_path:
+        # Anyone may open it, and each visit keeps a state in Redis for ten minutes: a
+        # flood of visits is turned away here rather than filling Redis.
+        if not _install_pages.take(time.monotonic()):
+            return PlainTextResponse("Too many install attempts; try again in a minute.", 429)
         return to_starlette_response(await flow.handle_installation(bolt_request))
     return to_starlette_response(await flow.handle_callback(bolt_request))
 
