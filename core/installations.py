@@ -219,6 +219,18 @@ class RedisInstallationStore(AsyncInstallationStore):
         enterprise, org = json.loads(raw)
         return enterprise, bool(org)
 
+    async def async_teams_of(self, enterprise_id: str) -> list[str]:
+        """The workspaces of an org seen through its installations (their placements): an
+        org-wide uninstall forgets each of them. A SCAN: only for uninstalls."""
+        pattern = keys.team_placement(self.store.prefix, self.client_id, "*")
+        teams = []
+        async for key in self.store.redis.scan_iter(match=pattern, count=500):
+            raw = await self.store.redis.get(key)
+            if raw and json.loads(raw)[0] == enterprise_id:
+                name = key.decode() if isinstance(key, bytes) else key
+                teams.append(name.rsplit("{", 1)[1].rstrip("}"))
+        return sorted(teams)
+
     async def async_history(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> list[Installation]:

@@ -140,3 +140,13 @@ async def test_two_callbacks_racing_with_one_state_let_one_through(store):
     state = await states.async_issue()
     results = await asyncio.gather(*(states.async_consume(state) for _ in range(10)))
     assert results.count(True) == 1
+
+
+async def test_an_orgs_workspaces_are_found_from_their_placements(store):
+    installations = RedisInstallationStore(store)
+    await installations.async_place("T1", "E1", True)
+    await installations.async_place("T2", "E1", True)
+    await installations.async_place("T3", "E2", False)
+    assert await installations.async_teams_of("E1") == ["T1", "T2"]
+    assert await installations.async_placement("T3") == ("E2", False)
+    assert await installations.async_placement("T9") is None

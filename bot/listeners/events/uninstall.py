@@ -42,9 +42,11 @@ async def _leave(deps: BotDeps, body: dict, *, why: str) -> None:
     await deps.installations.async_delete_all(
         enterprise_id=enterprise or None, team_id=None if org_wide else (team or None)
     )
-    workspaces.forget(deps.workspace_cache, team, enterprise)
+    teams = await deps.installations.async_teams_of(enterprise) if org_wide and enterprise else []
     grace = deps.settings.uninstall_grace_days * 86400
-    await workspace_data.schedule_forget(deps.core.store, team or enterprise, after_seconds=grace)
+    for each in sorted({*teams, team} - {""}):  # an org-wide uninstall: every workspace of the org seen
+        workspaces.forget(deps.workspace_cache, each, enterprise)
+        await workspace_data.schedule_forget(deps.core.store, each, after_seconds=grace)
     log.info(
         "The app was %s in %s: installation removed, data deleted in %.0f days", why, team, grace / 86400
     )
