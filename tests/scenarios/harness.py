@@ -23,7 +23,7 @@ def next_ts() -> str:
     return f"{1_700_000_000 + next(_ts)}.{next(_ts):06d}"
 
 
-def event_body(event: dict, *, team: str = "T1", event_id: str | None = None) -> dict:
+def event_body(event: dict, *, team: str = "T1", event_id: str | None = None, bot: str = "UBOT") -> dict:
     return {
         "token": "legacy",
         "team_id": team,
@@ -32,18 +32,24 @@ def event_body(event: dict, *, team: str = "T1", event_id: str | None = None) ->
         "type": "event_callback",
         "event_id": event_id or f"Ev{next(_ts):08d}",
         "event_time": int(time.time()),
-        "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}],
+        "authorizations": [{"team_id": team, "user_id": bot, "is_bot": True}],
     }
 
 
 def mention(
-    text: str, *, user: str = "U1", channel: str = "C1", thread_ts: str | None = None, ts: str | None = None
+    text: str,
+    *,
+    user: str = "U1",
+    channel: str = "C1",
+    thread_ts: str | None = None,
+    ts: str | None = None,
+    bot: str = "UBOT",
 ) -> dict:
     ts = ts or next_ts()
     event = {
         "type": "app_mention",
         "user": user,
-        "text": f"<@UBOT> {text}",
+        "text": f"<@{bot}> {text}",
         "ts": ts,
         "channel": channel,
         "team": "T1",
@@ -155,12 +161,18 @@ class HttpBot:
         return Sent(response.status, text, time.perf_counter() - started)
 
     async def event(
-        self, event: dict, *, event_id: str | None = None, retry_num: int | None = None, team: str = "T1"
+        self,
+        event: dict,
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        team: str = "T1",
+        bot: str = "UBOT",
     ) -> Sent:
         headers = {}
         if retry_num is not None:
             headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
-        body = json.dumps(event_body(event, team=team, event_id=event_id))
+        body = json.dumps(event_body(event, team=team, event_id=event_id, bot=bot))
         return await self.post("/slack/events", body, "application/json", headers=headers)
 
     async def command(

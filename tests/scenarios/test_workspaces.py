@@ -38,8 +38,8 @@ async def _install(bot, slack, team: str, code: str, *, rotation: bool = False, 
 
 async def _ask(bot, openai_api, text: str, team: str, **kw):
     openai_api.enqueue(Reply(text=f"answer to {text}"))
-    event = mention(text, **kw)
-    await bot.event(event, team=team)
+    event = mention(text, bot=f"UB{team}", **kw)  # each workspace's bot has its own id
+    await bot.event(event, team=team, bot=f"UB{team}")
     await bot.idle()
     return event
 
@@ -53,6 +53,8 @@ async def test_two_installed_workspaces_are_answered_with_their_own_token_and_me
     tokens = {team: token for token, team in slack.issued_tokens.items()}
 
     first = await _ask(bot, openai_api, "T1 secret plan", "T1", channel="C1")
+    asked = openai_api.chat_requests()[-1]["messages"][-1]["content"]
+    assert asked == "<@U1>: T1 secret plan", "the mention of T1's own bot (UBT1) was taken out"
     second = await _ask(bot, openai_api, "T2 question", "T2", channel="C2")
     [a1] = slack.messages(thread_ts=first["ts"])
     [a2] = slack.messages(thread_ts=second["ts"])
@@ -64,8 +66,8 @@ async def test_two_installed_workspaces_are_answered_with_their_own_token_and_me
     assert "T1 secret plan" not in str(openai_api.chat_requests()[-1]["messages"]), "nothing of T1 in T2"
 
     # A workspace that never installed the app gets nothing, with no token to use.
-    stray = mention("hello?", channel="C3")
-    await bot.event(stray, team="T3")
+    stray = mention("hello?", channel="C3", bot="UBT3")
+    await bot.event(stray, team="T3", bot="UBT3")
     await bot.idle()
     assert not slack.messages(thread_ts=stray["ts"])
 
@@ -109,10 +111,10 @@ async def test_an_uninstalled_workspace_is_forgotten_after_its_grace_period(http
         return found
 
     assert await keys_of("T2")
-    await bot.event({"type": "app_uninstalled", "event_ts": "1.0"}, team="T2")
+    await bot.event({"type": "app_uninstalled", "event_ts": "1.0"}, team="T2", bot="UBT2")
     await bot.idle()
-    after = mention("still there?", channel="C2")
-    await bot.event(after, team="T2")
+    after = mention("still there?", channel="C2", bot="UBT2")
+    await bot.event(after, team="T2", bot="UBT2")
     await bot.idle()
     assert not slack.messages(thread_ts=after["ts"]), "no answer once uninstalled"
     deadline = time.monotonic() + 10
@@ -132,8 +134,8 @@ async def test_a_rotating_token_is_refreshed_once_though_two_processes_need_it(h
     [installed] = slack.issued_tokens
     slack.token_lifetime = 43_200
     openai_api.enqueue(Reply(text="from one"), Reply(text="from two"))
-    a, b = mention("first", channel="C1"), mention("second", channel="C1")
-    await asyncio.gather(one.event(a, team="T1"), two.event(b, team="T1"))
+    a, b = mention("first", channel="C1", bot="UBT1"), mention("second", channel="C1", bot="UBT1")
+    await asyncio.gather(one.event(a, team="T1", bot="UBT1"), two.event(b, team="T1", bot="UBT1"))
     await one.idle()
     await two.idle()
     assert slack.messages(thread_ts=a["ts"]) and slack.messages(thread_ts=b["ts"]), "both answered at once"
@@ -145,8 +147,8 @@ async def test_a_rotating_token_is_refreshed_once_though_two_processes_need_it(h
     saved = await one.deps.installations.async_find_bot(enterprise_id=None, team_id="T1")
     assert saved.bot_token == rotated and saved.bot_token_expires_at > time.time() + 40_000
 
-    later = mention("third", channel="C1")
-    await one.event(later, team="T1")
+    later = mention("third", channel="C1", bot="UBT1")
+    await one.event(later, team="T1", bot="UBT1")
     await one.idle()
     [answer] = slack.messages(thread_ts=later["ts"])
     posted = [
@@ -247,10 +249,12 @@ async def test_a_thread_reply_that_mentions_the_bot_leaves_nothing_in_the_inbox(
     bot = await http_bot(**DISTRIBUTED)
     await _install(bot, slack, "T1", "code-1")
     first = await _ask(bot, openai_api, "start", "T1", channel="C1")
-    reply = message("<@UBOT> and a follow-up", thread_ts=first["ts"], channel="C1")
-    await bot.event(reply, team="T1")
+    reply = message("<@UBT1> and a follow-up", thread_ts=first["ts"], channel="C1")
+    await bot.event(reply, team="T1", bot="UBT1")
     await bot.event(
-        {**mention("and a follow-up", thread_ts=first["ts"], channel="C1"), "ts": reply["ts"]}, team="T1"
+        {**mention("and a follow-up", thread_ts=first["ts"], channel="C1", bot="UBT1"), "ts": reply["ts"]},
+        team="T1",
+        bot="UBT1",
     )
     await bot.idle()
     conv = keys.conversation_id("T1", "C1", first["ts"])

@@ -315,6 +315,11 @@ class SlackStandIn(LocalServer):
         """Make `code` what Slack would send back after `user` installs the app in `team`."""
         self.oauth_codes[code] = {"team": team, "user": user, "rotation": rotation}
 
+    def bot_user_of(self, team: str) -> str:
+        """The bot's user id in a workspace that installed the app through OAuth: each its
+        own, as in Slack (the one-workspace bot is `bot_user_id`)."""
+        return f"UB{team}"
+
     @staticmethod
     def token_of(call: Call) -> str:
         """The bearer token a call was made with."""
@@ -672,7 +677,7 @@ class SlackStandIn(LocalServer):
             access_token=token,
             token_type="bot",
             scope="app_mentions:read,chat:write,commands",
-            bot_user_id=self.bot_user_id,
+            bot_user_id=self.bot_user_of(team),
             app_id="A1",
             team={"id": team, "name": f"Team {team}"},
             enterprise=None,
@@ -724,7 +729,7 @@ class SlackStandIn(LocalServer):
                 team=f"Team {issued}",
                 user="threadwise",
                 team_id=issued,
-                user_id=self.bot_user_id,
+                user_id=self.bot_user_of(issued),
                 bot_id=f"B{issued}",
             )
         return self._ok(
