@@ -4,6 +4,7 @@ Redis installation store for many), the install flow for many, then the listener
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
@@ -55,6 +56,8 @@ def create_app(deps: BotDeps) -> AsyncApp:
             request_verification_enabled=bool(deps.settings.slack_signing_secret),
             logger=logging.getLogger("slack_bolt"),
         )
+    if deps.installations is not None:
+        app.middleware(partial(workspaces.org_workspace, deps=deps))
     register_listeners(app, deps)
     return app
 

@@ -67,6 +67,7 @@ class BotDeps:
     # Installations read from Redis, per process on purpose (bot/workspaces.py)
     workspace_cache: dict = field(default_factory=dict)
     rotating: set = field(default_factory=set)  # installations this process is refreshing now
+    placed: set = field(default_factory=set)  # Grid workspaces whose placement this process wrote
     forgetting: bool = False  # this process is deleting uninstalled workspaces' data
     # Workspaces' own OpenAI clients, by key fingerprint -> (fingerprint, client); per process
     openai_clients: dict = field(default_factory=dict)

@@ -219,7 +219,6 @@ class RedisAuthorize(AsyncAuthorize):
 
     def __init__(self, deps: BotDeps) -> None:
         self.deps = deps
-        self.placed: set[str] = set()  # Grid teams whose placement this process recorded
 
     async def __call__(
         self,
@@ -239,10 +238,8 @@ class RedisAuthorize(AsyncAuthorize):
         if workspace is None:
             log.info("An event from a workspace without an installation (team %s): ignored", team_id)
             return None
-        if enterprise_id and team_id and team_id not in self.placed:
-            # work that starts without a request (recovery, the watcher) knows only the team
-            await self.deps.installations.async_place(team_id, enterprise_id, workspace.is_enterprise_install)
-            self.placed.add(team_id)
+        if enterprise_id and team_id:
+            await place(self.deps, team_id, enterprise_id, workspace.is_enterprise_install)
         enter(self.deps, workspace)
         return AuthorizeResult(
             enterprise_id=workspace.enterprise_id or enterprise_id,
@@ -252,6 +249,37 @@ class RedisAuthorize(AsyncAuthorize):
             bot_user_id=workspace.bot_user_id,
             user_id=user_id,
         )
+
+
+async def place(deps: BotDeps, team: str, enterprise_id: str, org_wide: bool) -> None:
+    """Record once per process under which Grid installation `team`'s events come: work
+    that starts without a request (recovery, the watcher) knows only the team."""
+    if team in deps.placed:
+        return
+    await deps.installations.async_place(team, enterprise_id, org_wide)
+    deps.placed.add(team)
+
+
+async def org_workspace(body: dict, next, deps: BotDeps) -> None:
+    """A Bolt middleware, after authorization: under an org-wide install Slack names no
+    workspace in the authorization, so the request's own workspace (from the payload) is
+    entered here, with its own id and its own OpenAI key."""
+    current = CURRENT.get()
+    if current is not None and current.is_enterprise_install and not current.team_id:
+        team = (
+            body.get("team_id")
+            or (body.get("team") or {}).get("id")
+            or (body.get("user") or {}).get("team_id")
+            or ""
+        )
+        if team:
+            workspace = await lookup(
+                deps, enterprise_id=current.enterprise_id, team_id=team, is_enterprise_install=True
+            )
+            if workspace is not None:
+                await place(deps, team, current.enterprise_id, True)
+                enter(deps, workspace)
+    await next()
 
 
 @contextlib.asynccontextmanager

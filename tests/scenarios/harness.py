@@ -23,7 +23,24 @@ def next_ts() -> str:
     return f"{1_700_000_000 + next(_ts)}.{next(_ts):06d}"
 
 
-def event_body(event: dict, *, team: str = "T1", event_id: str | None = None, bot: str = "UBOT") -> dict:
+def event_body(
+    event: dict, *, team: str = "T1", event_id: str | None = None, bot: str = "UBOT", org: str = ""
+) -> dict:
+    """An Events API payload; `org`: the Enterprise Grid org whose org-wide install serves `team`."""
+    if org:
+        return {
+            **event_body(event, team=team, event_id=event_id, bot=bot),
+            "enterprise_id": org,
+            "authorizations": [
+                {
+                    "enterprise_id": org,
+                    "team_id": None,
+                    "user_id": bot,
+                    "is_bot": True,
+                    "is_enterprise_install": True,
+                }
+            ],
+        }
     return {
         "token": "legacy",
         "team_id": team,
@@ -168,11 +185,12 @@ class HttpBot:
         retry_num: int | None = None,
         team: str = "T1",
         bot: str = "UBOT",
+        org: str = "",
     ) -> Sent:
         headers = {}
         if retry_num is not None:
             headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
-        body = json.dumps(event_body(event, team=team, event_id=event_id, bot=bot))
+        body = json.dumps(event_body(event, team=team, event_id=event_id, bot=bot, org=org))
         return await self.post("/slack/events", body, "application/json", headers=headers)
 
     async def command(

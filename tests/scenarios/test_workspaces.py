@@ -260,3 +260,50 @@ async def test_a_thread_reply_that_mentions_the_bot_leaves_nothing_in_the_inbox(
     conv = keys.conversation_id("T1", "C1", first["ts"])
     inbox = keys.conversation(bot.deps.core.store.prefix, conv).inbox
     assert await bot.deps.core.store.redis.hlen(inbox) == 0
+
+
+async def test_an_org_wide_install_serves_every_workspace_of_the_org_and_is_forgotten_whole(
+    http_bot, slack, openai_api
+):
+    bot = await http_bot(**DISTRIBUTED)
+    slack.add_install("code-org", team="E1", org=True, user="UORG")
+    async with bot.session.get(bot.url + "/slack/install", allow_redirects=False) as page:
+        cookie = page.headers["Set-Cookie"].split(";", 1)[0]
+        state = re.search(r"state=([\w-]+)", page.headers.get("Location", "") + await page.text()).group(1)
+    url = f"{bot.url}/slack/oauth_redirect?code=code-org&state={state}"
+    async with bot.session.get(url, headers={"Cookie": cookie}) as done:
+        assert done.status == 200
+    [org_token] = slack.issued_tokens
+    store = bot.deps.core.store
+    for team, channel in (("T5", "C5"), ("T6", "C6")):
+        openai_api.enqueue(Reply(text=f"hello {team}"))
+        event = mention(f"from {team}", channel=channel, bot="UBE1")
+        await bot.event(event, team=team, bot="UBE1", org="E1")
+        await bot.idle()
+        [answer] = slack.messages(thread_ts=event["ts"])
+        assert f"hello {team}" in answer["text"]
+    posted = slack.calls_to("chat.postMessage") + slack.calls_to("chat.update")
+    assert {slack.token_of(c) for c in posted} == {org_token}
+    assert await bot.deps.installations.async_teams_of("E1") == ["T5", "T6"]
+
+    uninstall = {"type": "app_uninstalled", "event_ts": "1.0"}
+    await bot.event(uninstall, team="T5", bot="UBE1", org="E1")
+    await bot.idle()
+    assert (
+        await bot.deps.installations.async_find_bot(
+            enterprise_id="E1", team_id=None, is_enterprise_install=True
+        )
+        is None
+    )
+
+    async def keys_of(team: str) -> list:
+        return [
+            k
+            for p in keys.workspace_patterns(store.prefix, team)
+            async for k in store.redis.scan_iter(match=p)
+        ]
+
+    deadline = time.monotonic() + 10
+    while (await keys_of("T5") or await keys_of("T6")) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert await keys_of("T5") == [] and await keys_of("T6") == [], "every workspace of the org forgotten"

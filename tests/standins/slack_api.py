@@ -311,9 +311,12 @@ class SlackStandIn(LocalServer):
         """Base URL for AsyncWebClient(base_url=...)."""
         return f"{self.base}/api/"
 
-    def add_install(self, code: str, *, team: str, user: str = "U1", rotation: bool = False) -> None:
-        """Make `code` what Slack would send back after `user` installs the app in `team`."""
-        self.oauth_codes[code] = {"team": team, "user": user, "rotation": rotation}
+    def add_install(
+        self, code: str, *, team: str, user: str = "U1", rotation: bool = False, org: bool = False
+    ) -> None:
+        """Make `code` what Slack would send back after `user` installs the app in `team`,
+        or, with `org`, across the Enterprise Grid org `team` (an E… id)."""
+        self.oauth_codes[code] = {"team": team, "user": user, "rotation": rotation, "org": org}
 
     def bot_user_of(self, team: str) -> str:
         """The bot's user id in a workspace that installed the app through OAuth: each its
@@ -679,9 +682,9 @@ class SlackStandIn(LocalServer):
             scope="app_mentions:read,chat:write,commands",
             bot_user_id=self.bot_user_of(team),
             app_id="A1",
-            team={"id": team, "name": f"Team {team}"},
-            enterprise=None,
-            is_enterprise_install=False,
+            team=None if install["org"] else {"id": team, "name": f"Team {team}"},
+            enterprise={"id": team, "name": f"Org {team}"} if install["org"] else None,
+            is_enterprise_install=install["org"],
             authed_user={"id": install["user"]},
             **extra,
         )
