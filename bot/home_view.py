@@ -15,6 +15,8 @@ from core import personas
 from core.home import Home
 
 SET_CHANNEL_PERSONA = "home_set_channel_persona"
+SET_OPENAI_KEY = "home_set_openai_key"
+OPENAI_KEY_MODAL = "home_openai_key_modal"
 CREATE_PERSONA = "home_create_persona"
 ADD_SCHEMA = "home_add_schema"
 CHANNEL_PERSONA_MODAL = "home_channel_persona_modal"
@@ -123,11 +125,13 @@ def _more(lines: list[str], n: int) -> list[str]:
     return lines[:n] + ([f"_…and {len(lines) - n} more_"] if len(lines) > n else [])
 
 
-def home_view(home: Home, *, admin: bool, shared_channels: list[str]) -> dict:
-    """The whole Home tab for one user."""
+def home_view(home: Home, *, admin: bool, shared_channels: list[str], own_keys: bool = False) -> dict:
+    """The whole Home tab for one user; `own_keys`: workspaces may set their own OpenAI key."""
     buttons = [_button("Set a channel's persona", SET_CHANNEL_PERSONA, primary=True)]
     if admin:
         buttons += [_button("Create a persona", CREATE_PERSONA), _button("Add a JSON schema", ADD_SCHEMA)]
+        if own_keys:
+            buttons.append(_button("Set our OpenAI key", SET_OPENAI_KEY))
     out: list[Block] = [
         _header("Threadwise"),
         section("Your team's assistant in Slack, with memory, personas and JSON answers."),
@@ -261,5 +265,21 @@ def add_schema_modal() -> dict:
                 ),
                 hint="Made strict for OpenAI's structured outputs; you'll see what changed.",
             ),
+        ],
+    )
+
+
+def openai_key_modal() -> dict:
+    return _modal(
+        OPENAI_KEY_MODAL,
+        "Our OpenAI key",
+        "Check and save",
+        [
+            _input(
+                "key",
+                "OpenAI API key",
+                _text("value", max_length=400, placeholder="sk-…"),
+                hint="Checked with OpenAI first, then kept encrypted; used for this workspace's answers and fine-tuning.",
+            )
         ],
     )

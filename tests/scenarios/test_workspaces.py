@@ -307,3 +307,30 @@ async def test_an_org_wide_install_serves_every_workspace_of_the_org_and_is_forg
     while (await keys_of("T5") or await keys_of("T6")) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     assert await keys_of("T5") == [] and await keys_of("T6") == [], "every workspace of the org forgotten"
+
+
+async def test_an_admin_sets_the_workspaces_openai_key_from_app_home(http_bot, slack, openai_api):
+    from cryptography.fernet import Fernet
+
+    from tests.scenarios.test_app_home import _click, _submission
+
+    bot = await http_bot(**DISTRIBUTED, OPENAI_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode())
+    await _install(bot, slack, "T1", "code-1", user="UINST")
+    slack.users["UINST"] = {"id": "UINST", "is_admin": False}
+    await bot.event(
+        {"type": "app_home_opened", "user": "UINST", "tab": "home", "channel": "DU"}, team="T1", bot="UBT1"
+    )
+    await bot.idle()
+    assert "Set our OpenAI key" in json.dumps(slack.home_views["UINST"]["blocks"])
+    await bot.action(_click("home_set_openai_key", "UINST"))
+    await bot.idle()
+    view = slack.calls_to("views.open")[-1].params["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    openai_api.rejected_keys.add("sk-revoked-0123456789abcdef")
+    bad = await bot.action(_submission(view, "UINST", {"key": "sk-revoked-0123456789abcdef"}))
+    assert "OpenAI rejected that key" in json.loads(bad.body)["errors"]["key"]
+    own = "sk-from-home-0123456789abcdef"
+    good = await bot.action(_submission(view, "UINST", {"key": own}))
+    assert good.status == 200 and not good.body
+    await _ask(bot, openai_api, "with the key from home", "T1", channel="C1")
+    assert openai_api.requests[-1].headers["Authorization"] == f"Bearer {own}"

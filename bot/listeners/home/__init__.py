@@ -14,7 +14,9 @@ from bot.listeners.home.modals import (
     handle_channel_persona_submission,
     handle_create_persona,
     handle_create_persona_submission,
+    handle_openai_key_submission,
     handle_set_channel_persona,
+    handle_set_openai_key,
 )
 from bot.listeners.home.publish import handle_app_home_opened
 
@@ -27,3 +29,5 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
     app.view(home_view.CHANNEL_PERSONA_MODAL)(partial(handle_channel_persona_submission, deps=deps))
     app.view(home_view.CREATE_PERSONA_MODAL)(partial(handle_create_persona_submission, deps=deps))
     app.view(home_view.ADD_SCHEMA_MODAL)(partial(handle_add_schema_submission, deps=deps))
+    app.action(home_view.SET_OPENAI_KEY)(partial(handle_set_openai_key, deps=deps))
+    app.view(home_view.OPENAI_KEY_MODAL)(partial(handle_openai_key_submission, deps=deps))

@@ -134,6 +134,28 @@ def _admin_modal(action: str, make_view):
 
 handle_create_persona = _admin_modal("home: create persona", home_view.create_persona_modal)
 handle_add_schema = _admin_modal("home: add schema", home_view.add_schema_modal)
+handle_set_openai_key = _admin_modal("home: openai key", home_view.openai_key_modal)
+
+
+async def handle_openai_key_submission(ack, body: dict, view: dict, deps: BotDeps) -> None:
+    """Checked with OpenAI within Slack's 3 s (else: try again); never echoed or audited."""
+    from bot.errors import UserError
+    from bot.listeners.commands.openai_key import check_and_save
+
+    team, user = _ids(body, deps)
+    if refusal := await _refused(deps, team, user, "home: openai key"):
+        await ack(response_action="errors", errors={"key": blocks.cut(refusal, 150)})
+        return
+    try:
+        await check_and_save(deps, team, user, _value(view, "key"), timeout=2.0)
+    except UserError as exc:
+        await ack(response_action="errors", errors={"key": blocks.cut(str(exc), 150)})
+        return
+    except RedisError:
+        await ack(response_action="errors", errors={"key": messages.STORE_DOWN_SHORT})
+        return
+    await ack()
+    deps.tasks.spawn(publish(deps, team, user), name="home:publish")
 
 
 async def handle_create_persona_submission(ack, body: dict, view: dict, deps: BotDeps) -> None:

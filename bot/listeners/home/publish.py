@@ -42,7 +42,8 @@ async def publish(deps: BotDeps, team: str, user: str) -> None:
         admin = await is_admin(deps, team, user)
         data = await home.load(deps.core.store, team, user, admin=admin, defaults=limits.defaults(deps))
         shared = await shared_channels(deps, user, set(data.channel_choices)) if data.channel_choices else []
-        view = home_view.home_view(data, admin=admin, shared_channels=shared)
+        own_keys = deps.installations is not None and bool(deps.settings.openai_key_encryption_key)
+        view = home_view.home_view(data, admin=admin, shared_channels=shared, own_keys=own_keys)
     except RedisError as exc:
         log.error("Redis unavailable while building App Home: %s", type(exc).__name__)
         view = home_view.unavailable_view(messages.STORE_DOWN_HOME)
