@@ -306,11 +306,17 @@ def prepare_inline(text: str) -> NamedSchema:
 # -- workspace schemas -------------------------------------------------------------
 
 
-async def save(store: Store, team: str, name: str, text: str) -> NamedSchema:
-    """Store a named schema (normalized); one HSET, so never half-written."""
+def new_name(name: str) -> str:
+    """A name a workspace schema may take: valid, and not a built-in's."""
     name = validate_name(name)
     if name in BUILTINS:
         raise SchemaProblem(f"`{name}` is a built-in schema; pick another name.")
+    return name
+
+
+async def save(store: Store, team: str, name: str, text: str) -> NamedSchema:
+    """Store a named schema (normalized); one HSET, so never half-written."""
+    name = new_name(name)
     # a large schema takes a few hundred milliseconds to check: not on the event loop
     schema, notes = await asyncio.to_thread(lambda: strictify(parse_inline(text)))
     await store.redis.hset(keys.workspace(store.prefix, team).schemas, name, json.dumps(schema))

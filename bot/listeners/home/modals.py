@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
@@ -137,77 +138,75 @@ handle_add_schema = _admin_modal("home: add schema", home_view.add_schema_modal)
 handle_set_openai_key = _admin_modal("home: openai key", home_view.openai_key_modal)
 
 
-async def handle_openai_key_submission(ack, body: dict, view: dict, deps: BotDeps) -> None:
-    """Checked with OpenAI within Slack's 3 s (else: try again); never echoed or audited."""
-    from bot.errors import UserError
-    from bot.listeners.commands.openai_key import check_and_save
+Problems = dict[str, str] | None  # modal field -> what is wrong with it
 
+
+async def _admin_submission(
+    ack, body: dict, view: dict, deps: BotDeps, *, what: str, field: str, save
+) -> None:
+    """An admin modal's submission (`what` is audited): the admin check again, then `save`, whose
+    problems are shown in their fields; then the clicker's Home tab is published again."""
     team, user = _ids(body, deps)
-    if refusal := await _refused(deps, team, user, "home: openai key"):
-        await ack(response_action="errors", errors={"key": blocks.cut(refusal, 150)})
-        return
-    try:
-        await check_and_save(deps, team, user, _value(view, "key"), timeout=2.0)
-    except UserError as exc:
-        await ack(response_action="errors", errors={"key": blocks.cut(str(exc), 150)})
-        return
-    except RedisError:
-        await ack(response_action="errors", errors={"key": messages.STORE_DOWN_SHORT})
+    if refusal := await _refused(deps, team, user, what):
+        problems: Problems = {field: refusal}
+    else:
+        try:
+            problems = await save(deps, team, user, view)
+        except RedisError:
+            problems = {field: messages.STORE_DOWN_SHORT}
+    if problems:
+        await ack(response_action="errors", errors={k: blocks.cut(v, 150) for k, v in problems.items()})
         return
     await ack()
     deps.tasks.spawn(publish(deps, team, user), name="home:publish")
 
 
-async def handle_create_persona_submission(ack, body: dict, view: dict, deps: BotDeps) -> None:
-    team, user = _ids(body, deps)
-    if refusal := await _refused(deps, team, user, "home: create persona"):
-        await ack(response_action="errors", errors={"name": blocks.cut(refusal, 150)})
-        return
+async def _save_openai_key(deps: BotDeps, team: str, user: str, view: dict) -> Problems:
+    """Checked with OpenAI within Slack's 3 s (else: try again); never echoed or audited."""
+    from bot.errors import UserError
+    from bot.listeners.commands.openai_key import check_and_save
+
+    try:
+        await check_and_save(deps, team, user, _value(view, "key"), timeout=2.0)
+    except UserError as exc:
+        return {"key": str(exc)}
+    return None
+
+
+async def _save_persona(deps: BotDeps, team: str, user: str, view: dict) -> Problems:
     try:
         persona = personas.make_custom(
             _value(view, "name"), _value(view, "prompt"), description=_value(view, "description")
         )
     except PersonaError as exc:
-        field = "prompt" if "prompt" in str(exc) else "name"
-        await ack(response_action="errors", errors={field: blocks.cut(str(exc), 150)})
-        return
-    try:
-        created = await personas.create(deps.core.store, team, persona)
-    except RedisError:
-        await ack(response_action="errors", errors={"name": messages.STORE_DOWN_SHORT})
-        return
-    if not created:
-        await ack(
-            response_action="errors", errors={"name": f"`{persona.name}` exists already; pick another name."}
-        )
-        return
-    await ack()
-    deps.tasks.spawn(publish(deps, team, user), name="home:publish")
+        return {"prompt" if "prompt" in str(exc) else "name": str(exc)}
+    if not await personas.create(deps.core.store, team, persona):
+        return {"name": f"`{persona.name}` exists already; pick another name."}
+    return None
 
 
-async def handle_add_schema_submission(ack, body: dict, view: dict, deps: BotDeps) -> None:
-    team, user = _ids(body, deps)
-    if refusal := await _refused(deps, team, user, "home: add schema"):
-        await ack(response_action="errors", errors={"name": blocks.cut(refusal, 150)})
-        return
-    name, text = _value(view, "name"), _value(view, "schema")
+async def _save_schema(deps: BotDeps, team: str, user: str, view: dict) -> Problems:
+    name = _value(view, "name")
     try:
-        schemas.validate_name(name)
-        if name.strip().lower() in schemas.BUILTINS:
-            raise ValueError(f"`{name.strip().lower()}` is a built-in schema; pick another name.")
+        schemas.new_name(name)
     except ValueError as exc:
-        await ack(response_action="errors", errors={"name": blocks.cut(str(exc), 150)})
-        return
+        return {"name": str(exc)}
     try:
-        await schemas.save(deps.core.store, team, name, text)
+        await schemas.save(deps.core.store, team, name, _value(view, "schema"))
     except ValueError as exc:
-        await ack(response_action="errors", errors={"schema": blocks.cut(str(exc), 150)})
-        return
-    except RedisError:
-        await ack(response_action="errors", errors={"schema": messages.STORE_DOWN_SHORT})
-        return
-    await ack()
-    deps.tasks.spawn(publish(deps, team, user), name="home:publish")
+        return {"schema": str(exc)}
+    return None
+
+
+handle_openai_key_submission = partial(
+    _admin_submission, what="home: openai key", field="key", save=_save_openai_key
+)
+handle_create_persona_submission = partial(
+    _admin_submission, what="home: create persona", field="name", save=_save_persona
+)
+handle_add_schema_submission = partial(
+    _admin_submission, what="home: add schema", field="name", save=_save_schema
+)
 
 
 async def _tell(deps: BotDeps, user: str, text: str) -> None:
