@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -150,6 +151,58 @@ def pane_title(question: str, limit: int = 80) -> str:
     return line[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+# -- modals -----------------------------------------------------------------------
+MENU_LIMIT = 100  # options in a static menu
+
+
+def options(values: list[str]) -> list[dict]:
+    """A static menu's options: the first 100 (Slack's limit), labels cut to 75 characters."""
+    return [
+        {"text": {"type": "plain_text", "text": cut(v, 75)}, "value": v} for v in list(values)[:MENU_LIMIT]
+    ]
+
+
+def modal(
+    callback_id: str, title: str, submit: str, blocks: list[Block], metadata: dict | None = None
+) -> dict:
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps(metadata or {}),
+        "blocks": blocks,
+    }
+
+
+def input_block(block_id: str, label: str, element: dict, *, optional: bool = False, hint: str = "") -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "element": element,
+    }
+    if hint:
+        block["hint"] = {"type": "plain_text", "text": hint}
+    return block
+
+
+def text_input(
+    action_id: str, *, multiline: bool = False, max_length: int = 3000, placeholder: str = ""
+) -> dict:
+    element: dict = {
+        "type": "plain_text_input",
+        "action_id": action_id,
+        "multiline": multiline,
+        "max_length": max_length,
+    }
+    if placeholder:
+        element["placeholder"] = {"type": "plain_text", "text": placeholder}
+    return element
+
+
 # -- personas ---------------------------------------------------------------------
 
 PERSONA_SELECT_ACTION = "persona_select"
@@ -157,14 +210,14 @@ PERSONA_SELECT_ACTION = "persona_select"
 
 def persona_select(names: list[str], *, current: str) -> Block:
     """A menu on a thread's first reply: switch this thread's persona."""
-    options = [{"text": {"type": "plain_text", "text": n[:75]}, "value": n} for n in names[:100]]
+    choices = options(names)
     element: dict[str, Any] = {
         "type": "static_select",
         "action_id": PERSONA_SELECT_ACTION,
         "placeholder": {"type": "plain_text", "text": "Switch persona for this thread"},
-        "options": options,
+        "options": choices,
     }
-    match = [o for o in options if o["value"] == current]
+    match = [o for o in choices if o["value"] == current]
     if match:
         element["initial_option"] = match[0]
     return {"type": "actions", "block_id": "persona_menu", "elements": [element]}

@@ -6,11 +6,22 @@ A Home tab holds at most 100 blocks; everything here is bounded (lists are cut w
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from bot import usage_report
-from bot.blocks import SECTION_LIMIT, Block, context_line, cut, cut_lines, escape, section
+from bot.blocks import (
+    SECTION_LIMIT,
+    Block,
+    context_line,
+    cut,
+    cut_lines,
+    escape,
+    input_block,
+    modal,
+    options,
+    section,
+    text_input,
+)
 from core import personas
 from core.home import Home
 
@@ -155,53 +166,13 @@ def unavailable_view(text: str) -> dict:
 # -- modals -----------------------------------------------------------------------
 
 
-def _modal(
-    callback_id: str, title: str, submit: str, blocks: list[Block], metadata: dict | None = None
-) -> dict:
-    return {
-        "type": "modal",
-        "callback_id": callback_id,
-        "title": {"type": "plain_text", "text": title},
-        "submit": {"type": "plain_text", "text": submit},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(metadata or {}),
-        "blocks": blocks,
-    }
-
-
-def _input(block_id: str, label: str, element: dict, *, optional: bool = False, hint: str = "") -> Block:
-    block: Block = {
-        "type": "input",
-        "block_id": block_id,
-        "optional": optional,
-        "label": {"type": "plain_text", "text": label},
-        "element": element,
-    }
-    if hint:
-        block["hint"] = {"type": "plain_text", "text": hint}
-    return block
-
-
-def _text(action_id: str, *, multiline: bool = False, max_length: int = 3000, placeholder: str = "") -> dict:
-    element: dict = {
-        "type": "plain_text_input",
-        "action_id": action_id,
-        "multiline": multiline,
-        "max_length": max_length,
-    }
-    if placeholder:
-        element["placeholder"] = {"type": "plain_text", "text": placeholder}
-    return element
-
-
 def channel_persona_modal(names: list[str]) -> dict:
-    options = [{"text": {"type": "plain_text", "text": cut(n, 75)}, "value": n} for n in names[:100]]
-    return _modal(
+    return modal(
         CHANNEL_PERSONA_MODAL,
         "Set a channel's persona",
         "Set",
         [
-            _input(
+            input_block(
                 "channel",
                 "Channel",
                 {
@@ -211,18 +182,18 @@ def channel_persona_modal(names: list[str]) -> dict:
                 },
                 hint="New threads there use the persona. You and Threadwise must both be in it.",
             ),
-            _input(
+            input_block(
                 "persona",
                 "Persona",
-                {"type": "static_select", "action_id": "value", "options": options},
+                {"type": "static_select", "action_id": "value", "options": options(names)},
                 hint="Only the first 100 are listed; /persona <name> in the channel sets any."
                 if len(names) > 100
                 else "",
             ),
-            _input(
+            input_block(
                 "domain",
                 "Domain (optional)",
-                _text("value", max_length=200, placeholder="e.g. tax law"),
+                text_input("value", max_length=200, placeholder="e.g. tax law"),
                 optional=True,
             ),
         ],
@@ -230,34 +201,36 @@ def channel_persona_modal(names: list[str]) -> dict:
 
 
 def create_persona_modal() -> dict:
-    return _modal(
+    return modal(
         CREATE_PERSONA_MODAL,
         "Create a persona",
         "Create",
         [
-            _input(
+            input_block(
                 "name",
                 "Name",
-                _text("value", max_length=40, placeholder="e.g. support"),
+                text_input("value", max_length=40, placeholder="e.g. support"),
                 hint="Lowercase letters, digits and dashes.",
             ),
-            _input("description", "One-line description", _text("value", max_length=150), optional=True),
-            _input("prompt", "System prompt", _text("value", multiline=True, max_length=3000)),
+            input_block(
+                "description", "One-line description", text_input("value", max_length=150), optional=True
+            ),
+            input_block("prompt", "System prompt", text_input("value", multiline=True, max_length=3000)),
         ],
     )
 
 
 def add_schema_modal() -> dict:
-    return _modal(
+    return modal(
         ADD_SCHEMA_MODAL,
         "Add a JSON schema",
         "Save",
         [
-            _input("name", "Name", _text("value", max_length=40, placeholder="e.g. incident")),
-            _input(
+            input_block("name", "Name", text_input("value", max_length=40, placeholder="e.g. incident")),
+            input_block(
                 "schema",
                 "JSON Schema",
-                _text(
+                text_input(
                     "value",
                     multiline=True,
                     max_length=3000,
@@ -270,15 +243,15 @@ def add_schema_modal() -> dict:
 
 
 def openai_key_modal() -> dict:
-    return _modal(
+    return modal(
         OPENAI_KEY_MODAL,
         "Our OpenAI key",
         "Check and save",
         [
-            _input(
+            input_block(
                 "key",
                 "OpenAI API key",
-                _text("value", max_length=400, placeholder="sk-…"),
+                text_input("value", max_length=400, placeholder="sk-…"),
                 hint="Checked with OpenAI first, then kept encrypted; used for this workspace's answers and fine-tuning.",
             )
         ],

@@ -44,23 +44,10 @@ EXCERPT_CHARS = 2_000
 def persona_input(names: list[str]) -> dict:
     """An optional persona picker: the first 100 (Slack's limit for a static menu)."""
     hint = "Leave empty for the thread's or channel's persona."
-    if len(names) > 100:
+    if len(names) > blocks.MENU_LIMIT:
         hint += " Only the first 100 are listed; /persona lists all."
-    options = [
-        {"text": {"type": "plain_text", "text": blocks.cut(n, 75)}, "value": n} for n in list(names)[:100]
-    ]
-    return {
-        "type": "input",
-        "block_id": "persona",
-        "optional": True,
-        "label": {"type": "plain_text", "text": "Persona"},
-        "hint": {"type": "plain_text", "text": hint},
-        "element": {
-            "type": "static_select",
-            "action_id": "name",
-            "options": options or [{"text": {"type": "plain_text", "text": "default"}, "value": "default"}],
-        },
-    }
+    menu = {"type": "static_select", "action_id": "name", "options": blocks.options(names or ["default"])}
+    return blocks.input_block("persona", "Persona", menu, optional=True, hint=hint)
 
 
 def ask_modal(
@@ -73,44 +60,27 @@ def ask_modal(
             ("thread", "In the message's thread, for everyone there"),
             ("ephemeral", "Only to me, in the thread (not kept)"),
         ]
-    options = [{"text": {"type": "plain_text", "text": label}, "value": value} for value, label in where]
+    choices = [{"text": {"type": "plain_text", "text": label}, "value": value} for value, label in where]
     layout: list[dict] = []
     if excerpt:
         layout.append(blocks.context_line("About: " + blocks.escape(blocks.cut(excerpt, 300))))
     layout += [
-        {
-            "type": "input",
-            "block_id": "question",
-            "label": {"type": "plain_text", "text": "Your question"},
-            "element": {
-                "type": "plain_text_input",
-                "action_id": "text",
-                "multiline": True,
-                "max_length": MAX_QUESTION,
-            },
-        },
-        persona_input(persona_names),
-        {
-            "type": "input",
-            "block_id": "where",
-            "label": {"type": "plain_text", "text": "Answer"},
-            "element": {
+        blocks.input_block(
+            "question", "Your question", blocks.text_input("text", multiline=True, max_length=MAX_QUESTION)
+        ),
+        persona_input(list(persona_names)),
+        blocks.input_block(
+            "where",
+            "Answer",
+            {
                 "type": "radio_buttons",
                 "action_id": "choice",
-                "options": options,
-                "initial_option": options[0],
+                "options": choices,
+                "initial_option": choices[0],
             },
-        },
+        ),
     ]
-    return {
-        "type": "modal",
-        "callback_id": ASK_MODAL,
-        "title": {"type": "plain_text", "text": "Ask Threadwise"},
-        "submit": {"type": "plain_text", "text": "Ask"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(metadata),
-        "blocks": layout,
-    }
+    return blocks.modal(ASK_MODAL, "Ask Threadwise", "Ask", layout, metadata)
 
 
 async def handle_ask_shortcut(ack, body: dict, client, deps: BotDeps) -> None:

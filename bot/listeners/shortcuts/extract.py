@@ -23,43 +23,28 @@ EXTRACT_MODAL = "extract_modal"
 
 def extract_modal(*, names: list[str], metadata: dict) -> dict:
     """The modal (pure): a named schema, or a pasted one, and an optional instruction."""
-    options = [{"text": {"type": "plain_text", "text": blocks.cut(n, 75)}, "value": n} for n in names[:100]]
-    return {
-        "type": "modal",
-        "callback_id": EXTRACT_MODAL,
-        "title": {"type": "plain_text", "text": "Extract JSON"},
-        "submit": {"type": "plain_text", "text": "Extract"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps(metadata),
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": "named",
-                "optional": True,
-                "label": {"type": "plain_text", "text": "Schema"},
-                "element": {"type": "static_select", "action_id": "name", "options": options},
-            },
-            {
-                "type": "input",
-                "block_id": "pasted",
-                "optional": True,
-                "label": {"type": "plain_text", "text": "…or paste a JSON schema"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": "schema",
-                    "multiline": True,
-                    "max_length": 3000,
-                },
-            },
-            {
-                "type": "input",
-                "block_id": "question",
-                "optional": True,
-                "label": {"type": "plain_text", "text": "What to extract (optional)"},
-                "element": {"type": "plain_text_input", "action_id": "text", "max_length": 1000},
-            },
+    menu = {"type": "static_select", "action_id": "name", "options": blocks.options(names)}
+    return blocks.modal(
+        EXTRACT_MODAL,
+        "Extract JSON",
+        "Extract",
+        [
+            blocks.input_block("named", "Schema", menu, optional=True),
+            blocks.input_block(
+                "pasted",
+                "…or paste a JSON schema",
+                blocks.text_input("schema", multiline=True, max_length=3000),
+                optional=True,
+            ),
+            blocks.input_block(
+                "question",
+                "What to extract (optional)",
+                blocks.text_input("text", max_length=1000),
+                optional=True,
+            ),
         ],
-    }
+        metadata,
+    )
 
 
 async def handle_extract_shortcut(ack, body: dict, client, deps: BotDeps) -> None:
