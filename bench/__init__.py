@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+
+
+def free_port() -> int:
+    """A port nothing listens on now, for a bot process under test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 async def wait_until_healthy(session: aiohttp.ClientSession, url: str, timeout: float = 15.0) -> None:

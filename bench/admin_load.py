@@ -27,7 +27,6 @@ import gc
 import json
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ import numpy as np
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from bench import bot_env, wait_until_healthy
+from bench import bot_env, free_port, wait_until_healthy
 from core.store import start_embedded_valkey
 from tests.scenarios.harness import event_body, mention
 from tests.standins import openai_api
@@ -203,12 +202,6 @@ class EmbeddingsStandIn(OpenAIStandIn):
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _signed_request(path: str, body: str, content_type: str) -> bytes:
     ts = str(int(time.time()))
     signature = SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
@@ -269,7 +262,7 @@ class Live:
         await self.slack.start()
         await self.openai.start()
         self.valkey = start_embedded_valkey(self.tmp)
-        self.port = _free_port()
+        self.port = free_port()
         env = bot_env(
             slack_url=self.slack.url,
             openai_url=self.openai.url,

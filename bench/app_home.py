@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import bot_env, slack_headers, wait_until_healthy
+from bench import bot_env, free_port, slack_headers, wait_until_healthy
 from core import keys, personas, schemas, usage
 from core.finetune import store as finetune_store
 from core.store import Store, close_store, connect, start_embedded_valkey
@@ -44,12 +43,6 @@ from tests.standins.slack_api import SlackStandIn
 SECRET = "bench-secret"
 ADMIN = "UADMIN"
 PREFIX = "tw"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def seed(store: Store, *, personas_n: int = 100, jobs_n: int = 50, days: int = 30) -> None:
@@ -108,7 +101,7 @@ async def main(opens: int) -> None:
     valkey = start_embedded_valkey(tmp)
     store = Store(redis=connect(valkey.connection_url), prefix=PREFIX)
     await seed(store)
-    port = _free_port()
+    port = free_port()
     env = bot_env(
         slack_url=slack.url,
         openai_url=openai.url,

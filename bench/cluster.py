@@ -75,8 +75,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import BurstResult, bot_env, raw_post, run_burst, slack_headers, wait_until_healthy
-from bench.turns import SECRET, _cpu_seconds, _free_port
+from bench import BurstResult, bot_env, free_port, raw_post, run_burst, slack_headers, wait_until_healthy
+from bench.turns import SECRET, _cpu_seconds
 from bot import messages as bot_messages
 from core.store import start_embedded_valkey
 from tests.conftest import _form_cluster, _stop
@@ -228,7 +228,7 @@ class Bots:
     logs: list[Path] = field(default_factory=list)
 
     def _spawn(self) -> Bot:
-        port = _free_port()
+        port = free_port()
         log = self.directory / f"bot-{len(self.logs) + 1}-port{port}.log"
         self.logs.append(log)
         env = {

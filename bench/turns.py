@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
-from bench import bot_env, wait_until_healthy
+from bench import bot_env, free_port, wait_until_healthy
 from core import keys, tokens
 from core.store import connect, start_embedded_valkey
 from tests.scenarios.harness import event_body, mention, message, next_ts
@@ -40,12 +39,6 @@ from tests.standins.slack_api import SlackStandIn
 
 SECRET = "bench-secret"
 CLK = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -76,7 +69,7 @@ class Bench:
         await self.openai.start()
         self.valkey = start_embedded_valkey(self.tmp)
         self.redis = connect(self.valkey.connection_url)
-        self.port = _free_port()
+        self.port = free_port()
         env = bot_env(
             slack_url=self.slack.url,
             openai_url=self.openai.url,

@@ -21,19 +21,27 @@ DISTRIBUTED = dict(
 )
 
 
-async def _install(bot, slack, team: str, code: str, *, rotation: bool = False, user: str = "U1") -> str:
-    """What a browser does: open /slack/install, follow Slack back to the redirect."""
-    slack.add_install(code, team=team, rotation=rotation, user=user)
+async def _install_page(bot) -> tuple[str, str]:
+    """Open /slack/install as a browser does: the state cookie it sets, and the state."""
     async with bot.session.get(bot.url + "/slack/install", allow_redirects=False) as page:
         assert page.status in (200, 302)
         cookie = page.headers["Set-Cookie"].split(";", 1)[0]
-        body = await page.text()
-        location = page.headers.get("Location", "") + body
-    state = re.search(r"state=([\w-]+)", location).group(1)
+        state = re.search(r"state=([\w-]+)", page.headers.get("Location", "") + await page.text()).group(1)
     assert cookie.endswith(state)
+    return cookie, state
+
+
+async def _redirect(bot, code: str, cookie: str, state: str) -> str:
+    """Slack sending the installer back with `code`: the page's status and text."""
     url = f"{bot.url}/slack/oauth_redirect?code={code}&state={state}"
     async with bot.session.get(url, headers={"Cookie": cookie}, allow_redirects=False) as done:
         return f"{done.status} {await done.text()}"
+
+
+async def _install(bot, slack, team: str, code: str, *, user: str = "U1", **kind) -> str:
+    """The whole install: the page, Slack's consent (`add_install`), the redirect back."""
+    slack.add_install(code, team=team, user=user, **kind)
+    return await _redirect(bot, code, *await _install_page(bot))
 
 
 async def _ask(bot, openai_api, text: str, team: str, **kw):
@@ -83,16 +91,10 @@ async def test_a_state_works_once_and_a_forged_one_installs_nothing(http_bot, sl
 
     # a real state, used twice: the second time installs nothing
     slack.add_install("code-y", team="T9")
-    async with bot.session.get(bot.url + "/slack/install", allow_redirects=False) as page:
-        cookie = page.headers["Set-Cookie"].split(";", 1)[0]
-        state = re.search(r"state=([\w-]+)", page.headers.get("Location", "") + await page.text()).group(1)
-    url = f"{bot.url}/slack/oauth_redirect?code=code-y&state={state}"
-    async with bot.session.get(url, headers={"Cookie": cookie}) as first:
-        assert first.status == 200
+    cookie, state = await _install_page(bot)
+    assert (await _redirect(bot, "code-y", cookie, state)).startswith("200")
     slack.add_install("code-z", team="T8")
-    url = f"{bot.url}/slack/oauth_redirect?code=code-z&state={state}"
-    async with bot.session.get(url, headers={"Cookie": cookie}) as replayed:
-        assert replayed.status >= 400
+    assert int((await _redirect(bot, "code-z", cookie, state))[:3]) >= 400
     assert "code-z" in slack.oauth_codes and set(slack.issued_tokens.values()) == {"T9"}
 
 
@@ -266,13 +268,7 @@ async def test_an_org_wide_install_serves_every_workspace_of_the_org_and_is_forg
     http_bot, slack, openai_api
 ):
     bot = await http_bot(**DISTRIBUTED)
-    slack.add_install("code-org", team="E1", org=True, user="UORG")
-    async with bot.session.get(bot.url + "/slack/install", allow_redirects=False) as page:
-        cookie = page.headers["Set-Cookie"].split(";", 1)[0]
-        state = re.search(r"state=([\w-]+)", page.headers.get("Location", "") + await page.text()).group(1)
-    url = f"{bot.url}/slack/oauth_redirect?code=code-org&state={state}"
-    async with bot.session.get(url, headers={"Cookie": cookie}) as done:
-        assert done.status == 200
+    assert (await _install(bot, slack, "E1", "code-org", user="UORG", org=True)).startswith("200")
     [org_token] = slack.issued_tokens
     store = bot.deps.core.store
     for team, channel in (("T5", "C5"), ("T6", "C6")):
