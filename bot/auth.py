@@ -59,13 +59,19 @@ async def is_admin(deps: BotDeps, team: str, user: str) -> bool:
     return allowed
 
 
+def admin_channels(deps: BotDeps) -> frozenset[str]:
+    """Where admin commands work (ADMIN_CHANNEL_IDS). With many workspaces, none is set:
+    channels belong to one workspace, and the setting is the deployment's."""
+    return deps.settings.admin_channel_ids if deps.installations is None else frozenset()
+
+
 async def check_admin(
     deps: BotDeps, *, team: str, user: str, channel: str | None, action: str, detail: str = ""
 ) -> str | None:
     """None if `user` may do `action` here; otherwise the refusal to show them. `channel`
     None: a private surface (App Home), where ADMIN_CHANNEL_IDS doesn't apply."""
     refusal = None
-    allowed_channels = deps.settings.admin_channel_ids
+    allowed_channels = admin_channels(deps)
     if allowed_channels and channel is not None and channel not in allowed_channels:
         refusal = WRONG_CHANNEL.format(channels=", ".join(f"<#{c}>" for c in sorted(allowed_channels)))
     elif not await is_admin(deps, team, user):

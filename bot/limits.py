@@ -8,10 +8,10 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, messages
+from bot import blocks, messages, visibility
 from bot.deps import BotDeps
 from bot.usage_report import dollars
-from core import usage
+from core import admins, usage
 from core.conversations import Incoming
 
 log = logging.getLogger(__name__)
@@ -46,25 +46,31 @@ async def refused(deps: BotDeps, incoming: Incoming, *, kept: bool = True) -> bo
     except SlackApiError as exc:
         log.warning("Couldn't tell a member about a limit: %s", exc.response.get("error"))
     if refusal.tell_admins:
-        await tell_admins(
-            deps, admin_template.format(used=used, limit=limit, until=until, user=incoming.user)
-        )
+        notice = admin_template.format(used=used, limit=limit, until=until, user=incoming.user)
+        await tell_admins(deps, incoming.team, notice)
     return True
 
 
-async def tell_admins(deps: BotDeps, text: str) -> None:
-    """In the admin channels if there are any, else by DM to ADMIN_USER_IDS. Workspace
-    admins aren't listed anywhere we can read cheaply; with neither setting, the notice
-    is logged and `/usage` shows the limit as reached."""
+NOTIFIED_ADMINS = 5  # named admins told by DM at most
+
+
+async def tell_admins(deps: BotDeps, team: str, text: str) -> None:
+    """Where this workspace's admins will see it. One workspace: the admin channels if
+    there are any, else a DM to each of ADMIN_USER_IDS. Many workspaces (those settings
+    are the deployment's, not a workspace's): a DM to the admins the workspace named,
+    its installer first among them. With nobody to tell, the notice is logged and
+    `/usage` shows the limit as reached."""
     s = deps.settings
-    targets = sorted(s.admin_channel_ids)
+    channels, users = sorted(s.admin_channel_ids), sorted(s.admin_user_ids)
+    if deps.installations is not None:
+        channels, users = [], (await admins.named(deps.core.store, team))[:NOTIFIED_ADMINS]
+    targets = list(channels)
     try:
-        for user in sorted(s.admin_user_ids) if not targets else ():
-            opened = await deps.client.conversations_open(users=user)
-            targets.append(opened["channel"]["id"])
+        for user in users if not channels else ():
+            targets.append(await visibility.dm_with(deps, user))
         for channel in targets:
             await deps.client.chat_postMessage(channel=channel, text=text, blocks=blocks.notice(text))
     except SlackApiError as exc:
         log.warning("Couldn't notify admins of a limit: %s", exc.response.get("error"))
     if not targets:
-        log.warning("A usage limit was reached; set ADMIN_CHANNEL_IDS or ADMIN_USER_IDS to be told in Slack")
+        log.warning("A usage limit was reached in %s with no admin to tell in Slack", team)

@@ -330,3 +330,20 @@ async def test_an_admin_sets_the_workspaces_openai_key_from_app_home(http_bot, s
     assert good.status == 200 and not good.body
     await _ask(bot, openai_api, "with the key from home", "T1", channel="C1")
     assert openai_api.requests[-1].headers["Authorization"] == f"Bearer {own}"
+
+
+async def test_a_workspace_over_its_budget_tells_its_own_admins(http_bot, slack, openai_api):
+    """ADMIN_USER_IDS and ADMIN_CHANNEL_IDS are the deployment's; a workspace's own admins
+    hear about its limits."""
+    bot = await http_bot(**DISTRIBUTED, ADMIN_CHANNEL_IDS="CDEPLOY")
+    await _install(bot, slack, "T1", "code-1", user="UINST")
+    slack.users["UINST"] = {"id": "UINST", "is_admin": False}
+    await bot.command(
+        "/usage", "budget 0.000001", user="UINST", team="T1", response_url=slack.response_url("b")
+    )
+    await slack.wait_response("b")
+    await _ask(bot, openai_api, "spend", "T1", channel="C1")
+    await _ask(bot, openai_api, "over", "T1", channel="C1")
+    told = [m for m in slack.messages(channel="DUINST") if "monthly budget" in m["text"]]
+    assert len(told) == 1
+    assert not slack.messages(channel="CDEPLOY"), "not the deployment's channel"

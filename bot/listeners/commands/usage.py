@@ -4,7 +4,7 @@ everyone else their own), and the admins' limits and prices."""
 from __future__ import annotations
 
 from bot import limits, usage_report
-from bot.auth import is_admin
+from bot.auth import admin_channels, is_admin
 from bot.blocks import escape
 from bot.commands import Args, Ctx, Registry, Subcommand
 from bot.errors import UserError
@@ -16,7 +16,8 @@ DAYS = 30
 async def show(ctx: Ctx, args: Args) -> None:
     """Admins (where admin commands work) get the workspace's report; others their own."""
     store = ctx.deps.core.store
-    admin_here = not ctx.deps.settings.admin_channel_ids or ctx.channel in ctx.deps.settings.admin_channel_ids
+    channels = admin_channels(ctx.deps)
+    admin_here = not channels or ctx.channel in channels
     if admin_here and await is_admin(ctx.deps, ctx.team, ctx.user):
         report = await usage.report(store, ctx.team, days=DAYS)
         month = await usage.month_so_far(store, ctx.team)
